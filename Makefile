@@ -1,0 +1,72 @@
+# trialvm - top-level Makefile (plain GNU make).
+#   make          build trialvm, trialos and the guest apps
+#   make demo     install what is missing, build, run the demo
+#   make test     install what is missing, build, run every test
+#   make asan     the same tests against an ASan+UBSan build
+#   make bench    benchmarks (figures printed, nothing asserted)
+
+BUILD ?= build
+CC ?= gcc
+PKGS := libelf zlib liblzma libzstd liblz4
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4)
+SAN ?=
+comma := ,
+SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE $(SANFLAGS) $(PKG_CFLAGS)
+LDFLAGS := $(SANFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread
+
+VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c)) $(wildcard devices/*.c) $(wildcard monitor/*.c)
+VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/vmm/main.o
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all guests deps demo test test-run asan bench clean
+all: $(BUILD)/trialvm guests $(TEST_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libtrialvm.a: $(VMM_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/trialvm: $(MAIN_OBJ) $(BUILD)/libtrialvm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libtrialvm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtrialvm.a $(LDFLAGS) $(LDLIBS)
+
+-include guests/guests.mk
+include tests/tests.mk
+guests: $(GUEST_TARGETS) $(TINY_GUESTS)
+
+deps:
+	@ci/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@ci/demo.sh $(BUILD)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh $(BUILD)
+
+test-run: all
+	@tests/run.sh $(BUILD)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test-run
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@ci/bench.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan
+
+-include $(VMM_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

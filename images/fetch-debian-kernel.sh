@@ -1,0 +1,90 @@
+#!/bin/sh
+# images/fetch-debian-kernel.sh OUTDIR
+#
+# Fetch Debian's cloud kernel (linux-image-cloud-amd64 and the versioned
+# linux-image-*-cloud-amd64 package it depends on) with apt-get download,
+# unpack it with dpkg-deb -x (nothing is installed on this system), and copy
+#   boot/vmlinuz-*     -> OUTDIR/vmlinuz
+#   boot/System.map-*  -> OUTDIR/System.map
+# Idempotent: does nothing when OUTDIR/vmlinuz already exists.
+# Runs `apt-get update` only when the first download attempt fails.
+set -eu
+
+if [ $# -ne 1 ]; then
+	echo "usage: $0 OUTDIR" >&2
+	exit 2
+fi
+out=$1
+meta=linux-image-cloud-amd64
+
+if [ -s "$out/vmlinuz" ]; then
+	echo "fetch-debian-kernel: $out/vmlinuz already exists, nothing to do"
+	exit 0
+fi
+
+for tool in apt-get apt-cache dpkg-deb; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "fetch-debian-kernel: '$tool' not found; this script needs a Debian/Ubuntu host with apt and dpkg" >&2
+		exit 1
+	fi
+done
+
+mkdir -p "$out"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tvm-kernel.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# The versioned package the metapackage depends on, e.g.
+# linux-image-6.1.0-26-cloud-amd64 (apt-cache works from the local lists).
+resolve_versioned() {
+	apt-cache depends "$meta" 2>/dev/null |
+		sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-image-[^[:space:]]*-cloud-amd64\)[[:space:]]*$/\1/p' |
+		grep -v -- "^$meta\$" | head -n 1
+}
+
+download() {
+	(cd "$tmp" && rm -f ./*.deb && apt-get download "$meta" "$1") >"$tmp/apt.log" 2>&1
+}
+
+pkg=$(resolve_versioned || true)
+if [ -z "$pkg" ] || ! download "$pkg"; then
+	echo "fetch-debian-kernel: first download attempt failed; running apt-get update" >&2
+	if ! apt-get update >"$tmp/update.log" 2>&1; then
+		echo "fetch-debian-kernel: 'apt-get update' failed (offline, or no permission to update the package lists?):" >&2
+		tail -n 5 "$tmp/update.log" >&2
+		echo "fetch-debian-kernel: connect to a Debian mirror (or run as root) and retry" >&2
+		exit 1
+	fi
+	pkg=$(resolve_versioned || true)
+	if [ -z "$pkg" ]; then
+		echo "fetch-debian-kernel: cannot resolve the kernel package that $meta depends on (is this Debian with 'main' enabled?)" >&2
+		exit 1
+	fi
+	if ! download "$pkg"; then
+		echo "fetch-debian-kernel: 'apt-get download $meta $pkg' failed (offline or mirror unreachable?):" >&2
+		tail -n 5 "$tmp/apt.log" >&2
+		exit 1
+	fi
+fi
+
+deb=$(ls "$tmp"/"$pkg"_*.deb 2>/dev/null | head -n 1)
+if [ -z "$deb" ]; then
+	echo "fetch-debian-kernel: apt-get download produced no $pkg .deb in $tmp" >&2
+	exit 1
+fi
+mkdir "$tmp/x"
+dpkg-deb -x "$deb" "$tmp/x"
+
+vmlinuz=$(ls "$tmp"/x/boot/vmlinuz-* 2>/dev/null | head -n 1)
+sysmap=$(ls "$tmp"/x/boot/System.map-* 2>/dev/null | head -n 1)
+if [ -z "$vmlinuz" ]; then
+	echo "fetch-debian-kernel: $deb contains no boot/vmlinuz-*" >&2
+	exit 1
+fi
+if [ -n "$sysmap" ]; then
+	cp "$sysmap" "$out/System.map.tmp" && mv "$out/System.map.tmp" "$out/System.map"
+else
+	echo "fetch-debian-kernel: warning: $deb contains no boot/System.map-*" >&2
+fi
+# vmlinuz last, atomically: its presence marks a complete fetch.
+cp "$vmlinuz" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+echo "fetch-debian-kernel: $pkg -> $out/vmlinuz ($(wc -c <"$out/vmlinuz") bytes)"

@@ -1,0 +1,47 @@
+#include "guestmem.h"
+
+#include <stdint.h>
+
+#define PTE_P 1ull
+#define PTE_PS (1ull << 7)
+#define ADDR_MASK 0x000ffffffffff000ull
+
+int guest_virt_to_phys(struct vm *vm, uint64_t cr3, uint64_t va, uint64_t *gpa)
+{
+	/* Canonical addresses only. */
+	uint64_t top = va >> 47;
+	if (top != 0 && top != 0x1ffff)
+		return -1;
+	uint64_t table = cr3 & ADDR_MASK;
+	for (int level = 3; level >= 0; level--) {
+		unsigned idx = (unsigned)((va >> (12 + 9 * level)) & 0x1ff);
+		uint64_t pte;
+		if (gpa_read(vm, GPA(table + idx * 8ull), &pte, sizeof(pte)) < 0 || !(pte & PTE_P))
+			return -1;
+		if (level > 0 && level < 3 && (pte & PTE_PS)) {
+			uint64_t page = 1ull << (12 + 9 * level);
+			*gpa = (pte & ADDR_MASK & ~(page - 1)) | (va & (page - 1));
+			return 0;
+		}
+		table = pte & ADDR_MASK;
+	}
+	*gpa = table | (va & 0xfff);
+	return 0;
+}
+
+uint64_t guest_read_virt(struct vm *vm, uint64_t cr3, uint64_t va, void *dst, uint64_t len)
+{
+	uint64_t done = 0;
+	while (done < len) {
+		uint64_t pa;
+		if (guest_virt_to_phys(vm, cr3, va + done, &pa) < 0)
+			break;
+		uint64_t chunk = 4096 - (pa & 0xfff);
+		if (chunk > len - done)
+			chunk = len - done;
+		if (gpa_read(vm, GPA(pa), (uint8_t *)dst + done, chunk) < 0)
+			break;
+		done += chunk;
+	}
+	return done;
+}

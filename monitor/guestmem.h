@@ -1,0 +1,19 @@
+/* monitor/guestmem.h - reading guest memory the way the guest sees it. */
+#ifndef TVM_GUESTMEM_H
+#define TVM_GUESTMEM_H
+
+#include <stdint.h>
+
+#include "../vmm/vm.h"
+
+/* Translate a 4-level (long mode) virtual address through the page tables
+ * rooted at cr3, every table read through the checked accessor. Handles 1 GiB
+ * and 2 MiB pages. 0 and *gpa on success, -1 when not mapped or a table lies
+ * outside RAM. */
+int guest_virt_to_phys(struct vm *vm, uint64_t cr3, uint64_t va, uint64_t *gpa);
+
+/* Copy up to len bytes at virtual va (page by page); returns the number of
+ * bytes copied before the first unmapped page. */
+uint64_t guest_read_virt(struct vm *vm, uint64_t cr3, uint64_t va, void *dst, uint64_t len);
+
+#endif

@@ -1,0 +1,111 @@
+#include "symbols.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sym {
+	uint64_t addr, size;
+	char *name;
+};
+
+struct symtab {
+	size_t n;
+	struct sym *s;
+};
+
+static int cmp_sym(const void *a, const void *b)
+{
+	const struct sym *x = a, *y = b;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+struct symtab *symtab_load(const char *path)
+{
+	if (!path || elf_version(EV_CURRENT) == EV_NONE)
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	struct symtab *st = calloc(1, sizeof(*st));
+	if (!e || !st || elf_kind(e) != ELF_K_ELF)
+		goto out;
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || sh.sh_entsize == 0)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		if (!d)
+			continue;
+		size_t count = sh.sh_size / sh.sh_entsize;
+		struct sym *s = realloc(st->s, (st->n + count) * sizeof(*s));
+		if (!s)
+			break;
+		st->s = s;
+		for (size_t i = 0; i < count; i++) {
+			GElf_Sym sym;
+			if (!gelf_getsym(d, (int)i, &sym))
+				break;
+			int type = GELF_ST_TYPE(sym.st_info);
+			if ((type != STT_FUNC && type != STT_OBJECT) || sym.st_shndx == SHN_UNDEF)
+				continue;
+			const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (!name || !*name)
+				continue;
+			char *copy = strdup(name);
+			if (!copy)
+				break;
+			st->s[st->n++] = (struct sym){ sym.st_value, sym.st_size, copy };
+		}
+	}
+	qsort(st->s, st->n, sizeof(*st->s), cmp_sym);
+out:
+	if (e)
+		elf_end(e);
+	close(fd);
+	if (st && st->n == 0) {
+		symtab_free(st);
+		st = NULL;
+	}
+	return st;
+}
+
+void symtab_free(struct symtab *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n; i++)
+		free(st->s[i].name);
+	free(st->s);
+	free(st);
+}
+
+const char *symtab_lookup(const struct symtab *st, uint64_t addr, uint64_t *off)
+{
+	if (!st || st->n == 0)
+		return NULL;
+	size_t lo = 0, hi = st->n;
+	while (lo < hi) { /* first symbol with addr > target */
+		size_t mid = (lo + hi) / 2;
+		if (st->s[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Walk back over symbols at or below addr; prefer one that contains it. */
+	for (size_t i = lo; i-- > 0;) {
+		const struct sym *s = &st->s[i];
+		if (addr >= s->addr && (addr - s->addr < s->size || (s->size == 0 && i + 1 == lo))) {
+			*off = addr - s->addr;
+			return s->name;
+		}
+		if (lo - i > 64)
+			break;
+	}
+	return NULL;
+}

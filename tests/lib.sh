@@ -1,0 +1,57 @@
+# tests/lib.sh - the test driver's vocabulary. Each test prints one line:
+#   ok NAME | FAIL NAME: why | skip NAME: why
+# and the driver ends with "N passed, N failed, N skipped".
+PASS=0 FAILN=0 SKIPN=0
+FAILED_NAMES=""
+T=$(mktemp -d /tmp/trialvm-test.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+pass() { PASS=$((PASS + 1)); echo "ok $1"; }
+fail() { FAILN=$((FAILN + 1)); FAILED_NAMES="$FAILED_NAMES $1"; echo "FAIL $1: $2"; }
+skip() { SKIPN=$((SKIPN + 1)); echo "skip $1: $2"; }
+
+# vmrun NAME TIMEOUT ARGS... : run trialvm, stdout in $T/NAME.out, stderr in
+# $T/NAME.err, status in $RC.
+vmrun() {
+	local name=$1 to=$2
+	shift 2
+	timeout -k 5 "$to" "$TRIALVM" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+	RC=$?
+}
+
+# expect_rc NAME WANT: check $RC.
+expect_rc() {
+	if [ "$RC" -ne "$2" ]; then
+		fail "$1" "exit status $RC, expected $2; stderr: $(head -c 600 "$T/$1.err" | tr '\n' '|')"
+		return 1
+	fi
+	return 0
+}
+
+# expect_out NAME FILE: stdout must equal FILE exactly.
+expect_out() {
+	if ! cmp -s "$T/$1.out" "$2"; then
+		fail "$1" "stdout differs: got '$(head -c 300 "$T/$1.out" | tr '\n' '|')', expected '$(head -c 300 "$2" | tr '\n' '|')'"
+		return 1
+	fi
+	return 0
+}
+
+# expect_grep NAME WHICH(out|err) REGEX...: each extended regex must match.
+expect_grep() {
+	local name=$1 which=$2
+	shift 2
+	for re in "$@"; do
+		if ! grep -Eq -- "$re" "$T/$name.$which"; then
+			fail "$name" "std$which lacks /$re/: $(head -c 600 "$T/$name.$which" | tr '\n' '|')"
+			return 1
+		fi
+	done
+	return 0
+}
+
+summary() {
+	[ -n "$FAILED_NAMES" ] && echo "failed:$FAILED_NAMES"
+	echo "$PASS passed, $FAILN failed, $SKIPN skipped"
+	[ "$FAILN" -eq 0 ]
+}

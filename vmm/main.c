@@ -1,0 +1,388 @@
+/* vmm/main.c - the trialvm command line: the composition root that wires
+ * the VM, its devices, the loaders and the crash monitor together. */
+#include <errno.h>
+#include <stdarg.h>
+#include <gelf.h>
+#include <getopt.h>
+#include <libelf.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../devices/devices.h"
+#include "../guests/include/trialvm_abi.h"
+#include "../monitor/crash.h"
+#include "loader.h"
+#include "util.h"
+#include "vm.h"
+
+#define TRIALVM_VERSION "0.1.0"
+
+static const char usage_main[] =
+	"Usage: trialvm COMMAND [OPTIONS]\n"
+	"\n"
+	"trialvm runs trial software in a KVM virtual machine and captures what is\n"
+	"needed to understand its crashes.\n"
+	"\n"
+	"Commands:\n"
+	"  run        boot a kernel (or an application on trialos) in a VM\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help     show this help (trialvm COMMAND --help for a command)\n"
+	"  -V, --version  show the version\n"
+	"\n"
+	"Exit status of 'trialvm run': the guest's own status when it powers off or\n"
+	"its application exits; 123 the guest or its application crashed; 125 trialvm\n"
+	"failed; 126 usage error.\n";
+
+static const char usage_run[] =
+	"Usage: trialvm run [OPTIONS] --kernel FILE\n"
+	"       trialvm run [OPTIONS] --app PROGRAM [-- ARGS...]\n"
+	"\n"
+	"Boot a kernel in a new VM and run it until it powers off or crashes.\n"
+	"\n"
+	"What to boot:\n"
+	"  --kernel FILE        kernel: a PVH ELF (trialos), a Linux vmlinux or bzImage\n"
+	"  --initrd FILE        initial ramdisk (for trialos: the application ELF)\n"
+	"  --cpio FILE          trialos: a cpio (newc) archive whose files the\n"
+	"                       application can open\n"
+	"  --cmdline STR        kernel command line\n"
+	"  --app PROGRAM        run a static x86-64 Linux program on the bundled trialos\n"
+	"                       kernel; arguments after '--' become its argv[1...]\n"
+	"  --trialos FILE       the trialos kernel to use with --app (default: the one\n"
+	"                       built next to trialvm, or $TRIALVM_TRIALOS)\n"
+	"  --no-decompress      bzImage: let the kernel decompress itself in the guest\n"
+	"                       instead of decompressing on the host\n"
+	"\n"
+	"Machine:\n"
+	"  --mem SIZE           guest memory, e.g. 64M, 1G (default 128M)\n"
+	"  --cpus N             number of vCPUs (default 1)\n"
+	"\n"
+	"Console:\n"
+	"  --console-log FILE   also write the guest console to FILE\n"
+	"  -q, --quiet          do not copy the guest console to stdout\n"
+	"  -v, --verbose        log unclaimed device accesses and other details\n"
+	"\n"
+	"Standard input feeds the guest's serial console when it is a terminal or a pipe.\n"
+	"Exit status: the guest's own status; 123 guest crashed; 125 trialvm error;\n"
+	"126 usage error.\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "trialvm: %s\nTry 'trialvm run --help'.\n", buf);
+	return TVM_EXIT_USAGE;
+}
+
+/* Check that PROGRAM is something trialos can run: a static x86-64 ELF. */
+static int check_app(const char *path, struct tvm_err *err)
+{
+	uint8_t *data;
+	size_t len;
+	if (read_file(path, 1ull << 30, &data, &len, err) < 0)
+		return -1;
+	int rc = -1;
+	elf_version(EV_CURRENT);
+	Elf *e = elf_memory((char *)data, len);
+	GElf_Ehdr eh;
+	if (!e || elf_kind(e) != ELF_K_ELF || !gelf_getehdr(e, &eh)) {
+		tvm_seterr(err, "--app %s is not an ELF executable", path);
+		goto out;
+	}
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64) {
+		tvm_seterr(err, "--app %s is not an x86-64 (64-bit) program", path);
+		goto out;
+	}
+	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) {
+		tvm_seterr(err, "--app %s is not an executable (ELF type %u)", path, eh.e_type);
+		goto out;
+	}
+	size_t n;
+	if (elf_getphdrnum(e, &n) != 0) {
+		tvm_seterr(err, "--app %s has a corrupt program header table", path);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(e, (int)i, &ph)) {
+			tvm_seterr(err, "--app %s has a corrupt program header table", path);
+			goto out;
+		}
+		if (ph.p_type == PT_INTERP) {
+			tvm_seterr(err, "--app %s is dynamically linked; trialos runs static programs only "
+					"(link with -static)", path);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (e)
+		elf_end(e);
+	free(data);
+	return rc;
+}
+
+static char *find_trialos(void)
+{
+	const char *env = getenv("TRIALVM_TRIALOS");
+	if (env && *env)
+		return strdup(env);
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = 0;
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = 0;
+	static const char *const rel[] = { "guests/trialos.elf", "../lib/trialvm/trialos.elf" };
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof(path), "%s/%s", exe, rel[i]);
+		if (access(path, R_OK) == 0)
+			return strdup(path);
+	}
+	return NULL;
+}
+
+/* Quote one word for the trialos command line: "..." with \ and " escaped. */
+static int append_quoted(char *buf, size_t cap, size_t *pos, const char *word)
+{
+	if (*pos + 3 >= cap)
+		return -1;
+	if (*pos)
+		buf[(*pos)++] = ' ';
+	buf[(*pos)++] = '"';
+	for (const char *p = word; *p; p++) {
+		if (*pos + 3 >= cap)
+			return -1;
+		if (*p == '"' || *p == '\\')
+			buf[(*pos)++] = '\\';
+		buf[(*pos)++] = *p;
+	}
+	buf[(*pos)++] = '"';
+	buf[*pos] = 0;
+	return 0;
+}
+
+static struct vm *running_vm;
+
+static void on_stop_signal(int sig)
+{
+	if (running_vm)
+		vm_request_stop(running_vm, sig);
+}
+
+typedef int (*device_init_fn)(struct vm *, struct tvm_err *);
+/* Device init order, declared: each entry is logged by name if it fails. */
+static const struct { const char *name; device_init_fn init; } device_inits[] = {
+	{ "uart", uart_init },
+	{ "system ports", sysdev_init },
+	{ "hypercall", hcall_init },
+};
+
+static int cmd_run(int argc, char **argv)
+{
+	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
+	       O_TRIALOS, O_NO_DECOMPRESS };
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "initrd", required_argument, NULL, O_INITRD },
+		{ "cpio", required_argument, NULL, O_CPIO },
+		{ "cmdline", required_argument, NULL, O_CMDLINE },
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "console-log", required_argument, NULL, O_CONSOLE_LOG },
+		{ "app", required_argument, NULL, O_APP },
+		{ "trialos", required_argument, NULL, O_TRIALOS },
+		{ "no-decompress", no_argument, NULL, O_NO_DECOMPRESS },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct load_opts lo = { 0 };
+	struct vm_config cfg = { .ram_size = 128ull << 20, .ncpus = 1 };
+	const char *console_log = NULL, *app = NULL, *trialos = NULL;
+	bool quiet = false;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_KERNEL: lo.kernel = optarg; break;
+		case O_INITRD: lo.initrd = optarg; break;
+		case O_CPIO: lo.cpio = optarg; break;
+		case O_CMDLINE: lo.cmdline = optarg; break;
+		case O_MEM:
+			if (parse_size(optarg, &cfg.ram_size) < 0)
+				return usage_error("--mem %s: not a size (examples: 64M, 1G)", optarg);
+			if (cfg.ram_size < TVM_MIN_RAM)
+				return usage_error("--mem %s: too small; trialvm needs at least 2M of guest memory", optarg);
+			if (cfg.ram_size > TVM_MAX_RAM)
+				return usage_error("--mem %s: too large; trialvm supports at most 1T", optarg);
+			if (cfg.ram_size & 0xfff)
+				return usage_error("--mem %s: give a multiple of 4K", optarg);
+			break;
+		case O_CPUS: {
+			char *end;
+			errno = 0;
+			long n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 || n > TVM_MAX_VCPUS)
+				return usage_error("--cpus %s: give a number from 1 to %d", optarg, TVM_MAX_VCPUS);
+			cfg.ncpus = (int)n;
+			break;
+		}
+		case O_CONSOLE_LOG: console_log = optarg; break;
+		case O_APP: app = optarg; break;
+		case O_TRIALOS: trialos = optarg; break;
+		case O_NO_DECOMPRESS: lo.no_decompress = true; break;
+		case 'q': quiet = true; break;
+		case 'v': tvm_verbose = 1; break;
+		case 'h': fputs(usage_run, stdout); return 0;
+		case ':':
+			return usage_error("option %s needs a value", argv[optind - 1]);
+		default:
+			if (optopt)
+				return usage_error("unknown option -%c", optopt);
+			return usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	char **app_args = NULL;
+	int app_nargs = 0;
+	if (optind < argc) {
+		if (!app)
+			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
+		app_args = argv + optind;
+		app_nargs = argc - optind;
+	}
+	struct tvm_err err = { "" };
+	char *trialos_found = NULL;
+	char cmdline_buf[TVM_CMDLINE_MAX];
+	if (app) {
+		if (lo.kernel)
+			return usage_error("--app and --kernel do not go together (--app boots trialos; use --trialos to "
+					   "choose the trialos kernel)");
+		if (lo.initrd)
+			return usage_error("--app and --initrd do not go together (--app is the initrd)");
+		if (check_app(app, &err) < 0) {
+			tvm_log("error: %s", err.msg);
+			return TVM_EXIT_USAGE;
+		}
+		if (!trialos)
+			trialos = trialos_found = find_trialos();
+		if (!trialos) {
+			tvm_log("error: the trialos kernel was not found next to trialvm; build it with 'make' "
+				"or give --trialos FILE");
+			return TVM_EXIT_ERROR;
+		}
+		lo.kernel = trialos;
+		lo.initrd = app;
+		size_t pos = 0;
+		cmdline_buf[0] = 0;
+		if (lo.cmdline) {
+			pos = (size_t)snprintf(cmdline_buf, sizeof(cmdline_buf), "%s", lo.cmdline);
+			if (pos >= sizeof(cmdline_buf))
+				return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
+		}
+		const char *base = strrchr(app, '/');
+		base = base ? base + 1 : app;
+		int n = snprintf(cmdline_buf + pos, sizeof(cmdline_buf) - pos, "%s--", pos ? " " : "");
+		if (n < 0 || (size_t)n >= sizeof(cmdline_buf) - pos)
+			return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
+		pos += (size_t)n;
+		if (append_quoted(cmdline_buf, sizeof(cmdline_buf), &pos, base) < 0)
+			return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
+		for (int i = 0; i < app_nargs; i++)
+			if (append_quoted(cmdline_buf, sizeof(cmdline_buf), &pos, app_args[i]) < 0)
+				return usage_error("the application's arguments are longer than the %u-byte command line",
+						   TVM_CMDLINE_MAX - 1);
+		lo.cmdline = cmdline_buf;
+	}
+	if (!lo.kernel)
+		return usage_error("nothing to boot: give --kernel FILE or --app PROGRAM");
+
+	if (console_open(console_log, quiet, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		free(trialos_found);
+		return TVM_EXIT_ERROR;
+	}
+	int status = TVM_EXIT_ERROR;
+	struct vm *vm = vm_create(&cfg, &err);
+	if (!vm) {
+		tvm_log("error: %s", err.msg);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(device_inits) / sizeof(device_inits[0]); i++)
+		if (device_inits[i].init(vm, &err) < 0) {
+			tvm_log("error: device %s: %s", device_inits[i].name, err.msg);
+			goto out;
+		}
+	struct boot_entry entry;
+	if (load_kernel(vm, &lo, &entry, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		goto out;
+	}
+	if (vm_set_boot_entry(vm, &entry, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		goto out;
+	}
+	uart_start_input();
+	running_vm = vm;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	struct tvm_event ev;
+	if (vm_run(vm, &ev, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		goto out;
+	}
+	console_flush();
+	struct crash_ctx ctx = { .vm = vm, .kernel_path = lo.kernel, .app_path = app ? app : lo.initrd };
+	status = crash_handle_event(&ev, &ctx);
+	free(ev.payload);
+out:
+	running_vm = NULL;
+	if (console_close(&err) < 0) {
+		tvm_log("error: %s", err.msg);
+		if (status < TVM_EXIT_CRASHED)
+			status = TVM_EXIT_ERROR;
+	}
+	vm_destroy(vm);
+	free(trialos_found);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return TVM_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("trialvm %s (guest ABI %d)\n", TRIALVM_VERSION, 1);
+		return 0;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	fprintf(stderr, "trialvm: unknown command '%s'\nTry 'trialvm --help'.\n", cmd);
+	return TVM_EXIT_USAGE;
+}

@@ -1,0 +1,175 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int tvm_verbose;
+
+int tvm_seterr(struct tvm_err *e, const char *fmt, ...)
+{
+	if (e) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static void vlog(const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	/* One write() per message so lines from several threads do not mix. */
+	char line[1100];
+	int m = snprintf(line, sizeof(line), "trialvm: %.*s%s", n, buf,
+			 (n > 0 && buf[n - 1] == '\n') ? "" : "\n");
+	if (m > 0)
+		(void)!write(2, line, (size_t)m < sizeof(line) ? (size_t)m : sizeof(line) - 1);
+}
+
+void tvm_log(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
+void tvm_debug(const char *fmt, ...)
+{
+	if (!tvm_verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+bool ratelimit_ok(struct ratelimit *rl)
+{
+	while (__atomic_exchange_n(&rl->lock, 1, __ATOMIC_ACQUIRE))
+		;
+	uint64_t now = now_ns() / 1000000;
+	bool ok;
+	if (now - rl->window_start_ms >= rl->interval_ms) {
+		if (rl->suppressed)
+			tvm_log("(%lu similar messages suppressed)", rl->suppressed);
+		rl->window_start_ms = now;
+		rl->in_window = 0;
+		rl->suppressed = 0;
+	}
+	ok = rl->in_window < rl->burst;
+	if (ok)
+		rl->in_window++;
+	else
+		rl->suppressed++;
+	__atomic_store_n(&rl->lock, 0, __ATOMIC_RELEASE);
+	return ok;
+}
+
+void tvm_log_limited(struct ratelimit *rl, const char *fmt, ...)
+{
+	if (!ratelimit_ok(rl))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	if (!s || !*s)
+		return -1;
+	char *end;
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	uint64_t mult = 1;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mult = 1ull << 10; break;
+		case 'm': case 'M': mult = 1ull << 20; break;
+		case 'g': case 'G': mult = 1ull << 30; break;
+		default: return -1;
+		}
+		end++;
+		if (*end == 'i' || *end == 'I')
+			end++;
+		if (*end == 'b' || *end == 'B')
+			end++;
+		if (*end)
+			return -1;
+	}
+	uint64_t r;
+	if (mul_overflows(v, mult, &r))
+		return -1;
+	*out = r;
+	return 0;
+}
+
+int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struct tvm_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tvm_seterr(err, "cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return tvm_seterr(err, "cannot stat %s: %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return tvm_seterr(err, "%s is not a regular file", path);
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return tvm_seterr(err, "%s is too large (%llu bytes; the limit is %llu)", path,
+				  (unsigned long long)st.st_size, (unsigned long long)max);
+	}
+	size_t n = (size_t)st.st_size;
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf) {
+		close(fd);
+		return tvm_seterr(err, "out of memory reading %s", path);
+	}
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r < 0 ? errno : 0;
+			free(buf);
+			close(fd);
+			return tvm_seterr(err, "cannot read %s: %s", path, e ? strerror(e) : "file shrank while reading");
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	*data = buf;
+	*len = n;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* vmm/util.h - small helpers shared by every layer: errors, logging, sizes, files. */
+#ifndef TVM_UTIL_H
+#define TVM_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vm.h"
+
+/* Exit statuses of `trialvm run` (README "Exit status"). Any other value is
+ * the guest's own exit status. */
+#define TVM_EXIT_CRASHED 123  /* the guest or its application crashed */
+#define TVM_EXIT_ERROR 125    /* trialvm failed (setup, I/O, KVM) */
+#define TVM_EXIT_USAGE 126    /* bad command line */
+
+extern int tvm_verbose;
+
+/* "trialvm: ..." on stderr. */
+void tvm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Only with --verbose. */
+void tvm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A rate limiter for messages a guest can trigger: at most `burst` messages
+ * per `interval_ms`; the rest are counted and summarised. Thread-safe. */
+struct ratelimit {
+	unsigned burst, interval_ms;
+	uint64_t window_start_ms;
+	unsigned in_window;
+	unsigned long suppressed;
+	int lock; /* spin lock, 0 = free */
+};
+#define RATELIMIT_INIT(burst_, ms_) { .burst = (burst_), .interval_ms = (ms_) }
+/* True when a message may be printed now. */
+bool ratelimit_ok(struct ratelimit *rl);
+/* Log through a rate limiter ("trialvm: ..."). */
+void tvm_log_limited(struct ratelimit *rl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse "64M", "1G", "4096" (bytes), "512K". -1 on syntax error/overflow. */
+int parse_size(const char *s, uint64_t *out);
+
+/* Read a whole regular file (at most max bytes) into a malloc'ed buffer. */
+int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struct tvm_err *err);
+
+/* Checked arithmetic. */
+static inline bool add_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
+static inline bool mul_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
+
+uint64_t now_ns(void);
+
+#endif

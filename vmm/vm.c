@@ -1,0 +1,723 @@
+/* vmm/vm.c - KVM VM and vCPUs: creation, guest RAM, CPUID/MSR/FPU/LAPIC
+ * setup, boot registers, the vCPU run loop and the one event path. */
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../guests/include/trialvm_abi.h"
+#include "bus.h"
+#include "util.h"
+#include "vm_internal.h"
+
+#define KICK_SIGNAL SIGUSR1
+#define TSS_ADDR 0xfffbd000ull
+#define IDENTITY_MAP_ADDR 0xfffbc000ull
+
+/* ---------------------------------------------------------------- memory */
+
+void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len)
+{
+	for (int i = 0; i < vm->nregions; i++) {
+		const struct mem_region *r = &vm->regions[i];
+		if (gpa.v < r->gpa)
+			continue;
+		uint64_t off = gpa.v - r->gpa;
+		if (off > r->size || len > r->size - off)
+			continue;
+		if (off == r->size && len == 0)
+			continue;
+		return r->host + off;
+	}
+	return NULL;
+}
+
+int gpa_read(struct vm *vm, gpa_t gpa, void *dst, uint64_t len)
+{
+	void *p = gpa_ptr(vm, gpa, len);
+	if (!p)
+		return -1;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int gpa_write(struct vm *vm, gpa_t gpa, const void *src, uint64_t len)
+{
+	void *p = gpa_ptr(vm, gpa, len);
+	if (!p)
+		return -1;
+	memcpy(p, src, len);
+	return 0;
+}
+
+uint64_t vm_ram_size(const struct vm *vm) { return vm->ram_size; }
+int vm_ncpus(const struct vm *vm) { return vm->ncpus; }
+
+int vm_regions(const struct vm *vm, const struct mem_region **out)
+{
+	*out = vm->regions;
+	return vm->nregions;
+}
+
+int vm_e820(const struct vm *vm, struct e820_entry *out, int max)
+{
+	int n = 0;
+#define ADD(a, s, t) do { if (n < max) out[n++] = (struct e820_entry){ (a), (s), (t) }; } while (0)
+	for (int i = 0; i < vm->nregions; i++) {
+		const struct mem_region *r = &vm->regions[i];
+		if (r->gpa == 0 && r->size > 0x100000) {
+			ADD(0, 0x9fc00, TVM_E820_RAM);
+			ADD(0x9fc00, 0x100000 - 0x9fc00, TVM_E820_RESERVED);
+			ADD(0x100000, r->size - 0x100000, TVM_E820_RAM);
+		} else {
+			ADD(r->gpa, r->size, TVM_E820_RAM);
+		}
+	}
+#undef ADD
+	return n;
+}
+
+/* ------------------------------------------------------------- creation */
+
+static int kvm_check_cap(struct vm *vm, long cap) { return ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, cap); }
+
+static int setup_cpuid(struct vm *vm, struct vcpu *c, struct tvm_err *err)
+{
+	int nent = 128;
+	struct kvm_cpuid2 *cpuid;
+	for (;;) {
+		cpuid = calloc(1, sizeof(*cpuid) + (size_t)nent * sizeof(struct kvm_cpuid_entry2));
+		if (!cpuid)
+			return tvm_seterr(err, "out of memory");
+		cpuid->nent = (uint32_t)nent;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+			break;
+		int e = errno;
+		free(cpuid);
+		if (e != E2BIG || nent >= 4096)
+			return tvm_seterr(err, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(e));
+		nent *= 2;
+	}
+	/* The mask (README "CPUID"): start from what KVM supports, never the
+	 * host's own CPUID, and hide what trialvm does not virtualise. */
+	for (uint32_t i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		switch (e->function) {
+		case 1:
+			e->ebx = (e->ebx & 0x0000ffffu) | ((uint32_t)c->index << 24) |
+				 ((uint32_t)vm->ncpus << 16);
+			e->ecx &= ~(1u << 5);  /* VMX: no nested virtualisation */
+			e->ecx &= ~(1u << 3);  /* MONITOR/MWAIT: not emulated */
+			e->ecx |= 1u << 31;    /* running under a hypervisor */
+			if (vm->ncpus > 1)
+				e->edx |= 1u << 28; /* HTT: CPUs count in EBX[23:16] valid */
+			break;
+		case 0xa:                      /* no performance counters (no vPMU) */
+			e->eax = e->ebx = e->ecx = e->edx = 0;
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = (uint32_t)c->index; /* x2APIC id */
+			break;
+		case 0x80000001:
+			e->ecx &= ~(1u << 2);  /* SVM: no nested virtualisation */
+			break;
+		}
+	}
+	int r = ioctl(c->fd, KVM_SET_CPUID2, cpuid);
+	int e = errno;
+	free(cpuid);
+	if (r < 0)
+		return tvm_seterr(err, "KVM_SET_CPUID2 on vCPU %d failed: %s", c->index, strerror(e));
+	return 0;
+}
+
+static int setup_msrs(struct vcpu *c, struct tvm_err *err)
+{
+	static const struct { uint32_t index; uint64_t value; const char *name; } init[] = {
+		{ 0x1a0, 1, "IA32_MISC_ENABLE" },      /* fast strings */
+		{ 0x174, 0, "IA32_SYSENTER_CS" },
+		{ 0x175, 0, "IA32_SYSENTER_ESP" },
+		{ 0x176, 0, "IA32_SYSENTER_EIP" },
+		{ 0xc0000081, 0, "STAR" },
+		{ 0xc0000082, 0, "LSTAR" },
+		{ 0xc0000083, 0, "CSTAR" },
+		{ 0xc0000084, 0, "SFMASK" },
+		{ 0xc0000102, 0, "KERNEL_GS_BASE" },
+		{ 0x2ff, (1u << 11) | 6, "IA32_MTRR_DEF_TYPE" }, /* MTRRs on, write-back */
+	};
+	enum { N = sizeof(init) / sizeof(init[0]) };
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[N];
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = N;
+	for (int i = 0; i < N; i++) {
+		m.e[i].index = init[i].index;
+		m.e[i].data = init[i].value;
+	}
+	int r = ioctl(c->fd, KVM_SET_MSRS, &m);
+	if (r < 0)
+		return tvm_seterr(err, "KVM_SET_MSRS on vCPU %d failed: %s", c->index, strerror(errno));
+	if (r != N)
+		return tvm_seterr(err, "KVM refused MSR %s (0x%x) on vCPU %d", init[r].name, init[r].index, c->index);
+	return 0;
+}
+
+static int setup_fpu_lapic(struct vcpu *c, struct tvm_err *err)
+{
+	struct kvm_fpu fpu;
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	if (ioctl(c->fd, KVM_SET_FPU, &fpu) < 0)
+		return tvm_seterr(err, "KVM_SET_FPU on vCPU %d failed: %s", c->index, strerror(errno));
+
+	/* LINT0 = ExtINT (the PIC), LINT1 = NMI, as a PC's BIOS leaves them. */
+	struct kvm_lapic_state lapic;
+	if (ioctl(c->fd, KVM_GET_LAPIC, &lapic) < 0)
+		return tvm_seterr(err, "KVM_GET_LAPIC on vCPU %d failed: %s", c->index, strerror(errno));
+	uint32_t *lint0 = (uint32_t *)&lapic.regs[0x350];
+	uint32_t *lint1 = (uint32_t *)&lapic.regs[0x360];
+	*lint0 = (*lint0 & ~0x700u & ~(1u << 16)) | (7u << 8);
+	*lint1 = (*lint1 & ~0x700u & ~(1u << 16)) | (4u << 8);
+	if (ioctl(c->fd, KVM_SET_LAPIC, &lapic) < 0)
+		return tvm_seterr(err, "KVM_SET_LAPIC on vCPU %d failed: %s", c->index, strerror(errno));
+	return 0;
+}
+
+static int create_vcpu(struct vm *vm, int index, struct tvm_err *err)
+{
+	struct vcpu *c = &vm->cpus[index];
+	c->vm = vm;
+	c->index = index;
+	c->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (c->fd < 0)
+		return tvm_seterr(err, "cannot create vCPU %d: %s", index, strerror(errno));
+	c->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+	if (c->run == MAP_FAILED) {
+		c->run = NULL;
+		return tvm_seterr(err, "cannot map the run structure of vCPU %d: %s", index, strerror(errno));
+	}
+	if (setup_cpuid(vm, c, err) < 0 || setup_msrs(c, err) < 0 || setup_fpu_lapic(c, err) < 0)
+		return -1;
+	return 0;
+}
+
+static void kick_handler(int sig) { (void)sig; }
+
+struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
+{
+	if (cfg->ram_size < TVM_MIN_RAM || cfg->ram_size > TVM_MAX_RAM) {
+		tvm_seterr(err, "guest memory of %llu bytes is outside what trialvm supports, 2M to 1T (--mem)",
+			   (unsigned long long)cfg->ram_size);
+		return NULL;
+	}
+	if (cfg->ram_size & 0xfff) {
+		tvm_seterr(err, "guest memory size %llu is not a multiple of 4 KiB (--mem)",
+			   (unsigned long long)cfg->ram_size);
+		return NULL;
+	}
+	if (cfg->ncpus < 1 || cfg->ncpus > TVM_MAX_VCPUS) {
+		tvm_seterr(err, "--cpus %d: trialvm supports 1 to %d vCPUs", cfg->ncpus, TVM_MAX_VCPUS);
+		return NULL;
+	}
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		tvm_seterr(err, "out of memory");
+		return NULL;
+	}
+	vm->vm_fd = -1;
+	pthread_mutex_init(&vm->ev_lock, NULL);
+	pthread_cond_init(&vm->ev_cond, NULL);
+	for (int i = 0; i < TVM_MAX_VCPUS; i++)
+		vm->cpus[i].fd = -1;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			tvm_seterr(err, "/dev/kvm does not exist: this machine offers no KVM (enable virtualisation "
+					"in the firmware or nested virtualisation in the host, and load kvm_intel or kvm_amd)");
+		else if (e == EACCES || e == EPERM)
+			tvm_seterr(err, "/dev/kvm: permission denied (add your user to the 'kvm' group, or run as root)");
+		else
+			tvm_seterr(err, "cannot open /dev/kvm: %s", strerror(e));
+		goto fail;
+	}
+	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION) {
+		tvm_seterr(err, "/dev/kvm speaks KVM API version %d; trialvm needs version %d", api, KVM_API_VERSION);
+		goto fail;
+	}
+	static const struct { long cap; const char *name; } caps[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+		{ KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR" },
+	};
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (kvm_check_cap(vm, caps[i].cap) <= 0) {
+			tvm_seterr(err, "this kernel's KVM lacks %s, which trialvm needs", caps[i].name);
+			goto fail;
+		}
+	int maxcpus = kvm_check_cap(vm, KVM_CAP_MAX_VCPUS);
+	if (maxcpus > 0 && cfg->ncpus > maxcpus) {
+		tvm_seterr(err, "--cpus %d: this KVM allows at most %d vCPUs", cfg->ncpus, maxcpus);
+		goto fail;
+	}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size < (int)sizeof(struct kvm_run)) {
+		tvm_seterr(err, "KVM_GET_VCPU_MMAP_SIZE failed");
+		goto fail;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		tvm_seterr(err, "KVM_CREATE_VM failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR) < 0) {
+		tvm_seterr(err, "KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+		goto fail;
+	}
+	uint64_t idmap = IDENTITY_MAP_ADDR;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+		tvm_seterr(err, "KVM_SET_IDENTITY_MAP_ADDR failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		tvm_seterr(err, "KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
+		goto fail;
+	}
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		tvm_seterr(err, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
+		goto fail;
+	}
+
+	/* Guest RAM: one host mapping, split around the MMIO hole below 4 GiB. */
+	vm->ram_size = cfg->ram_size;
+	vm->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		tvm_seterr(err, "cannot allocate %llu MiB of guest memory: %s (try a smaller --mem)",
+			   (unsigned long long)(cfg->ram_size >> 20), strerror(errno));
+		goto fail;
+	}
+	madvise(vm->ram, cfg->ram_size, MADV_DONTFORK);
+	uint64_t low = cfg->ram_size < TVM_MMIO_HOLE_START ? cfg->ram_size : TVM_MMIO_HOLE_START;
+	vm->regions[vm->nregions++] = (struct mem_region){ .gpa = 0, .size = low, .host = vm->ram };
+	if (cfg->ram_size > low)
+		vm->regions[vm->nregions++] = (struct mem_region){ .gpa = TVM_4G, .size = cfg->ram_size - low,
+								   .host = vm->ram + low };
+	for (int i = 0; i < vm->nregions; i++) {
+		struct kvm_userspace_memory_region mr = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = vm->regions[i].gpa,
+			.memory_size = vm->regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->regions[i].host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
+			tvm_seterr(err, "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(errno));
+			goto fail;
+		}
+	}
+
+	vm->ncpus = cfg->ncpus;
+	for (int i = 0; i < cfg->ncpus; i++)
+		if (create_vcpu(vm, i, err) < 0)
+			goto fail;
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler; /* no SA_RESTART: KVM_RUN returns EINTR */
+	sigaction(KICK_SIGNAL, &sa, NULL);
+	return vm;
+fail:
+	vm_destroy(vm);
+	return NULL;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	for (int i = 0; i < TVM_MAX_VCPUS; i++) {
+		if (vm->cpus[i].run)
+			munmap(vm->cpus[i].run, (size_t)vm->run_size);
+		if (vm->cpus[i].fd >= 0)
+			close(vm->cpus[i].fd);
+	}
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	free(vm->event.payload);
+	free(vm);
+}
+
+/* --------------------------------------------------------- boot registers */
+
+static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64, bool db)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->l = code64;
+	s->db = db;
+	s->g = 1;
+}
+
+int vm_set_boot_entry(struct vm *vm, const struct boot_entry *entry, struct tvm_err *err)
+{
+	struct vcpu *c = &vm->cpus[0];
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	if (ioctl(c->fd, KVM_GET_SREGS, &sregs) < 0)
+		return tvm_seterr(err, "KVM_GET_SREGS failed: %s", strerror(errno));
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = entry->rip;
+
+	if (entry->mode == BOOT_PVH32) {
+		seg(&sregs.cs, 0x8, 0xb, false, true);
+		seg(&sregs.ds, 0x10, 0x3, false, true);
+		sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+		sregs.cr0 = 0x11; /* PE | ET */
+		sregs.cr3 = 0;
+		sregs.cr4 = 0;
+		sregs.efer = 0;
+		regs.rbx = entry->arg;
+	} else {
+		/* GDT: 0x10 = 64-bit code, 0x18 = data, as Linux's boot protocol asks. */
+		static const uint64_t gdt[4] = { 0, 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull };
+		if (gpa_write(vm, GPA(TVM_BOOT_GDT), gdt, sizeof(gdt)) < 0)
+			return tvm_seterr(err, "no guest RAM for the boot GDT");
+		/* Identity map of the first 4 GiB with 2 MiB pages. */
+		uint64_t *pml4 = gpa_ptr(vm, GPA(TVM_BOOT_PML4), 6 * 4096);
+		if (!pml4)
+			return tvm_seterr(err, "no guest RAM for the boot page tables");
+		memset(pml4, 0, 6 * 4096);
+		uint64_t *pdpt = pml4 + 512, *pd = pml4 + 1024;
+		pml4[0] = (TVM_BOOT_PML4 + 0x1000) | 0x3;
+		for (uint64_t i = 0; i < 4; i++) {
+			pdpt[i] = (TVM_BOOT_PML4 + 0x2000 + i * 0x1000) | 0x3;
+			for (uint64_t j = 0; j < 512; j++)
+				pd[i * 512 + j] = ((i << 30) | (j << 21)) | 0x83; /* present, rw, 2 MiB */
+		}
+		seg(&sregs.cs, 0x10, 0xb, true, false);
+		seg(&sregs.ds, 0x18, 0x3, false, true);
+		sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+		sregs.gdt.base = TVM_BOOT_GDT;
+		sregs.gdt.limit = sizeof(gdt) - 1;
+		sregs.idt.base = 0;
+		sregs.idt.limit = 0;
+		sregs.cr3 = TVM_BOOT_PML4;
+		sregs.cr4 = 0x20;        /* PAE */
+		sregs.cr0 = 0x80000011;  /* PG | ET | PE */
+		sregs.efer = 0x500;      /* LME | LMA */
+		regs.rsi = entry->arg;
+	}
+	if (ioctl(c->fd, KVM_SET_SREGS, &sregs) < 0)
+		return tvm_seterr(err, "KVM_SET_SREGS failed: %s", strerror(errno));
+	if (ioctl(c->fd, KVM_SET_REGS, &regs) < 0)
+		return tvm_seterr(err, "KVM_SET_REGS failed: %s", strerror(errno));
+	return 0;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void snapshot_vcpu(struct vcpu *c, struct vcpu_snapshot *s)
+{
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	memset(s, 0, sizeof(*s));
+	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0 || ioctl(c->fd, KVM_GET_SREGS, &sr) < 0)
+		return;
+	s->valid = true;
+	uint64_t g[16] = { r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi,
+			   r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15 };
+	memcpy(s->gpr, g, sizeof(g));
+	s->rip = r.rip;
+	s->rflags = r.rflags;
+	s->cr0 = sr.cr0;
+	s->cr2 = sr.cr2;
+	s->cr3 = sr.cr3;
+	s->cr4 = sr.cr4;
+	s->efer = sr.efer;
+	s->cs = sr.cs.selector;
+	s->ss = sr.ss.selector;
+	s->cs_base = sr.cs.base;
+	s->cpl = sr.cs.dpl;
+	s->long_mode = (sr.efer & 0x400) && sr.cs.l;
+	/* Instruction bytes at CS:RIP, through the guest's own page tables. */
+	uint64_t la = (s->long_mode ? 0 : sr.cs.base) + r.rip;
+	if (!s->long_mode)
+		la &= 0xffffffffull;
+	while (s->insn_len < (int)sizeof(s->insn)) {
+		struct kvm_translation t = { .linear_address = la + (uint64_t)s->insn_len };
+		if (ioctl(c->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
+			break;
+		uint64_t in_page = 4096 - (t.physical_address & 0xfff);
+		uint64_t want = sizeof(s->insn) - (uint64_t)s->insn_len;
+		if (want > in_page)
+			want = in_page;
+		if (gpa_read(c->vm, GPA(t.physical_address), s->insn + s->insn_len, want) < 0)
+			break;
+		s->insn_len += (int)want;
+	}
+}
+
+static void kick_all(struct vm *vm)
+{
+	for (int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *c = &vm->cpus[i];
+		if (c->run)
+			__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (c->thread_started && !pthread_equal(c->thread, pthread_self()))
+			pthread_kill(c->thread, KICK_SIGNAL);
+	}
+}
+
+void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev)
+{
+	if (vcpu >= 0 && vcpu < vm->ncpus && !ev->regs.valid)
+		snapshot_vcpu(&vm->cpus[vcpu], &ev->regs);
+	ev->vcpu = vcpu;
+	pthread_mutex_lock(&vm->ev_lock);
+	if (vm->event.kind == TVM_EV_NONE) {
+		vm->event = *ev;
+		ev->payload = NULL;
+	}
+	vm->stopping = true;
+	kick_all(vm);
+	pthread_cond_broadcast(&vm->ev_cond);
+	pthread_mutex_unlock(&vm->ev_lock);
+	free(ev->payload);
+	ev->payload = NULL;
+}
+
+static volatile sig_atomic_t stop_signal;
+
+void vm_request_stop(struct vm *vm, int signo)
+{
+	/* Async-signal-safe: no locks; the vCPU threads raise the event. */
+	stop_signal = signo;
+	kick_all(vm);
+}
+
+/* --------------------------------------------------------------- run loop */
+
+static void vcpu_exit_event(struct vcpu *c, enum tvm_event_kind kind, uint32_t reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void vcpu_exit_event(struct vcpu *c, enum tvm_event_kind kind, uint32_t reason, const char *fmt, ...)
+{
+	struct tvm_event ev = { .kind = kind, .reason = reason };
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
+	va_end(ap);
+	if (kind == TVM_EV_INTERNAL_ERROR) {
+		uint32_t nd = c->run->internal.ndata;
+		for (uint32_t i = 0; i < nd && i < 4 && i < sizeof(c->run->internal.data) / 8; i++)
+			ev.data[i] = c->run->internal.data[i];
+	}
+	vm_raise(c->vm, c->index, &ev);
+}
+
+static const char *internal_suberror(uint32_t s)
+{
+	switch (s) {
+	case KVM_INTERNAL_ERROR_EMULATION: return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX: return "exception while delivering an exception";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV: return "event delivery failed";
+	default: return "internal error";
+	}
+}
+
+static void handle_exit(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	struct vm *vm = c->vm;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO: {
+		uint64_t size = run->io.size, count = run->io.count, total;
+		if ((size != 1 && size != 2 && size != 4) || mul_overflows(size, count, &total) ||
+		    run->io.data_offset > (uint64_t)vm->run_size || total > (uint64_t)vm->run_size - run->io.data_offset) {
+			vcpu_exit_event(c, TVM_EV_VMM_ERROR, run->exit_reason, "malformed port I/O exit from KVM");
+			return;
+		}
+		uint8_t *data = (uint8_t *)run + run->io.data_offset;
+		for (uint64_t i = 0; i < count && !vm->stopping; i++)
+			bus_access(vm, BUS_PIO, c->index, run->io.port, data + i * size, (unsigned)size,
+				   run->io.direction == KVM_EXIT_IO_OUT);
+		return;
+	}
+	case KVM_EXIT_MMIO: {
+		unsigned len = run->mmio.len;
+		if (len == 0 || len > 8) {
+			vcpu_exit_event(c, TVM_EV_VMM_ERROR, run->exit_reason, "malformed MMIO exit from KVM");
+			return;
+		}
+		bus_access(vm, BUS_MMIO, c->index, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+		return;
+	}
+	case KVM_EXIT_SHUTDOWN:
+		vcpu_exit_event(c, TVM_EV_TRIPLE_FAULT, run->exit_reason,
+				"the guest triple-faulted (an exception while handling a double fault): KVM_EXIT_SHUTDOWN");
+		return;
+	case KVM_EXIT_FAIL_ENTRY:
+		vcpu_exit_event(c, TVM_EV_FAIL_ENTRY, (uint32_t)run->fail_entry.hardware_entry_failure_reason,
+				"the CPU refused to enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason 0x%llx): "
+				"its register state is invalid",
+				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return;
+	case KVM_EXIT_INTERNAL_ERROR:
+		vcpu_exit_event(c, TVM_EV_INTERNAL_ERROR, run->internal.suberror,
+				"KVM could not continue the guest: %s (KVM_EXIT_INTERNAL_ERROR, suberror %u)",
+				internal_suberror(run->internal.suberror), run->internal.suberror);
+		return;
+	case KVM_EXIT_SYSTEM_EVENT:
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN: {
+			struct tvm_event ev = { .kind = TVM_EV_POWEROFF, .exit_code = 0 };
+			snprintf(ev.detail, sizeof(ev.detail), "the guest shut down");
+			vm_raise(vm, c->index, &ev);
+			return;
+		}
+		case KVM_SYSTEM_EVENT_RESET: {
+			struct tvm_event ev = { .kind = TVM_EV_RESET };
+			snprintf(ev.detail, sizeof(ev.detail), "the guest asked for a reset");
+			vm_raise(vm, c->index, &ev);
+			return;
+		}
+		case KVM_SYSTEM_EVENT_CRASH:
+			vcpu_exit_event(c, TVM_EV_PANIC, run->system_event.type, "the guest reported a crash");
+			return;
+		}
+		vcpu_exit_event(c, TVM_EV_UNKNOWN_EXIT, run->exit_reason, "unknown system event %u",
+				run->system_event.type);
+		return;
+	case KVM_EXIT_INTR:
+		return;
+	case KVM_EXIT_HLT:
+		vcpu_exit_event(c, TVM_EV_UNKNOWN_EXIT, run->exit_reason,
+				"the guest halted with no way to wake up (KVM_EXIT_HLT)");
+		return;
+	default:
+		vcpu_exit_event(c, TVM_EV_UNKNOWN_EXIT, run->exit_reason,
+				"KVM returned exit reason %u, which trialvm does not handle", run->exit_reason);
+		return;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *c = arg;
+	struct vm *vm = c->vm;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+		if (stop_signal) {
+			struct tvm_event ev = { .kind = TVM_EV_SIGNAL, .reason = (uint32_t)stop_signal };
+			snprintf(ev.detail, sizeof(ev.detail), "trialvm was interrupted by signal %d", (int)stop_signal);
+			vm_raise(vm, c->index, &ev);
+			break;
+		}
+		int r = ioctl(c->fd, KVM_RUN, 0);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				continue;
+			}
+			int e = errno;
+			struct tvm_event ev = { .kind = TVM_EV_VMM_ERROR, .reason = (uint32_t)e };
+			snprintf(ev.detail, sizeof(ev.detail), "KVM_RUN on vCPU %d failed: %s", c->index, strerror(e));
+			vm_raise(vm, c->index, &ev);
+			break;
+		}
+		handle_exit(c);
+	}
+	pthread_mutex_lock(&vm->ev_lock);
+	vm->threads_done++;
+	pthread_cond_broadcast(&vm->ev_cond);
+	pthread_mutex_unlock(&vm->ev_lock);
+	return NULL;
+}
+
+int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
+{
+	/* vCPU threads take only the kick signal; SIGINT/SIGTERM go to the caller. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	vm->running = true;
+	int started = 0;
+	for (int i = 0; i < vm->ncpus; i++) {
+		int r = pthread_create(&vm->cpus[i].thread, NULL, vcpu_thread, &vm->cpus[i]);
+		if (r != 0) {
+			struct tvm_event e = { .kind = TVM_EV_VMM_ERROR };
+			snprintf(e.detail, sizeof(e.detail), "cannot start the thread of vCPU %d: %s", i, strerror(r));
+			vm_raise(vm, -1, &e);
+			break;
+		}
+		vm->cpus[i].thread_started = true;
+		started++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* A stop raised before every thread existed must still reach them all. */
+	pthread_mutex_lock(&vm->ev_lock);
+	if (vm->stopping)
+		kick_all(vm);
+	while (vm->threads_done < started) {
+		if (vm->stopping)
+			kick_all(vm); /* a thread may have been between its check and KVM_RUN */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->ev_cond, &vm->ev_lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->ev_lock);
+	for (int i = 0; i < vm->ncpus; i++)
+		if (vm->cpus[i].thread_started) {
+			pthread_join(vm->cpus[i].thread, NULL);
+			vm->cpus[i].thread_started = false;
+		}
+	vm->running = false;
+	*ev = vm->event;
+	vm->event.payload = NULL;
+	if (ev->kind == TVM_EV_NONE)
+		return tvm_seterr(err, "the VM stopped without a reason");
+	return 0;
+}
+
+void vm_irq_line(struct vm *vm, unsigned irq, int level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = level };
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}

@@ -1,0 +1,155 @@
+/* vmm/vm.h - the VM: KVM file descriptors, guest memory, vCPUs.
+ *
+ * Guest-physical memory layout (x86-64):
+ *   [0, low_end)           RAM, low_end = min(ram_size, TVM_MMIO_HOLE_START)
+ *   [TVM_MMIO_HOLE_START, 4 GiB)  MMIO hole (LAPIC, IOAPIC, virtio-mmio...)
+ *   [4 GiB, 4 GiB + rest)  RAM above the hole when ram_size > hole start
+ * The host backs all RAM with one anonymous mapping, `ram`, in that order.
+ * Only vmm/ issues KVM ioctls. Everything else reaches guest memory through
+ * the checked accessors below.
+ */
+#ifndef TVM_VM_H
+#define TVM_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TVM_MMIO_HOLE_START 0xc0000000ull
+#define TVM_4G 0x100000000ull
+#define TVM_MAX_VCPUS 64
+#define TVM_MAX_REGIONS 2
+#define TVM_MIN_RAM (2ull << 20)
+#define TVM_MAX_RAM (1ull << 40)
+
+/* A guest-physical address: a distinct type so it is never dereferenced. */
+typedef struct { uint64_t v; } gpa_t;
+static inline gpa_t GPA(uint64_t v) { return (gpa_t){ v }; }
+
+struct mem_region {
+	uint64_t gpa;     /* guest-physical start */
+	uint64_t size;
+	uint8_t *host;    /* host mapping of the region */
+};
+
+struct vm;
+
+/* Error reporting for setup code: functions return -1 and fill `err`
+ * with one human-readable sentence (no trailing newline). */
+struct tvm_err { char msg[512]; };
+int tvm_seterr(struct tvm_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- guest memory (the one checked accessor) ---- */
+
+/* Host pointer for [gpa, gpa+len) when that range lies entirely inside one
+ * RAM region, else NULL. Overflow-safe; len 0 is valid inside RAM. */
+void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len);
+/* Copy to/from guest memory; -1 when the range is not all RAM. */
+int gpa_read(struct vm *vm, gpa_t gpa, void *dst, uint64_t len);
+int gpa_write(struct vm *vm, gpa_t gpa, const void *src, uint64_t len);
+
+uint64_t vm_ram_size(const struct vm *vm);
+int vm_regions(const struct vm *vm, const struct mem_region **out);
+
+/* The e820 map of this VM: RAM regions, with [0x9fc00, 0x100000) reserved
+ * (EBDA/ROM area, as PCs have it). Returns the number of entries written. */
+struct e820_entry { uint64_t addr, size; uint32_t type; };
+int vm_e820(const struct vm *vm, struct e820_entry *out, int max);
+int vm_ncpus(const struct vm *vm);
+
+/* ---- boot ----
+ * Low memory used by trialvm's boot code (guest physical):
+ *   0x0500-0x05ff  GDT for BOOT_LINUX64 (vm_set_boot_entry)
+ *   0x5000-0x6fff  PVH start info, module list, memmap, command line
+ *   0x7000-0x7fff  Linux boot_params (zero page)
+ *   0x9000-0xefff  identity page tables for BOOT_LINUX64 (vm_set_boot_entry)
+ *   0x20000-       Linux command line
+ *   0x9fc00-       MP table (reserved in the e820 map)
+ */
+#define TVM_BOOT_GDT 0x500u
+#define TVM_BOOT_PML4 0x9000u
+
+enum boot_mode {
+	BOOT_PVH32,    /* 32-bit protected mode, paging off, EBX = arg */
+	BOOT_LINUX64,  /* 64-bit long mode, VMM identity-maps the first 4 GiB
+	                  and builds a GDT (__BOOT_CS 0x10, __BOOT_DS 0x18),
+	                  RSI = arg (boot_params) */
+};
+struct boot_entry {
+	enum boot_mode mode;
+	uint64_t rip;
+	uint64_t arg;
+};
+
+/* ---- lifecycle ---- */
+
+struct vm_config {
+	uint64_t ram_size;
+	int ncpus;
+};
+/* Open /dev/kvm, check the API and capabilities, create the VM, its RAM,
+ * in-kernel irqchip and PIT, and the vCPUs (CPUID, MSRs, FPU, LAPIC). */
+struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err);
+void vm_destroy(struct vm *vm);
+
+/* Set the boot vCPU's registers for `entry`. */
+int vm_set_boot_entry(struct vm *vm, const struct boot_entry *entry, struct tvm_err *err);
+
+/* ---- events: how a run ends ----
+ * Every way a run can end goes through vm_raise(): the first event stops
+ * all vCPUs; vm_run() returns it. The crash monitor reads it from there. */
+enum tvm_event_kind {
+	TVM_EV_NONE,
+	TVM_EV_POWEROFF,       /* the guest powered off; exit_code is its status */
+	TVM_EV_RESET,          /* the guest asked for a reset */
+	TVM_EV_APP_FAULT,      /* trialos reported an application crash */
+	TVM_EV_PANIC,          /* the guest kernel panicked (pvpanic) */
+	TVM_EV_TRIPLE_FAULT,   /* KVM_EXIT_SHUTDOWN */
+	TVM_EV_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR, emulation failure included */
+	TVM_EV_FAIL_ENTRY,     /* KVM_EXIT_FAIL_ENTRY */
+	TVM_EV_UNKNOWN_EXIT,   /* an exit reason trialvm does not handle */
+	TVM_EV_VMM_ERROR,      /* trialvm itself failed (KVM_RUN error, ...) */
+	TVM_EV_SIGNAL,         /* trialvm was interrupted (SIGINT/SIGTERM) */
+};
+
+/* The state of one vCPU as seen when the event was raised. */
+struct vcpu_snapshot {
+	bool valid;
+	uint64_t gpr[16]; /* rax rcx rdx rbx rsp rbp rsi rdi r8..r15 */
+	uint64_t rip, rflags;
+	uint64_t cr0, cr2, cr3, cr4, efer;
+	uint16_t cs, ss;
+	uint64_t cs_base;
+	int cpl;
+	bool long_mode;
+	uint8_t insn[16];  /* bytes at CS:RIP */
+	int insn_len;      /* how many of them could be read (0: none) */
+};
+
+struct tvm_event {
+	enum tvm_event_kind kind;
+	int vcpu;
+	int exit_code;          /* TVM_EV_POWEROFF */
+	uint32_t reason;        /* KVM exit reason / suberror / hw reason / signal */
+	uint64_t data[4];       /* kind-specific (internal error data, pvpanic value) */
+	char detail[256];       /* one sentence */
+	struct vcpu_snapshot regs;
+	void *payload;          /* kind-specific, malloc'ed (struct tvm_fault for APP_FAULT) */
+	size_t payload_len;
+};
+
+/* Raise an event from a vCPU thread (vcpu >= 0) or elsewhere (vcpu = -1).
+ * Takes ownership of ev->payload. Only the first event of a run counts. */
+void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev);
+
+/* Run all vCPUs until an event; *ev receives it (caller frees payload). */
+int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err);
+
+/* Ask a running VM to stop from a signal handler or another thread. */
+void vm_request_stop(struct vm *vm, int signo);
+
+/* ---- interrupts ---- */
+/* Set an ISA IRQ line (in-kernel PIC + IOAPIC) to `level`. */
+void vm_irq_line(struct vm *vm, unsigned irq, int level);
+
+#endif

@@ -1,0 +1,55 @@
+/* vmm/vm_internal.h - struct vm, for vmm/ only. */
+#ifndef TVM_VM_INTERNAL_H
+#define TVM_VM_INTERNAL_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "bus.h"
+#include "vm.h"
+
+#define TVM_MAX_IO_RANGES 64
+
+struct io_range {
+	uint64_t base, len;
+	bus_handler fn;
+	void *dev;
+	const char *name;
+};
+
+struct io_bus {
+	int n;
+	struct io_range r[TVM_MAX_IO_RANGES];
+};
+
+struct vcpu {
+	struct vm *vm;
+	int index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	int run_size;
+	uint64_t ram_size;
+	uint8_t *ram;
+	int nregions;
+	struct mem_region regions[TVM_MAX_REGIONS];
+	int ncpus;
+	struct vcpu cpus[TVM_MAX_VCPUS];
+	struct io_bus bus[2];
+	uint64_t unclaimed;
+	bool running;
+
+	pthread_mutex_t ev_lock;
+	pthread_cond_t ev_cond;
+	bool stopping;
+	int threads_done;
+	struct tvm_event event;
+};
+
+#endif
