@@ -6,6 +6,7 @@
 #   make bench    benchmarks (figures printed, nothing asserted)
 
 BUILD ?= build
+.DEFAULT_GOAL := all
 CC ?= gcc
 PKGS := libelf zlib liblzma libzstd liblz4
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -23,8 +24,11 @@ MAIN_OBJ := $(BUILD)/obj/vmm/main.o
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 
+-include guests/guests.mk
+include tests/tests.mk
+
 .PHONY: all guests deps demo test test-run asan bench clean
-all: $(BUILD)/trialvm guests $(TEST_BINS)
+all: $(BUILD)/trialvm guests $(TEST_BINS) $(TEST_TOOLS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -34,6 +38,8 @@ $(BUILD)/libtrialvm.a: $(VMM_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+guests: $(GUEST_TARGETS) $(TINY_GUESTS)
+
 $(BUILD)/trialvm: $(MAIN_OBJ) $(BUILD)/libtrialvm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -41,9 +47,6 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libtrialvm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtrialvm.a $(LDFLAGS) $(LDLIBS)
 
--include guests/guests.mk
-include tests/tests.mk
-guests: $(GUEST_TARGETS) $(TINY_GUESTS)
 
 deps:
 	@ci/deps.sh

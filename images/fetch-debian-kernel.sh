@@ -66,7 +66,8 @@ if [ -z "$pkg" ] || ! download "$pkg"; then
 	fi
 fi
 
-deb=$(ls "$tmp"/"$pkg"_*.deb 2>/dev/null | head -n 1)
+first() { [ -e "$1" ] && printf '%s\n' "$1"; }
+deb=$(first "$tmp"/"$pkg"_*.deb || true)
 if [ -z "$deb" ]; then
 	echo "fetch-debian-kernel: apt-get download produced no $pkg .deb in $tmp" >&2
 	exit 1
@@ -74,14 +75,18 @@ fi
 mkdir "$tmp/x"
 dpkg-deb -x "$deb" "$tmp/x"
 
-vmlinuz=$(ls "$tmp"/x/boot/vmlinuz-* 2>/dev/null | head -n 1)
-sysmap=$(ls "$tmp"/x/boot/System.map-* 2>/dev/null | head -n 1)
+vmlinuz=$(first "$tmp"/x/boot/vmlinuz-* || true)
+sysmap=$(first "$tmp"/x/boot/System.map-* || true)
 if [ -z "$vmlinuz" ]; then
 	echo "fetch-debian-kernel: $deb contains no boot/vmlinuz-*" >&2
 	exit 1
 fi
 if [ -n "$sysmap" ]; then
 	cp "$sysmap" "$out/System.map.tmp" && mv "$out/System.map.tmp" "$out/System.map"
+	# Debian ships a one-line placeholder; the real map is in the -dbg package.
+	if [ "$(wc -l <"$out/System.map")" -le 1 ]; then
+		echo "fetch-debian-kernel: note: Debian's System.map is a placeholder (the real one is in $pkg-dbg)" >&2
+	fi
 else
 	echo "fetch-debian-kernel: warning: $deb contains no boot/System.map-*" >&2
 fi

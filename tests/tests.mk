@@ -13,3 +13,9 @@ $(BUILD)/tests/guests/tiny-high.elf: tests/guests/tiny.S
 	@mkdir -p $(dir $@)
 	$(CC) -DVARIANT_hello -c -o $(@:.elf=.o) $<
 	ld -m elf_x86_64 -static -nostdlib -Ttext=0x10000000 -e _start -o $@ $(@:.elf=.o)
+
+# Test tools (tests/tools/*.c), linked against the VMM library.
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libtrialvm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtrialvm.a $(LDFLAGS) $(LDLIBS)

@@ -504,8 +504,8 @@ int linux_boot_bzimage(struct vm *vm, const struct load_opts *o, const uint8_t *
 	enum pfmt f = payload_format(payload, h.payload_len);
 	bool host = !o->no_decompress && (f == PF_NONE || f == PF_GZIP || f == PF_XZ || f == PF_ZSTD || f == PF_LZ4);
 	if (!o->no_decompress && !host)
-		tvm_log("kernel '%s': its payload is %s-compressed, which trialvm cannot decompress; the kernel will decompress itself (slow where guest ring 0 is emulated)",
-			o->kernel, pfmt_name[f]);
+		tvm_log("kernel '%s': its payload is %s%s, which trialvm cannot decompress; the kernel will decompress itself (slow where guest ring 0 is emulated)",
+			o->kernel, f == PF_UNKNOWN ? "in an unknown format" : pfmt_name[f], f == PF_UNKNOWN ? "" : "-compressed");
 
 	if (host) {
 		uint8_t *vmlinux;

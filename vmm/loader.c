@@ -29,6 +29,7 @@ void ldr_busy_add(struct ldr_busy *b, uint64_t start, uint64_t end)
 
 /* Everything the loader writes below 1 MiB (see loader.h). */
 static const struct { uint64_t start, end; } boot_data[] = {
+	{ 0, 0x1000 },  /* IVT/BDA and the core's boot GDT (TVM_BOOT_GDT 0x500) */
 	{ TVM_PVH_START_INFO, TVM_PVH_CMDLINE + TVM_CMDLINE_MAX },
 	{ LOADER_BOOT_PARAMS, LOADER_BOOT_PARAMS + 0x1000 },
 	{ LOADER_LINUX_CMDLINE, LOADER_LINUX_CMDLINE + 0x1000 },
@@ -362,7 +363,7 @@ int ldr_elf_load(struct vm *vm, const char *what, const uint8_t *img, size_t len
 			goto out;
 		}
 		if (ldr_overlaps_boot_data(ph.p_paddr, mend)) {
-			tvm_seterr(err, "%s: PT_LOAD segment %zu (guest-physical 0x%llx-0x%llx) overlaps trialvm's boot data below 1 MiB (0x5000-0x21000, 0x9fc00-0xa0000, 0xf0000-0xf1000); link the kernel at or above 1 MiB",
+			tvm_seterr(err, "%s: PT_LOAD segment %zu (guest-physical 0x%llx-0x%llx) overlaps trialvm's boot data below 1 MiB (0x0-0x1000, 0x5000-0x21000, 0x9fc00-0xa0000, 0xf0000-0xf1000); link the kernel at or above 1 MiB",
 				   what, i, (unsigned long long)ph.p_paddr, (unsigned long long)mend);
 			goto out;
 		}
@@ -406,15 +407,16 @@ int ldr_elf_load(struct vm *vm, const char *what, const uint8_t *img, size_t len
 	 * Linux's vmlinux (phys_startup_64); translate a virtual one. */
 	info->entry = eh.e_entry;
 	bool entry_ok = false;
-	for (size_t i = 0; i < phnum && !entry_ok; i++) {
-		GElf_Phdr ph;
-		if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || ph.p_memsz == 0)
-			continue;
-		if (eh.e_entry >= ph.p_paddr && eh.e_entry - ph.p_paddr < ph.p_memsz)
-			entry_ok = true;
-		else if (eh.e_entry >= ph.p_vaddr && eh.e_entry - ph.p_vaddr < ph.p_memsz) {
-			info->entry = eh.e_entry - ph.p_vaddr + ph.p_paddr;
-			entry_ok = true;
+	for (int virt = 0; virt < 2 && !entry_ok; virt++) { /* physical match first */
+		for (size_t i = 0; i < phnum && !entry_ok; i++) {
+			GElf_Phdr ph;
+			if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || ph.p_memsz == 0)
+				continue;
+			uint64_t base = virt ? ph.p_vaddr : ph.p_paddr;
+			if (eh.e_entry >= base && eh.e_entry - base < ph.p_memsz) {
+				info->entry = eh.e_entry - base + ph.p_paddr;
+				entry_ok = true;
+			}
 		}
 	}
 	if (!info->has_pvh && !entry_ok) {

@@ -8,6 +8,7 @@
  * structures - GDT, page tables - out of these ranges and inside
  * [LOADER_CORE_FREE_START, LOADER_CORE_FREE_END), which the loader never
  * touches and refuses to load kernels into):
+ *   [0x0, 0x1000)       reserved for the core's boot GDT (TVM_BOOT_GDT); never written here
  *   [0x5000, 0x7000)    PVH: hvm_start_info, modlist, memmap, cmdline (trialvm_abi.h)
  *   [0x7000, 0x8000)    Linux: boot_params ("zero page")
  *   [0x20000, 0x21000)  Linux: command line

@@ -1,0 +1,81 @@
+# tests/linux.sh - Linux through the bzImage and vmlinux loaders, on Debian's
+# own cloud kernel (sourced by tests/run.sh).
+KDIR=$PWD/$BUILD/images/debian
+if ! images/fetch-debian-kernel.sh "$KDIR" >"$T/fetch.log" 2>&1; then
+	skip linux "Debian's kernel package could not be fetched: $(tail -1 "$T/fetch.log")"
+	return 0
+fi
+
+# linux_until NAME TIMEOUT REGEX ARGS...: run trialvm until the console shows
+# REGEX (then SIGTERM it) or it exits by itself.
+linux_until() {
+	local name=$1 to=$2 re=$3
+	shift 3
+	"$TRIALVM" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null &
+	local pid=$! waited=0
+	while kill -0 $pid 2>/dev/null; do
+		if grep -Eq -- "$re" "$T/$name.out"; then
+			kill -TERM $pid
+			break
+		fi
+		if [ $waited -ge $((to * 10)) ]; then
+			kill -KILL $pid
+			break
+		fi
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	wait $pid
+	RC=$?
+}
+
+# The e820 lines Linux prints must be the map trialvm built for 256 MiB.
+cat >"$T/e820.want" <<'E820'
+BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable
+BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved
+BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable
+E820
+check_linux_console() {
+	local name=$1
+	grep -Eo 'BIOS-e820: .*' "$T/$name.out" | sed 's/[[:space:]]*$//' >"$T/$name.e820"
+	expect_grep "$name" out '^\[ *0\.0+\] Linux version 6\.' \
+		'Command line: console=ttyS0 earlyprintk=serial trialvm\.marker=42' || return 1
+	if ! cmp -s "$T/$name.e820" "$T/e820.want"; then
+		fail "$name" "e820 map printed by Linux differs: $(tr '\n' '|' <"$T/$name.e820")"
+		return 1
+	fi
+}
+
+# bzImage, host-side decompression, 2 vCPUs, run until the platform stops it
+# (on hardware KVM it boots on; then the MP table line is enough).
+CMD='console=ttyS0 earlyprintk=serial trialvm.marker=42'
+linux_until linux-bzimage 300 'Kernel panic|Run /init' run --kernel "$KDIR/vmlinuz" --mem 256M --cpus 2 --cmdline "$CMD"
+if check_linux_console linux-bzimage && expect_grep linux-bzimage out 'Allowing 2 CPUs'; then
+	if [ "$RC" -eq 123 ]; then
+		expect_grep linux-bzimage err 'guest crashed on vCPU 0: KVM could not continue' \
+			'instruction bytes at RIP: [0-9a-f]{2}( [0-9a-f]{2})+' 'CR3 ' && pass linux-bzimage
+	elif [ "$RC" -eq 143 ]; then
+		pass linux-bzimage
+	else
+		fail linux-bzimage "exit status $RC; stderr: $(head -c 400 "$T/linux-bzimage.err")"
+	fi
+fi
+
+# The vmlinux ELF inside the same bzImage, through the ELF loader.
+if "$BUILD/tests/tools/extract-vmlinux" "$KDIR/vmlinuz" "$T/vmlinux" 2>"$T/extract.err"; then
+	linux_until linux-vmlinux 120 'Zone ranges' run --kernel "$T/vmlinux" --mem 256M --cmdline "$CMD"
+	check_linux_console linux-vmlinux && { [ "$RC" -eq 143 ] || [ "$RC" -eq 123 ]; } && pass linux-vmlinux ||
+		{ [ "$RC" -ne 143 ] && [ "$RC" -ne 123 ] && fail linux-vmlinux "exit status $RC"; }
+else
+	fail linux-vmlinux "extract-vmlinux: $(cat "$T/extract.err")"
+fi
+
+# A bzImage truncated in its payload, and one with a corrupted payload.
+head -c 3000000 "$KDIR/vmlinuz" >"$T/vmlinuz.trunc"
+vmrun linux-truncated 30 run --kernel "$T/vmlinuz.trunc" --mem 256M
+expect_rc linux-truncated 125 && expect_grep linux-truncated err 'vmlinuz.trunc' && pass linux-truncated
+cp "$KDIR/vmlinuz" "$T/vmlinuz.bad"
+printf '\xde\xad\xbe\xef\xde\xad\xbe\xef\xde\xad\xbe\xef\xde\xad\xbe\xef' |
+	dd of="$T/vmlinuz.bad" bs=1 seek=200000 conv=notrunc status=none
+vmrun linux-corrupt 30 run --kernel "$T/vmlinuz.bad" --mem 256M
+expect_rc linux-corrupt 125 && expect_grep linux-corrupt err 'vmlinuz.bad' && pass linux-corrupt
