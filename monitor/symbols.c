@@ -109,3 +109,15 @@ const char *symtab_lookup(const struct symtab *st, uint64_t addr, uint64_t *off)
 	}
 	return NULL;
 }
+
+int symtab_find(const struct symtab *st, const char *name, uint64_t *addr)
+{
+	if (!st)
+		return -1;
+	for (size_t i = 0; i < st->n; i++)
+		if (!strcmp(st->s[i].name, name)) {
+			*addr = st->s[i].addr;
+			return 0;
+		}
+	return -1;
+}

@@ -14,4 +14,7 @@ void symtab_free(struct symtab *st);
 /* Name of the symbol containing addr (offset in *off); NULL if none. */
 const char *symtab_lookup(const struct symtab *st, uint64_t addr, uint64_t *off);
 
+/* Address of the symbol called name; -1 if there is none. */
+int symtab_find(const struct symtab *st, const char *name, uint64_t *addr);
+
 #endif

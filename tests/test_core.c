@@ -1,0 +1,188 @@
+/* tests/test_core.c - unit tests of the VMM core: the checked guest-memory
+ * accessor, the I/O bus, size parsing, the console tail, symbol lookup and
+ * the guest page walker. Prints "ok NAME" / "FAIL NAME: why"; exits 1 on any
+ * failure. Needs /dev/kvm for the parts that create a VM (skipped without). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../devices/devices.h"
+#include "../monitor/guestmem.h"
+#include "../monitor/symbols.h"
+#include "../vmm/bus.h"
+#include "../vmm/util.h"
+#include "../vmm/vm.h"
+
+static int failures;
+#define CHECK(name, cond)                                                                   \
+	do {                                                                                \
+		if (cond)                                                                   \
+			printf("ok %s\n", name);                                            \
+		else {                                                                      \
+			printf("FAIL %s: %s (line %d)\n", name, #cond, __LINE__);          \
+			failures++;                                                         \
+		}                                                                           \
+	} while (0)
+
+static void test_parse_size(void)
+{
+	uint64_t v = 0;
+	CHECK("size-64M", parse_size("64M", &v) == 0 && v == 64ull << 20);
+	CHECK("size-1G", parse_size("1G", &v) == 0 && v == 1ull << 30);
+	CHECK("size-512KiB", parse_size("512KiB", &v) == 0 && v == 512ull << 10);
+	CHECK("size-bytes", parse_size("4096", &v) == 0 && v == 4096);
+	CHECK("size-empty", parse_size("", &v) < 0);
+	CHECK("size-negative", parse_size("-1M", &v) < 0);
+	CHECK("size-suffix-junk", parse_size("12Q", &v) < 0);
+	CHECK("size-trailing", parse_size("12MX", &v) < 0);
+	CHECK("size-overflow", parse_size("99999999999999999999G", &v) < 0);
+	CHECK("size-mul-overflow", parse_size("17179869184G", &v) < 0);
+}
+
+static int hits;
+static uint64_t last_off;
+static unsigned last_size;
+static void dev_fn(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	(void)dev;
+	(void)vcpu;
+	hits++;
+	last_off = off;
+	last_size = size;
+	if (!is_write)
+		memset(data, 0x5a, size);
+}
+
+static void test_vm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+		printf("skip vm: /dev/kvm is not usable\n");
+		return;
+	}
+	struct tvm_err err;
+	/* 3.5 GiB: RAM is split around the MMIO hole (nothing is touched). */
+	struct vm_config cfg = { .ram_size = 3584ull << 20, .ncpus = 1 };
+	struct vm *vm = vm_create(&cfg, &err);
+	CHECK("vm-create", vm != NULL);
+	if (!vm) {
+		printf("  %s\n", err.msg);
+		return;
+	}
+	const struct mem_region *r;
+	int n = vm_regions(vm, &r);
+	CHECK("regions-split", n == 2 && r[0].gpa == 0 && r[0].size == TVM_MMIO_HOLE_START && r[1].gpa == TVM_4G &&
+				       r[1].size == (3584ull << 20) - TVM_MMIO_HOLE_START);
+	CHECK("gpa-start", gpa_ptr(vm, GPA(0), 4096) != NULL);
+	CHECK("gpa-last-byte-low", gpa_ptr(vm, GPA(TVM_MMIO_HOLE_START - 1), 1) != NULL);
+	CHECK("gpa-straddle-hole", gpa_ptr(vm, GPA(TVM_MMIO_HOLE_START - 1), 2) == NULL);
+	CHECK("gpa-in-hole", gpa_ptr(vm, GPA(TVM_MMIO_HOLE_START), 1) == NULL);
+	CHECK("gpa-high", gpa_ptr(vm, GPA(TVM_4G), 8) != NULL);
+	CHECK("gpa-high-end", gpa_ptr(vm, GPA(TVM_4G + r[1].size - 8), 8) != NULL);
+	CHECK("gpa-past-end", gpa_ptr(vm, GPA(TVM_4G + r[1].size - 8), 9) == NULL);
+	CHECK("gpa-wrap", gpa_ptr(vm, GPA(~0ull - 4), 16) == NULL);
+	CHECK("gpa-huge-len", gpa_ptr(vm, GPA(4096), ~0ull) == NULL);
+	CHECK("gpa-zero-len-at-end", gpa_ptr(vm, GPA(TVM_MMIO_HOLE_START), 0) == NULL);
+	uint8_t b[4] = { 1, 2, 3, 4 }, c[4];
+	CHECK("gpa-write-read", gpa_write(vm, GPA(0x1234), b, 4) == 0 && gpa_read(vm, GPA(0x1234), c, 4) == 0 &&
+					!memcmp(b, c, 4));
+	CHECK("gpa-write-outside", gpa_write(vm, GPA(TVM_MMIO_HOLE_START - 2), b, 4) < 0);
+
+	struct e820_entry e[8];
+	int ne = vm_e820(vm, e, 8);
+	CHECK("e820", ne == 4 && e[0].addr == 0 && e[0].size == 0x9fc00 && e[1].type == 2 && e[2].addr == 0x100000 &&
+			      e[2].addr + e[2].size == TVM_MMIO_HOLE_START && e[3].addr == TVM_4G);
+
+	CHECK("bus-register", bus_register(vm, BUS_PIO, 0x100, 8, dev_fn, NULL, "a", &err) == 0);
+	CHECK("bus-overlap-inside", bus_register(vm, BUS_PIO, 0x104, 2, dev_fn, NULL, "b", &err) < 0 &&
+					    strstr(err.msg, "overlaps a"));
+	CHECK("bus-overlap-start", bus_register(vm, BUS_PIO, 0xfc, 8, dev_fn, NULL, "c", &err) < 0);
+	CHECK("bus-adjacent", bus_register(vm, BUS_PIO, 0x108, 8, dev_fn, NULL, "d", &err) == 0 &&
+				      bus_register(vm, BUS_PIO, 0xf8, 8, dev_fn, NULL, "e", &err) == 0);
+	CHECK("bus-pio-range", bus_register(vm, BUS_PIO, 0xfff0, 0x20, dev_fn, NULL, "f", &err) < 0);
+	CHECK("bus-zero-len", bus_register(vm, BUS_MMIO, 0xd0000000, 0, dev_fn, NULL, "g", &err) < 0);
+	CHECK("bus-wrap", bus_register(vm, BUS_MMIO, ~0ull - 4, 16, dev_fn, NULL, "h", &err) < 0);
+
+	uint8_t data[8];
+	hits = 0;
+	bus_access(vm, BUS_PIO, 0, 0x106, data, 2, false);
+	CHECK("bus-dispatch-offset", hits == 1 && last_off == 6 && last_size == 2 && data[0] == 0x5a);
+	hits = 0;
+	uint64_t before = bus_unclaimed_count(vm);
+	bus_access(vm, BUS_PIO, 0, 0x10f, data, 2, false); /* straddles the end of "d" */
+	CHECK("bus-straddle-unclaimed", hits == 0 && data[0] == 0xff && data[1] == 0xff &&
+						bus_unclaimed_count(vm) == before + 1);
+	memset(data, 0, sizeof(data));
+	bus_access(vm, BUS_PIO, 0, 0x300, data, 4, false);
+	CHECK("bus-unclaimed-reads-ones", data[0] == 0xff && data[3] == 0xff && data[4] == 0);
+	bus_access(vm, BUS_MMIO, 0, 0xd0000000, data, 8, true);
+	CHECK("bus-unclaimed-write-ignored", hits == 0);
+
+	/* The page walker, on tables built in guest RAM: 4 KiB and 2 MiB pages. */
+	uint64_t pml4 = 0x10000, pdpt = 0x11000, pd = 0x12000, pt = 0x13000;
+	uint64_t ent;
+	ent = pdpt | 1; gpa_write(vm, GPA(pml4), &ent, 8);
+	ent = pd | 1; gpa_write(vm, GPA(pdpt), &ent, 8);
+	ent = pt | 1; gpa_write(vm, GPA(pd), &ent, 8);                 /* 0-2M: 4K pages */
+	ent = 0x200000 | 0x81; gpa_write(vm, GPA(pd + 8), &ent, 8);    /* 2M-4M: one 2M page */
+	ent = 0x40000 | 1; gpa_write(vm, GPA(pt + 8 * 5), &ent, 8);    /* va 0x5000 -> 0x40000 */
+	uint64_t pa = 0;
+	CHECK("walk-4k", guest_virt_to_phys(vm, pml4, 0x5123, &pa) == 0 && pa == 0x40123);
+	CHECK("walk-2m", guest_virt_to_phys(vm, pml4, 0x234567, &pa) == 0 && pa == 0x234567);
+	CHECK("walk-unmapped", guest_virt_to_phys(vm, pml4, 0x6000, &pa) < 0);
+	CHECK("walk-noncanonical", guest_virt_to_phys(vm, pml4, 0x0000800000000000ull, &pa) < 0);
+	ent = 0xfff00000000ull | 1; gpa_write(vm, GPA(pt + 8 * 7), &ent, 8); /* points outside RAM */
+	uint8_t buf[16];
+	CHECK("walk-outside-ram", guest_read_virt(vm, pml4, 0x7000, buf, 16) == 0);
+	CHECK("read-virt-stops", guest_read_virt(vm, pml4, 0x5ff8, buf, 16) == 8);
+	/* A table that points at itself: the walk still ends after four levels. */
+	ent = 0x10000 | 1; gpa_write(vm, GPA(pml4), &ent, 8);
+	CHECK("walk-self-loop", guest_virt_to_phys(vm, pml4, 0x5000, &pa) < 0 &&
+					guest_virt_to_phys(vm, pml4, 0x0, &pa) == 0 && pa == 0x10000);
+	vm_destroy(vm);
+}
+
+static void test_console_tail(void)
+{
+	struct tvm_err err;
+	console_open(NULL, true, &err);
+	uint8_t chunk[1000];
+	for (int i = 0; i < 100; i++) {
+		memset(chunk, 'a' + i % 26, sizeof(chunk));
+		console_put(chunk, sizeof(chunk));
+	}
+	static uint8_t tail[CONSOLE_TAIL + 10];
+	size_t n = console_tail(tail, sizeof(tail));
+	CHECK("tail-size", n == CONSOLE_TAIL);
+	/* The last byte written was from chunk 99 ('a' + 99 % 26 = 'v'). */
+	CHECK("tail-newest-last", tail[n - 1] == 'a' + 99 % 26);
+	/* The oldest kept byte is 100000 - 65536 = 34464 bytes in: chunk 34. */
+	CHECK("tail-oldest-first", tail[0] == 'a' + 34 % 26);
+	CHECK("tail-max", console_tail(tail, 10) == 10 && tail[9] == 'a' + 99 % 26);
+	console_close(&err);
+}
+
+static void test_symbols(const char *self)
+{
+	struct symtab *st = symtab_load(self);
+	CHECK("symtab-load-self", st != NULL);
+	uint64_t addr = 0, off = 99;
+	CHECK("symtab-find", symtab_find(st, "main", &addr) == 0 && addr != 0);
+	const char *name = symtab_lookup(st, addr + 3, &off);
+	CHECK("symtab-lookup", name && strcmp(name, "main") == 0 && off == 3);
+	CHECK("symtab-find-missing", symtab_find(st, "no_such_symbol_here", &addr) < 0);
+	CHECK("symtab-missing-file", symtab_load("/nonexistent/file") == NULL);
+	CHECK("symtab-not-elf", symtab_load("/etc/passwd") == NULL);
+	symtab_free(st);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	test_parse_size();
+	test_console_tail();
+	test_symbols(argv[0]);
+	test_vm();
+	return failures ? 1 : 0;
+}
