@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing; runs apt-get update at most once.
 set -eu
 PKGS="gcc make pkg-config libelf-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev
-musl-tools busybox-static cpio qemu-system-x86 gdb binutils libcapstone-dev"
+musl-tools busybox-static cpio qemu-system-x86 gdb binutils libcapstone-dev
+libjansson-dev crash"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

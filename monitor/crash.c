@@ -88,6 +88,7 @@ static void describe_app_fault(const struct app_fault *af, const struct crash_ct
 	const char *sname = signal_name(f->signo);
 	const char *code = si_code_name(f->signo, f->si_code);
 	struct symtab *st = symtab_load(ctx->app_path);
+	struct guest_mem gm = ctx->vm ? vm_guest_mem(ctx->vm) : (struct guest_mem){ NULL, 0 };
 
 	fprintf(stderr, "trialvm: the application %s crashed: %s (%s)", f->app_name[0] ? f->app_name : "?",
 		sname ? sname : "unknown signal", signal_meaning(f->signo));
@@ -107,7 +108,7 @@ static void describe_app_fault(const struct app_fault *af, const struct crash_ct
 
 	/* The caller, through the frame pointer when the code keeps one. */
 	uint64_t frame[2];
-	if (ctx->vm && r->rbp && guest_read_virt(ctx->vm, f->page_table_root, r->rbp, frame, sizeof(frame)) ==
+	if (ctx->vm && r->rbp && guest_read_virt(&gm, f->page_table_root, r->rbp, frame, sizeof(frame)) ==
 				      sizeof(frame)) {
 		const char *caller = symtab_lookup(st, frame[1] - f->load_bias, &off);
 		if (caller)
@@ -116,7 +117,7 @@ static void describe_app_fault(const struct app_fault *af, const struct crash_ct
 	}
 	if (ctx->vm) {
 		uint8_t code_bytes[16];
-		int n = (int)guest_read_virt(ctx->vm, f->page_table_root, r->rip, code_bytes, sizeof(code_bytes));
+		int n = (int)guest_read_virt(&gm, f->page_table_root, r->rip, code_bytes, sizeof(code_bytes));
 		print_bytes("code at RIP:", code_bytes, n);
 	}
 	fprintf(stderr,

@@ -1,12 +1,13 @@
 #include "guestmem.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #define PTE_P 1ull
 #define PTE_PS (1ull << 7)
 #define ADDR_MASK 0x000ffffffffff000ull
 
-int guest_virt_to_phys(struct vm *vm, uint64_t cr3, uint64_t va, uint64_t *gpa)
+int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *gpa)
 {
 	/* Canonical addresses only. */
 	uint64_t top = va >> 47;
@@ -16,7 +17,11 @@ int guest_virt_to_phys(struct vm *vm, uint64_t cr3, uint64_t va, uint64_t *gpa)
 	for (int level = 3; level >= 0; level--) {
 		unsigned idx = (unsigned)((va >> (12 + 9 * level)) & 0x1ff);
 		uint64_t pte;
-		if (gpa_read(vm, GPA(table + idx * 8ull), &pte, sizeof(pte)) < 0 || !(pte & PTE_P))
+		const void *p = gmem_ptr(m, table + idx * 8ull, sizeof(pte));
+		if (!p)
+			return -1;
+		memcpy(&pte, p, sizeof(pte));
+		if (!(pte & PTE_P))
 			return -1;
 		if (level > 0 && level < 3 && (pte & PTE_PS)) {
 			uint64_t page = 1ull << (12 + 9 * level);
@@ -29,18 +34,20 @@ int guest_virt_to_phys(struct vm *vm, uint64_t cr3, uint64_t va, uint64_t *gpa)
 	return 0;
 }
 
-uint64_t guest_read_virt(struct vm *vm, uint64_t cr3, uint64_t va, void *dst, uint64_t len)
+uint64_t guest_read_virt(const struct guest_mem *m, uint64_t cr3, uint64_t va, void *dst, uint64_t len)
 {
 	uint64_t done = 0;
 	while (done < len) {
 		uint64_t pa;
-		if (guest_virt_to_phys(vm, cr3, va + done, &pa) < 0)
+		if (guest_virt_to_phys(m, cr3, va + done, &pa) < 0)
 			break;
 		uint64_t chunk = 4096 - (pa & 0xfff);
 		if (chunk > len - done)
 			chunk = len - done;
-		if (gpa_read(vm, GPA(pa), (uint8_t *)dst + done, chunk) < 0)
+		const void *src = gmem_ptr(m, pa, chunk);
+		if (!src)
 			break;
+		memcpy((uint8_t *)dst + done, src, chunk);
 		done += chunk;
 	}
 	return done;

@@ -10,10 +10,10 @@
  * rooted at cr3, every table read through the checked accessor. Handles 1 GiB
  * and 2 MiB pages. 0 and *gpa on success, -1 when not mapped or a table lies
  * outside RAM. */
-int guest_virt_to_phys(struct vm *vm, uint64_t cr3, uint64_t va, uint64_t *gpa);
+int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *gpa);
 
 /* Copy up to len bytes at virtual va (page by page); returns the number of
  * bytes copied before the first unmapped page. */
-uint64_t guest_read_virt(struct vm *vm, uint64_t cr3, uint64_t va, void *dst, uint64_t len);
+uint64_t guest_read_virt(const struct guest_mem *m, uint64_t cr3, uint64_t va, void *dst, uint64_t len);
 
 #endif

@@ -128,18 +128,19 @@ static void test_vm(void)
 	ent = 0x200000 | 0x81; gpa_write(vm, GPA(pd + 8), &ent, 8);    /* 2M-4M: one 2M page */
 	ent = 0x40000 | 1; gpa_write(vm, GPA(pt + 8 * 5), &ent, 8);    /* va 0x5000 -> 0x40000 */
 	uint64_t pa = 0;
-	CHECK("walk-4k", guest_virt_to_phys(vm, pml4, 0x5123, &pa) == 0 && pa == 0x40123);
-	CHECK("walk-2m", guest_virt_to_phys(vm, pml4, 0x234567, &pa) == 0 && pa == 0x234567);
-	CHECK("walk-unmapped", guest_virt_to_phys(vm, pml4, 0x6000, &pa) < 0);
-	CHECK("walk-noncanonical", guest_virt_to_phys(vm, pml4, 0x0000800000000000ull, &pa) < 0);
+	struct guest_mem gm = vm_guest_mem(vm);
+	CHECK("walk-4k", guest_virt_to_phys(&gm, pml4, 0x5123, &pa) == 0 && pa == 0x40123);
+	CHECK("walk-2m", guest_virt_to_phys(&gm, pml4, 0x234567, &pa) == 0 && pa == 0x234567);
+	CHECK("walk-unmapped", guest_virt_to_phys(&gm, pml4, 0x6000, &pa) < 0);
+	CHECK("walk-noncanonical", guest_virt_to_phys(&gm, pml4, 0x0000800000000000ull, &pa) < 0);
 	ent = 0xfff00000000ull | 1; gpa_write(vm, GPA(pt + 8 * 7), &ent, 8); /* points outside RAM */
 	uint8_t buf[16];
-	CHECK("walk-outside-ram", guest_read_virt(vm, pml4, 0x7000, buf, 16) == 0);
-	CHECK("read-virt-stops", guest_read_virt(vm, pml4, 0x5ff8, buf, 16) == 8);
+	CHECK("walk-outside-ram", guest_read_virt(&gm, pml4, 0x7000, buf, 16) == 0);
+	CHECK("read-virt-stops", guest_read_virt(&gm, pml4, 0x5ff8, buf, 16) == 8);
 	/* A table that points at itself: the walk still ends after four levels. */
 	ent = 0x10000 | 1; gpa_write(vm, GPA(pml4), &ent, 8);
-	CHECK("walk-self-loop", guest_virt_to_phys(vm, pml4, 0x5000, &pa) < 0 &&
-					guest_virt_to_phys(vm, pml4, 0x0, &pa) == 0 && pa == 0x10000);
+	CHECK("walk-self-loop", guest_virt_to_phys(&gm, pml4, 0x5000, &pa) < 0 &&
+					guest_virt_to_phys(&gm, pml4, 0x0, &pa) == 0 && pa == 0x10000);
 	vm_destroy(vm);
 }
 

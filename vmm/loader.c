@@ -1,5 +1,6 @@
 /* vmm/loader.c - kernel identification, ELF loading (libelf), PVH boot,
- * module placement. Linux specifics live in linux.c, the MP table in mptable.c. */
+ * module placement. Linux specifics live in linux.c, the MP table in mptable.c,
+ * the ACPI tables in acpi.c. */
 #include "loader_int.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "../guests/include/trialvm_abi.h"
+#include "acpi.h"
 
 #define KERNEL_MAX_FILE (1ull << 30)
 
@@ -34,6 +36,7 @@ static const struct { uint64_t start, end; } boot_data[] = {
 	{ LOADER_BOOT_PARAMS, LOADER_BOOT_PARAMS + 0x1000 },
 	{ LOADER_LINUX_CMDLINE, LOADER_LINUX_CMDLINE + 0x1000 },
 	{ LOADER_MPTABLE, 0xa0000 },
+	{ TVM_ACPI_START, TVM_ACPI_END },
 	{ LOADER_MPTABLE_ALT, LOADER_MPTABLE_ALT + 0x1000 },
 	{ LOADER_CORE_FREE_START, LOADER_CORE_FREE_END },
 };
@@ -363,7 +366,7 @@ int ldr_elf_load(struct vm *vm, const char *what, const uint8_t *img, size_t len
 			goto out;
 		}
 		if (ldr_overlaps_boot_data(ph.p_paddr, mend)) {
-			tvm_seterr(err, "%s: PT_LOAD segment %zu (guest-physical 0x%llx-0x%llx) overlaps trialvm's boot data below 1 MiB (0x0-0x1000, 0x5000-0x21000, 0x9fc00-0xa0000, 0xf0000-0xf1000); link the kernel at or above 1 MiB",
+			tvm_seterr(err, "%s: PT_LOAD segment %zu (guest-physical 0x%llx-0x%llx) overlaps trialvm's boot data below 1 MiB (0x0-0x1000, 0x5000-0x21000, 0x9fc00-0xa0000, 0xe0000-0xf1000); link the kernel at or above 1 MiB",
 				   what, i, (unsigned long long)ph.p_paddr, (unsigned long long)mend);
 			goto out;
 		}
@@ -517,6 +520,37 @@ static int pvh_boot(struct vm *vm, const struct load_opts *o, const struct ldr_e
 	return 0;
 }
 
+/* ---------------------------------------------------------------- platform tables */
+
+/* boot_params.acpi_rsdp_addr (u64), boot protocol 2.14 and later. */
+#define BP_ACPI_RSDP_ADDR 0x070
+#define BP_VERSION 0x206
+
+/* ACPI tables for every boot (Linux finds them through boot_params, PVH
+ * kernels through hvm_start_info.rsdp_paddr, others by scanning
+ * 0xe0000-0xfffff), and the MP table when there is more than one vCPU. */
+static int platform_tables(struct vm *vm, bool is_linux, struct tvm_err *err)
+{
+	int ncpus = vm_ncpus(vm);
+	uint64_t rsdp;
+	if (acpi_write(vm, ncpus, &rsdp, err) < 0)
+		return -1;
+	if (is_linux) {
+		uint8_t ver[2];
+		if (gpa_read(vm, GPA(LOADER_BOOT_PARAMS + BP_VERSION), ver, sizeof(ver)) < 0)
+			return tvm_seterr(err, "internal error: boot_params are not in guest RAM");
+		if (ldr_le16(ver) >= 0x20e &&
+		    gpa_write(vm, GPA(LOADER_BOOT_PARAMS + BP_ACPI_RSDP_ADDR), &rsdp, sizeof(rsdp)) < 0)
+			return tvm_seterr(err, "internal error: boot_params are not in guest RAM");
+	} else if (gpa_write(vm, GPA(TVM_PVH_START_INFO + offsetof(struct hvm_start_info, rsdp_paddr)), &rsdp,
+			     sizeof(rsdp)) < 0) {
+		return tvm_seterr(err, "internal error: the PVH start info is not in guest RAM");
+	}
+	if (ncpus > 1)
+		return mptable_write(vm, ncpus, err);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int load_kernel(struct vm *vm, const struct load_opts *o, struct boot_entry *entry, struct tvm_err *err)
@@ -529,6 +563,7 @@ int load_kernel(struct vm *vm, const struct load_opts *o, struct boot_entry *ent
 		return -1;
 
 	int rc = -1;
+	bool is_linux = true;
 	char what[600];
 	snprintf(what, sizeof(what), "kernel '%s'", o->kernel);
 
@@ -539,6 +574,7 @@ int load_kernel(struct vm *vm, const struct load_opts *o, struct boot_entry *ent
 		if (ke.is_linux) {
 			rc = linux_boot_vmlinux(vm, o, &ke, entry, err);
 		} else if (ke.has_pvh) {
+			is_linux = false;
 			rc = pvh_boot(vm, o, &ke, entry, err);
 		} else {
 			tvm_seterr(err, "kernel '%s' is an ELF without a PVH entry note (name \"Xen\", type 18) and is not a Linux vmlinux, so trialvm cannot tell how to enter it; add a PVH note or pass a Linux kernel",
@@ -556,8 +592,8 @@ int load_kernel(struct vm *vm, const struct load_opts *o, struct boot_entry *ent
 			   o->kernel, img[0], img[1], img[2], img[3]);
 		goto out;
 	}
-	if (rc == 0 && vm_ncpus(vm) > 1)
-		rc = mptable_write(vm, vm_ncpus(vm), err);
+	if (rc == 0)
+		rc = platform_tables(vm, is_linux, err);
 out:
 	free(img);
 	return rc;

@@ -14,6 +14,7 @@
  *   [0x20000, 0x21000)  Linux: command line
  *   [0x9fc00, 0xa0000)  MP floating pointer + config table (ncpus > 1;
  *                       the table moves to 0xf0000 when it does not fit)
+ *   [0xe0000, 0xf0000)  ACPI tables, RSDP first (acpi.h; every boot)
  *   kernel segments     as the ELF asks (Linux: p_paddr, 16 MiB for Debian),
  *                       or 0x100000 for a bzImage's protected-mode code
  *   initrd / modules    the highest page-aligned RAM below the limit, clear
@@ -68,6 +69,9 @@ struct load_opts {
  *     other compressions, or o->no_decompress, load the protected-mode kernel
  *     at 0x100000 and enter it at 0x100200 (its 64-bit entry, which then
  *     decompresses itself inside the guest: slow where ring 0 is emulated).
+ *   - ACPI tables (acpi_write, acpi.h) for every kernel: the RSDP address
+ *     goes to boot_params.acpi_rsdp_addr (Linux, boot protocol >= 2.14) or
+ *     hvm_start_info.rsdp_paddr (PVH).
  *   - When vm_ncpus(vm) > 1, an Intel MP 1.4 table describing all vCPUs, the
  *     ISA bus, one IOAPIC (id = ncpus, 0xfec00000) and ISA IRQ routing.
  * Reads files and guest memory only; no KVM calls. Returns 0, or -1 with one
@@ -88,8 +92,8 @@ int bzimage_decompress(const uint8_t *img, size_t len, uint8_t **out, size_t *ou
 
 /* mptable_write: write the MP floating pointer at LOADER_MPTABLE and the
  * configuration table (processor entries for vCPUs 0..ncpus-1, BSP = 0,
- * ISA bus 0, IOAPIC id ncpus at 0xfec00000, ISA IRQ 0 -> pin 2, 1,3..15
- * identity, ExtINT -> LINT0, NMI -> LINT1) for ncpus in [1, TVM_MAX_VCPUS].
+ * ISA bus 0, IOAPIC id ncpus at 0xfec00000, ISA IRQs 0,1,3..15 -> the same
+ * IOAPIC pin as KVM's default GSI routing has it, ExtINT -> LINT0, NMI -> LINT1) for ncpus in [1, TVM_MAX_VCPUS].
  * load_kernel calls it when vm_ncpus(vm) > 1. -1 with *err on failure. */
 int mptable_write(struct vm *vm, int ncpus, struct tvm_err *err);
 

@@ -18,7 +18,7 @@ enum { MP_INT = 0, MP_NMI = 1, MP_SMI = 2, MP_EXTINT = 3 };
 #define MP_HDR_SIZE 44
 #define MP_PROC_SIZE 20
 #define MP_ENTRY_SIZE 8
-#define MP_NR_IOINT 15   /* ISA IRQs 0..15 without IRQ 2 (IRQ 0 uses pin 2) */
+#define MP_NR_IOINT 15   /* ISA IRQs 0..15 without IRQ 2 (the PIC cascade) */
 #define MP_NR_LINT 2
 
 static uint8_t checksum(const uint8_t *p, size_t n)
@@ -65,14 +65,16 @@ int mptable_write(struct vm *vm, int ncpus, struct tvm_err *err)
 	p += MP_ENTRY_SIZE, count++;
 	for (int irq = 0; irq < 16; irq++) {
 		if (irq == 2)
-			continue;                   /* pin 2 carries IRQ 0 */
+			continue;                   /* the PIC cascade */
 		p[0] = MP_IOINT;
 		p[1] = MP_INT;
 		ldr_put16(p + 2, 0);                /* conforms to the bus */
 		p[4] = 0;                           /* ISA bus */
 		p[5] = (uint8_t)irq;
 		p[6] = ioapic_id;
-		p[7] = (uint8_t)(irq == 0 ? 2 : irq);
+		/* KVM's default GSI routing sends GSI n to IOAPIC pin n, and
+		 * its in-kernel PIT fires GSI 0: ISA IRQ n is pin n. */
+		p[7] = (uint8_t)irq;
 		p += MP_ENTRY_SIZE, count++;
 	}
 	static const uint8_t lint[MP_NR_LINT][2] = { { MP_EXTINT, 0 }, { MP_NMI, 1 } };

@@ -23,13 +23,13 @@
 
 /* ---------------------------------------------------------------- memory */
 
-void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len)
+void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
-	for (int i = 0; i < vm->nregions; i++) {
-		const struct mem_region *r = &vm->regions[i];
-		if (gpa.v < r->gpa)
+	for (int i = 0; i < m->n; i++) {
+		const struct mem_region *r = &m->r[i];
+		if (gpa < r->gpa)
 			continue;
-		uint64_t off = gpa.v - r->gpa;
+		uint64_t off = gpa - r->gpa;
 		if (off > r->size || len > r->size - off)
 			continue;
 		if (off == r->size && len == 0)
@@ -38,6 +38,14 @@ void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len)
 	}
 	return NULL;
 }
+
+void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len)
+{
+	struct guest_mem m = { vm->regions, vm->nregions };
+	return gmem_ptr(&m, gpa.v, len);
+}
+
+struct guest_mem vm_guest_mem(const struct vm *vm) { return (struct guest_mem){ vm->regions, vm->nregions }; }
 
 int gpa_read(struct vm *vm, gpa_t gpa, void *dst, uint64_t len)
 {

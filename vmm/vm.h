@@ -32,6 +32,15 @@ struct mem_region {
 	uint8_t *host;    /* host mapping of the region */
 };
 
+/* A read view of guest RAM without the VM: what dump writers and the page
+ * walker use (they make no KVM calls). */
+struct guest_mem {
+	const struct mem_region *r;
+	int n;
+};
+/* Host pointer for [gpa, gpa+len) when it lies inside one region, else NULL. */
+void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
 struct vm;
 
 /* Error reporting for setup code: functions return -1 and fill `err`
@@ -49,6 +58,7 @@ int gpa_read(struct vm *vm, gpa_t gpa, void *dst, uint64_t len);
 int gpa_write(struct vm *vm, gpa_t gpa, const void *src, uint64_t len);
 
 uint64_t vm_ram_size(const struct vm *vm);
+struct guest_mem vm_guest_mem(const struct vm *vm);
 int vm_regions(const struct vm *vm, const struct mem_region **out);
 
 /* The e820 map of this VM: RAM regions, with [0x9fc00, 0x100000) reserved

@@ -107,6 +107,10 @@ struct tvm_fault {
 	uint64_t mappings_gpa;    /* gpa of struct tvm_mapping[nr_mappings] */
 	uint64_t page_table_root; /* CR3 of the application's address space */
 	char app_name[64];        /* argv[0], NUL-terminated */
+	uint64_t auxv_gva;        /* user virtual address of the auxv the app got */
+	uint64_t auxv_len;        /* its length in bytes (AT_NULL included) */
+	uint64_t argv_gva;        /* user virtual address of argv[] (for psargs) */
+	uint64_t argc;
 };
 
 #define TVM_FAULT_MAX_MAPS 256u

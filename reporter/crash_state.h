@@ -1,0 +1,68 @@
+/* reporter/crash_state.h - everything captured at a crash, in a form the
+ * dump and report writers consume without KVM: the monitor fills it (from
+ * KVM ioctls made in vmm/), the reporter only reads it.
+ *
+ * All guest memory is reached through `mem` (read-only host mappings of the
+ * RAM regions) with gmem_ptr(), so a writer can never read outside RAM.
+ */
+#ifndef TVM_CRASH_STATE_H
+#define TVM_CRASH_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../devices/hcall.h"
+#include "../vmm/cpu_state.h"
+#include "../vmm/vm.h"
+
+/* Why the run ended, in the terms of the dumps. */
+enum crash_kind {
+	CRASH_APP_FAULT,      /* trialos application fault (app fields valid) */
+	CRASH_PANIC,          /* guest kernel panic (pvpanic) */
+	CRASH_BREAKPOINT,     /* --crash-on SYMBOL was hit */
+	CRASH_TRIPLE_FAULT,
+	CRASH_INTERNAL_ERROR, /* KVM internal error / emulation failure */
+	CRASH_FAIL_ENTRY,
+	CRASH_UNKNOWN_EXIT,
+	CRASH_HANG,           /* --hang-timeout */
+};
+
+struct crash_state {
+	enum crash_kind kind;
+	char kind_name[32];       /* "app-fault", "panic", ... (report.json "kind") */
+	char summary[256];        /* one sentence */
+	int crashing_cpu;         /* index into cpu[] */
+	int ncpus;
+	struct cpu_state *cpu;    /* ncpus entries */
+	struct guest_mem mem;     /* guest RAM (read-only use) */
+	uint64_t time_unix_ns;    /* wall clock at the event */
+	uint64_t uptime_ns;       /* since the VM started */
+	/* The guest's own VMCOREINFO note text ("KEY=value\n"...), when found
+	 * in guest memory; NULL otherwise. */
+	const char *vmcoreinfo;
+	size_t vmcoreinfo_len;
+	/* CRASH_APP_FAULT: the fault record and mappings trialos reported. */
+	const struct app_fault *app;
+	/* Console tail (oldest first). */
+	const uint8_t *console;
+	size_t console_len;
+};
+
+/* BugCheckCode written into memory.dmp for each crash kind (README). */
+static inline uint32_t crash_bugcheck_code(enum crash_kind k)
+{
+	switch (k) {
+	case CRASH_APP_FAULT: return 0x7e7a0001u;
+	case CRASH_PANIC: return 0x7e7a0002u;
+	case CRASH_BREAKPOINT: return 0x7e7a0003u;
+	case CRASH_TRIPLE_FAULT: return 0x7e7a0004u;
+	case CRASH_INTERNAL_ERROR: return 0x7e7a0005u;
+	case CRASH_FAIL_ENTRY: return 0x7e7a0006u;
+	case CRASH_UNKNOWN_EXIT: return 0x7e7a0007u;
+	case CRASH_HANG: return 0x7e7a0008u;
+	}
+	return 0x7e7a0000u;
+}
+
+#endif
