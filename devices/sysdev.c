@@ -126,6 +126,10 @@ static void post_io(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned s
 int sysdev_init(struct vm *vm, struct tvm_err *err)
 {
 	the_vm = vm;
+	cf9_value = 0;
+	kbc.ctr = 0x30;
+	kbc.out_full = false;
+	kbc.pending_cmd = 0;
 	if (bus_register(vm, BUS_PIO, TVM_PORT_POWEROFF, 4, poweroff_io, NULL, "poweroff", err) < 0 ||
 	    bus_register(vm, BUS_PIO, 0xcf9, 1, cf9_io, NULL, "reset-cf9", err) < 0 ||
 	    bus_register(vm, BUS_PIO, 0x60, 5, i8042_io, NULL, "i8042", err) < 0 ||

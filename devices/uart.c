@@ -153,9 +153,14 @@ static void uart_io(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned s
 
 int uart_init(struct vm *vm, struct tvm_err *err)
 {
+	pthread_mutex_lock(&u.lock);
 	u.vm = vm;
+	u.ier = u.scr = u.fcr = u.dll = u.dlm = 0;
+	u.thri_pending = false;
+	u.irq_level = 0;
 	u.lcr = 0x03;
 	u.mcr = MCR_OUT2;
+	pthread_mutex_unlock(&u.lock);
 	return bus_register(vm, BUS_PIO, TVM_PORT_COM1, 8, uart_io, &u, "uart-com1", err);
 }
 

@@ -3,11 +3,19 @@
 #include "crash.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 #include <string.h>
 
+#include "../devices/devices.h"
 #include "../devices/hcall.h"
+#include "../reporter/crash_state.h"
 #include "../vmm/util.h"
 #include "guestmem.h"
+#include "disasm.h"
+#include "report.h"
 #include "symbols.h"
 
 static const char *const sig_names[32] = {
@@ -70,107 +78,108 @@ static const char *si_code_name(unsigned signo, int code)
 	return NULL;
 }
 
-static void print_bytes(const char *label, const uint8_t *b, int n)
+
+static void print_regs(const uint64_t *g, uint64_t rflags)
 {
-	char line[128];
-	int p = snprintf(line, sizeof(line), "  %s", label);
-	if (n == 0)
-		p += snprintf(line + p, sizeof(line) - (size_t)p, " (not readable)");
-	for (int i = 0; i < n && p < (int)sizeof(line) - 4; i++)
-		p += snprintf(line + p, sizeof(line) - (size_t)p, " %02x", b[i]);
-	fprintf(stderr, "%s\n", line);
-}
-
-static void describe_app_fault(const struct app_fault *af, const struct crash_ctx *ctx)
-{
-	const struct tvm_fault *f = &af->f;
-	const struct tvm_user_regs *r = &f->regs;
-	const char *sname = signal_name(f->signo);
-	const char *code = si_code_name(f->signo, f->si_code);
-	struct symtab *st = symtab_load(ctx->app_path);
-	struct guest_mem gm = ctx->vm ? vm_guest_mem(ctx->vm) : (struct guest_mem){ NULL, 0 };
-
-	fprintf(stderr, "trialvm: the application %s crashed: %s (%s)", f->app_name[0] ? f->app_name : "?",
-		sname ? sname : "unknown signal", signal_meaning(f->signo));
-	if (code)
-		fprintf(stderr, ", %s", code);
-	if (f->vector != TVM_FAULT_NO_VECTOR)
-		fprintf(stderr, " at address 0x%llx (CPU exception %u, error code 0x%llx)", (unsigned long long)f->addr,
-			f->vector, (unsigned long long)f->error_code);
-	fprintf(stderr, "\n");
-
-	uint64_t off;
-	const char *fn = symtab_lookup(st, r->rip - f->load_bias, &off);
-	if (fn)
-		fprintf(stderr, "  RIP 0x%llx in %s+0x%llx\n", (unsigned long long)r->rip, fn, (unsigned long long)off);
-	else
-		fprintf(stderr, "  RIP 0x%llx\n", (unsigned long long)r->rip);
-
-	/* The caller, through the frame pointer when the code keeps one. */
-	uint64_t frame[2];
-	if (ctx->vm && r->rbp && guest_read_virt(&gm, f->page_table_root, r->rbp, frame, sizeof(frame)) ==
-				      sizeof(frame)) {
-		const char *caller = symtab_lookup(st, frame[1] - f->load_bias, &off);
-		if (caller)
-			fprintf(stderr, "  called from 0x%llx in %s+0x%llx\n", (unsigned long long)frame[1], caller,
-				(unsigned long long)off);
-	}
-	if (ctx->vm) {
-		uint8_t code_bytes[16];
-		int n = (int)guest_read_virt(&gm, f->page_table_root, r->rip, code_bytes, sizeof(code_bytes));
-		print_bytes("code at RIP:", code_bytes, n);
-	}
 	fprintf(stderr,
 		"  RAX %016llx RBX %016llx RCX %016llx RDX %016llx\n"
 		"  RSI %016llx RDI %016llx RBP %016llx RSP %016llx\n"
 		"  R8  %016llx R9  %016llx R10 %016llx R11 %016llx\n"
 		"  R12 %016llx R13 %016llx R14 %016llx R15 %016llx\n"
-		"  RFLAGS %08llx FS_BASE %016llx\n",
-		(unsigned long long)r->rax, (unsigned long long)r->rbx, (unsigned long long)r->rcx,
-		(unsigned long long)r->rdx, (unsigned long long)r->rsi, (unsigned long long)r->rdi,
-		(unsigned long long)r->rbp, (unsigned long long)r->rsp, (unsigned long long)r->r8,
-		(unsigned long long)r->r9, (unsigned long long)r->r10, (unsigned long long)r->r11,
-		(unsigned long long)r->r12, (unsigned long long)r->r13, (unsigned long long)r->r14,
-		(unsigned long long)r->r15, (unsigned long long)r->eflags, (unsigned long long)r->fs_base);
-	symtab_free(st);
+		"  RFLAGS %08llx",
+		(unsigned long long)g[0], (unsigned long long)g[3], (unsigned long long)g[1], (unsigned long long)g[2],
+		(unsigned long long)g[6], (unsigned long long)g[7], (unsigned long long)g[5], (unsigned long long)g[4],
+		(unsigned long long)g[8], (unsigned long long)g[9], (unsigned long long)g[10], (unsigned long long)g[11],
+		(unsigned long long)g[12], (unsigned long long)g[13], (unsigned long long)g[14], (unsigned long long)g[15],
+		(unsigned long long)rflags);
 }
 
-static void describe_vcpu(const struct tvm_event *ev, const struct crash_ctx *ctx)
+/* Search guest RAM for the guest kernel's VMCOREINFO ELF note (Linux keeps
+ * one: namesz 11, "VMCOREINFO", type 0, text starting OSRELEASE=). Pages the
+ * guest never touched are skipped without reading them. */
+static const char *find_vmcoreinfo(const struct guest_mem *m, size_t *len)
 {
-	const struct vcpu_snapshot *s = &ev->regs;
-	if (!s->valid) {
-		fprintf(stderr, "  (the registers of vCPU %d could not be read)\n", ev->vcpu);
-		return;
+	static const char name[12] = "VMCOREINFO";
+	long pg = sysconf(_SC_PAGESIZE);
+	for (int i = 0; i < m->n; i++) {
+		const uint8_t *base = m->r[i].host;
+		uint64_t size = m->r[i].size;
+		for (uint64_t off = 0; off < size; off += 1ull << 21) {
+			uint64_t chunk = size - off < (1ull << 21) ? size - off : (1ull << 21);
+			unsigned char vec[(1 << 21) / 4096];
+			if (mincore((void *)(base + off), chunk, vec) < 0)
+				continue;
+			for (uint64_t p = 0; p < chunk; p += (uint64_t)pg) {
+				if (!(vec[p / (uint64_t)pg] & 1))
+					continue;
+				const uint8_t *page = base + off + p;
+				for (uint64_t o = 12; o + 12 + 10 <= (uint64_t)pg; o += 4) {
+					if (memcmp(page + o, name, 12) != 0)
+						continue;
+					uint32_t hdr[3];
+					memcpy(hdr, page + o - 12, 12);
+					uint64_t at = off + p + o + 12;
+					if (hdr[0] != 11 || hdr[2] != 0 || hdr[1] < 10 || hdr[1] > 65536 || at + hdr[1] > size)
+						continue;
+					if (memcmp(base + at, "OSRELEASE=", 10) != 0)
+						continue;
+					const char *text = (const char *)(base + at);
+					*len = strnlen(text, hdr[1]);
+					return text;
+				}
+			}
+		}
 	}
-	struct symtab *st = symtab_load(ctx->kernel_path);
+	return NULL;
+}
+
+static enum crash_kind kind_of(enum tvm_event_kind k, const char **name)
+{
+	switch (k) {
+	case TVM_EV_APP_FAULT: *name = "app-fault"; return CRASH_APP_FAULT;
+	case TVM_EV_PANIC: *name = "panic"; return CRASH_PANIC;
+	case TVM_EV_BREAKPOINT: *name = "breakpoint"; return CRASH_BREAKPOINT;
+	case TVM_EV_TRIPLE_FAULT: *name = "triple-fault"; return CRASH_TRIPLE_FAULT;
+	case TVM_EV_INTERNAL_ERROR: *name = "internal-error"; return CRASH_INTERNAL_ERROR;
+	case TVM_EV_FAIL_ENTRY: *name = "fail-entry"; return CRASH_FAIL_ENTRY;
+	case TVM_EV_HANG: *name = "hang"; return CRASH_HANG;
+	default: *name = "unknown-exit"; return CRASH_UNKNOWN_EXIT;
+	}
+}
+
+/* Disassemble around pc: from the enclosing function's start when it is
+ * close, else from pc; keep a few instructions before pc and after it. */
+static int disasm_around(const uint8_t *code, uint64_t code_len, uint64_t code_base, uint64_t pc, int bits,
+			 const struct symtab *st, uint64_t bias, struct disasm_insn *out, int max)
+{
+	struct disasm_insn all[128];
+	uint64_t start = pc;
 	uint64_t off;
-	const char *fn = symtab_lookup(st, s->rip, &off);
-	fprintf(stderr, "  RIP 0x%llx", (unsigned long long)s->rip);
-	if (fn)
-		fprintf(stderr, " in %s+0x%llx", fn, (unsigned long long)off);
-	fprintf(stderr, " (CS 0x%x, CPL %d, %s mode)\n", s->cs, s->cpl,
-		s->long_mode ? "64-bit" : (s->cr0 & 1) ? "protected" : "real");
-	symtab_free(st);
-	print_bytes("instruction bytes at RIP:", s->insn, s->insn_len);
-	const uint64_t *g = s->gpr;
-	fprintf(stderr,
-		"  RAX %016llx RBX %016llx RCX %016llx RDX %016llx\n"
-		"  RSI %016llx RDI %016llx RBP %016llx RSP %016llx\n"
-		"  R8  %016llx R9  %016llx R10 %016llx R11 %016llx\n"
-		"  R12 %016llx R13 %016llx R14 %016llx R15 %016llx\n"
-		"  RFLAGS %08llx CR0 %08llx CR2 %016llx CR3 %016llx CR4 %08llx EFER %llx\n",
-		(unsigned long long)g[0], (unsigned long long)g[3], (unsigned long long)g[1],
-		(unsigned long long)g[2], (unsigned long long)g[6], (unsigned long long)g[7],
-		(unsigned long long)g[5], (unsigned long long)g[4], (unsigned long long)g[8],
-		(unsigned long long)g[9], (unsigned long long)g[10], (unsigned long long)g[11],
-		(unsigned long long)g[12], (unsigned long long)g[13], (unsigned long long)g[14],
-		(unsigned long long)g[15], (unsigned long long)s->rflags, (unsigned long long)s->cr0,
-		(unsigned long long)s->cr2, (unsigned long long)s->cr3, (unsigned long long)s->cr4,
-		(unsigned long long)s->efer);
-	if (ev->kind == TVM_EV_INTERNAL_ERROR && (ev->data[0] || ev->data[1]))
-		fprintf(stderr, "  KVM internal error data: %llx %llx %llx %llx\n", (unsigned long long)ev->data[0],
-			(unsigned long long)ev->data[1], (unsigned long long)ev->data[2],
-			(unsigned long long)ev->data[3]);
+	if (st && symtab_lookup(st, pc - bias, &off) && off <= pc - code_base)
+		start = pc - off;
+	int n = disasm_range(code, code_len, code_base, start, pc, bits, st, bias, 4, all, 128);
+	int cur = -1;
+	for (int i = 0; i < n; i++)
+		if (all[i].current)
+			cur = i;
+	if (cur < 0 && start != pc) /* pc was not on an instruction boundary from there */
+		n = disasm_range(code, code_len, code_base, pc, pc, bits, st, bias, 4, all, 128), cur = 0;
+	int first = cur > 6 ? cur - 6 : 0;
+	int k = 0;
+	for (int i = first; i < n && k < max; i++)
+		out[k++] = all[i];
+	return k;
+}
+
+static void print_disasm(const struct disasm_insn *d, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char bytes[16 * 3 + 1] = "";
+		for (int b = 0; b < d[i].size && b < 10; b++)
+			snprintf(bytes + 3 * b, 4, "%02x ", d[i].bytes[b]);
+		fprintf(stderr, "  %s %016llx  %-24s %-36s %s\n", d[i].current ? "=>" : "  ",
+			(unsigned long long)d[i].address, bytes, d[i].text, d[i].symbol);
+	}
 }
 
 int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
@@ -188,23 +197,170 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	case TVM_EV_VMM_ERROR:
 		tvm_log("error: %s", ev->detail);
 		return TVM_EXIT_ERROR;
+	case TVM_EV_NONE:
+		tvm_log("error: the run ended for no known reason");
+		return TVM_EXIT_ERROR;
 	case TVM_EV_APP_FAULT:
-		if (ev->payload && ev->payload_len == sizeof(struct app_fault))
-			describe_app_fault(ev->payload, ctx);
-		else
-			tvm_log("%s", ev->detail);
-		return TVM_EXIT_CRASHED;
 	case TVM_EV_PANIC:
+	case TVM_EV_BREAKPOINT:
 	case TVM_EV_TRIPLE_FAULT:
 	case TVM_EV_INTERNAL_ERROR:
 	case TVM_EV_FAIL_ENTRY:
 	case TVM_EV_UNKNOWN_EXIT:
-		fprintf(stderr, "trialvm: guest crashed on vCPU %d: %s.\n", ev->vcpu, ev->detail);
-		describe_vcpu(ev, ctx);
-		return TVM_EXIT_CRASHED;
-	case TVM_EV_NONE:
+	case TVM_EV_HANG:
 		break;
 	}
-	tvm_log("error: the run ended for no known reason");
-	return TVM_EXIT_ERROR;
+
+	/* ---- capture: every vCPU is stopped (vm_run returned) ---- */
+	struct crash_state cs;
+	memset(&cs, 0, sizeof(cs));
+	const char *kname;
+	cs.kind = kind_of(ev->kind, &kname);
+	snprintf(cs.kind_name, sizeof(cs.kind_name), "%s", kname);
+	snprintf(cs.summary, sizeof(cs.summary), "%s", ev->detail);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	cs.time_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	cs.uptime_ns = vm_uptime_ns(ctx->vm);
+	cs.ncpus = vm_ncpus(ctx->vm);
+	cs.crashing_cpu = ev->kind == TVM_EV_HANG ? (int)ev->data[0] : ev->vcpu;
+	if (cs.crashing_cpu < 0 || cs.crashing_cpu >= cs.ncpus)
+		cs.crashing_cpu = 0;
+	cs.cpu = calloc((size_t)cs.ncpus, sizeof(*cs.cpu));
+	if (!cs.cpu) {
+		tvm_log("error: out of memory capturing the crash");
+		return TVM_EXIT_CRASHED;
+	}
+	struct tvm_err err = { "" };
+	for (int i = 0; i < cs.ncpus; i++)
+		if (vm_capture_cpu(ctx->vm, i, &cs.cpu[i], &err) < 0)
+			tvm_log("warning: %s", err.msg);
+	cs.mem = vm_guest_mem(ctx->vm);
+	cs.vmcoreinfo = find_vmcoreinfo(&cs.mem, &cs.vmcoreinfo_len);
+	if (ev->kind == TVM_EV_APP_FAULT && ev->payload && ev->payload_len == sizeof(struct app_fault))
+		cs.app = ev->payload;
+	static uint8_t tail[CONSOLE_TAIL];
+	cs.console_len = console_tail(tail, sizeof(tail));
+	cs.console = tail;
+
+	/* ---- the code and stack at the point of the crash ---- */
+	const struct cpu_state *cpu = &cs.cpu[cs.crashing_cpu];
+	struct symtab *st = NULL;
+	uint64_t pc, sp, bias = 0;
+	int bits;
+	uint8_t code[512 + 64];
+	uint64_t code_base, code_len = 0;
+	uint64_t stack[16];
+	int nstack = 0;
+	if (cs.app) {
+		const struct tvm_fault *f = &cs.app->f;
+		st = symtab_load(ctx->app_path);
+		pc = f->regs.rip;
+		sp = f->regs.rsp;
+		bias = f->load_bias;
+		bits = 64;
+		code_base = pc >= 512 ? pc - 512 : 0;
+		/* Read what is mapped: the window may start on an unmapped page. */
+		for (uint64_t b = code_base; b <= pc; b = (b & ~0xfffull) + 0x1000) {
+			code_len = guest_read_virt(&cs.mem, f->page_table_root, b, code, pc + 64 - b);
+			if (code_len > pc - b) {
+				code_base = b;
+				break;
+			}
+			code_len = 0;
+		}
+		nstack = (int)(guest_read_virt(&cs.mem, f->page_table_root, sp, stack, sizeof(stack)) / 8);
+	} else {
+		st = symtab_load(ctx->symbols_path ? ctx->symbols_path : ctx->kernel_path);
+		pc = cpu->rip;
+		sp = cpu->gpr[4];
+		bits = ((cpu->efer & 0x400) && cpu->cs.l) ? 64 : cpu->cs.db ? 32 : 16;
+		code_base = pc >= 512 ? pc - 512 : 0;
+		for (uint64_t b = code_base; b <= pc; b = (b & ~0xfffull) + 0x1000) {
+			code_len = guest_read_cpu(&cs.mem, cpu, b, code, pc + 64 - b);
+			if (code_len > pc - b) {
+				code_base = b;
+				break;
+			}
+			code_len = 0;
+		}
+		nstack = (int)(guest_read_cpu(&cs.mem, cpu, sp, stack, sizeof(stack)) / 8);
+	}
+	struct disasm_insn dis[16];
+	int ndis = code_len ? disasm_around(code, code_len, code_base, pc, bits, st, bias, dis, 12) : 0;
+	uint64_t off;
+	const char *fn = symtab_lookup(st, pc - bias, &off);
+	char rip_sym[160] = "";
+	if (fn)
+		snprintf(rip_sym, sizeof(rip_sym), "%s+0x%llx", fn, (unsigned long long)off);
+
+	/* ---- the one-screen summary ---- */
+	if (cs.app) {
+		const struct tvm_fault *f = &cs.app->f;
+		const char *sname = signal_name(f->signo);
+		const char *code_name = si_code_name(f->signo, f->si_code);
+		fprintf(stderr, "trialvm: the application %s crashed: %s (%s)", f->app_name[0] ? f->app_name : "?",
+			sname ? sname : "unknown signal", signal_meaning(f->signo));
+		if (code_name)
+			fprintf(stderr, ", %s", code_name);
+		if (f->vector != TVM_FAULT_NO_VECTOR)
+			fprintf(stderr, " at address 0x%llx (CPU exception %u, error code 0x%llx)",
+				(unsigned long long)f->addr, f->vector, (unsigned long long)f->error_code);
+		fprintf(stderr, "\n  RIP 0x%llx%s%s\n", (unsigned long long)pc, fn ? " in " : "", rip_sym);
+		uint64_t frame[2];
+		if (f->regs.rbp && guest_read_virt(&cs.mem, f->page_table_root, f->regs.rbp, frame, sizeof(frame)) ==
+					   sizeof(frame)) {
+			const char *caller = symtab_lookup(st, frame[1] - bias, &off);
+			if (caller)
+				fprintf(stderr, "  called from 0x%llx in %s+0x%llx\n", (unsigned long long)frame[1], caller,
+					(unsigned long long)off);
+		}
+		const struct tvm_user_regs *r = &f->regs;
+		uint64_t g[16] = { r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
+				   r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15 };
+		print_disasm(dis, ndis);
+		print_regs(g, r->eflags);
+		fprintf(stderr, " FS_BASE %016llx\n", (unsigned long long)r->fs_base);
+	} else {
+		fprintf(stderr, "trialvm: guest crashed on vCPU %d: %s.\n", cs.crashing_cpu, ev->detail);
+		fprintf(stderr, "  RIP 0x%llx%s%s (CS 0x%x, CPL %d, %s)\n", (unsigned long long)pc, fn ? " in " : "",
+			rip_sym, cpu->cs.selector, cpu->cs.dpl,
+			bits == 64 ? "64-bit mode" : (cpu->cr0 & 1) ? "protected mode" : "real mode");
+		if (ndis)
+			print_disasm(dis, ndis);
+		else
+			fprintf(stderr, "  instruction bytes at RIP: (not readable)\n");
+		char ib[16 * 3 + 1] = "";
+		uint64_t at = pc - code_base;
+		for (uint64_t b = 0; code_len && at + b < code_len && b < 16; b++)
+			snprintf(ib + 3 * b, 4, " %02x", code[at + b]);
+		fprintf(stderr, "  instruction bytes at RIP:%s\n", ib[0] ? ib : " (not readable)");
+		print_regs(cpu->gpr, cpu->rflags);
+		fprintf(stderr, " CR0 %08llx CR2 %016llx CR3 %016llx CR4 %08llx EFER %llx\n",
+			(unsigned long long)cpu->cr0, (unsigned long long)cpu->cr2, (unsigned long long)cpu->cr3,
+			(unsigned long long)cpu->cr4, (unsigned long long)cpu->efer);
+		if (ev->kind == TVM_EV_INTERNAL_ERROR && (ev->data[0] || ev->data[1]))
+			fprintf(stderr, "  KVM internal error data: %llx %llx %llx %llx\n", (unsigned long long)ev->data[0],
+				(unsigned long long)ev->data[1], (unsigned long long)ev->data[2],
+				(unsigned long long)ev->data[3]);
+	}
+
+	/* ---- the report ---- */
+	if (ctx->report_dir) {
+		struct report_inputs in = {
+			.cs = &cs, .dir = ctx->report_dir, .kernel = ctx->kernel_path, .initrd = ctx->initrd_path,
+			.cpio = ctx->cpio_path, .app = ctx->app_path, .dis = dis, .ndis = ndis,
+			.dis_space = "guest-virtual", .stack_rsp = sp, .stack = stack, .nstack = nstack,
+			.rip_symbol = fn ? rip_sym : NULL,
+		};
+		char path[4096];
+		uint64_t t0 = now_ns();
+		if (report_write(&in, path, sizeof(path), &err) == 0)
+			fprintf(stderr, "trialvm: crash report: %s (written in %.0f ms)\n", path, (now_ns() - t0) / 1e6);
+		else
+			fprintf(stderr, "trialvm: error: the crash report could not be written: %s\n", err.msg);
+	}
+	symtab_free(st);
+	free(cs.cpu);
+	return TVM_EXIT_CRASHED;
 }

@@ -6,12 +6,19 @@
 
 struct crash_ctx {
 	struct vm *vm;
-	const char *kernel_path; /* for kernel symbols (may lack them) */
+	const char *kernel_path; /* booted kernel (its symbols name kernel RIPs) */
+	const char *symbols_path;/* --kernel-symbols, when the kernel has none */
+	const char *initrd_path;
+	const char *cpio_path;
 	const char *app_path;    /* trialos application, for its symbols */
+	const char *report_dir;  /* where reports go; NULL: none */
 };
 
-/* Print the diagnosis of `ev` on stderr (nothing for a normal power-off)
- * and return the exit status `trialvm run` ends with. */
+/* For an event that ends the run: when it is a crash, capture every vCPU and
+ * the guest's memory, print a one-screen summary (cause, RIP with symbol,
+ * disassembly, registers) and write the report directory; print the other
+ * events' one-line reason. Returns the exit status of `trialvm run`. The VM
+ * must be stopped (vm_run returned). */
 int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx);
 
 /* Linux name of a signal ("SIGSEGV"), or NULL. */

@@ -17,3 +17,15 @@ int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uin
 uint64_t guest_read_virt(const struct guest_mem *m, uint64_t cr3, uint64_t va, void *dst, uint64_t len);
 
 #endif
+
+#ifndef TVM_GUESTMEM_MODE
+#define TVM_GUESTMEM_MODE
+struct cpu_state;
+/* Translate a virtual address the way vCPU `cpu` sees it right now: linear =
+ * segment base (outside 64-bit mode) + va, then paging off, 32-bit, PAE or
+ * 4-level paging as CR0/CR4/EFER say. -1 when not mapped. */
+int guest_translate(const struct guest_mem *m, const struct cpu_state *cpu, uint64_t va, uint64_t *gpa);
+/* Like guest_read_virt, through guest_translate. */
+uint64_t guest_read_cpu(const struct guest_mem *m, const struct cpu_state *cpu, uint64_t va, void *dst,
+			uint64_t len);
+#endif

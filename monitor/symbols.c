@@ -1,6 +1,7 @@
 #include "symbols.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdlib.h>
@@ -23,6 +24,44 @@ static int cmp_sym(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+/* A System.map: lines "ADDRESS TYPE NAME"; text (t/T) and data symbols. */
+static struct symtab *load_system_map(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	struct symtab *st = calloc(1, sizeof(*st));
+	size_t cap = 0;
+	char line[512];
+	while (st && fgets(line, sizeof(line), f)) {
+		unsigned long long addr;
+		char type, name[256];
+		if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3)
+			continue;
+		if (!strchr("tTwWdDbBrR", type) || addr == ~0ull)
+			continue;
+		if (st->n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			struct sym *s = realloc(st->s, cap * sizeof(*s));
+			if (!s)
+				break;
+			st->s = s;
+		}
+		char *copy = strdup(name);
+		if (!copy)
+			break;
+		st->s[st->n++] = (struct sym){ addr, 0, copy };
+	}
+	fclose(f);
+	if (st && st->n == 0) {
+		symtab_free(st);
+		return NULL;
+	}
+	if (st)
+		qsort(st->s, st->n, sizeof(*st->s), cmp_sym);
+	return st;
+}
+
 struct symtab *symtab_load(const char *path)
 {
 	if (!path || elf_version(EV_CURRENT) == EV_NONE)
@@ -31,8 +70,14 @@ struct symtab *symtab_load(const char *path)
 	if (fd < 0)
 		return NULL;
 	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF) {
+		if (e)
+			elf_end(e);
+		close(fd);
+		return load_system_map(path);
+	}
 	struct symtab *st = calloc(1, sizeof(*st));
-	if (!e || !st || elf_kind(e) != ELF_K_ELF)
+	if (!st)
 		goto out;
 	Elf_Scn *scn = NULL;
 	while ((scn = elf_nextscn(e, scn))) {

@@ -7,7 +7,8 @@
 
 struct symtab;
 
-/* Load the function and object symbols of an ELF file (libelf). NULL when
+/* Load the function and object symbols of an ELF file (libelf), or of a
+ * Linux System.map. NULL when
  * the file cannot be read or has no symbol table; never fails loudly. */
 struct symtab *symtab_load(const char *path);
 void symtab_free(struct symtab *st);

@@ -49,11 +49,29 @@ check_linux_console() {
 # bzImage, host-side decompression, 2 vCPUs, run until the platform stops it
 # (on hardware KVM it boots on; then the MP table line is enough).
 CMD='console=ttyS0 earlyprintk=serial trialvm.marker=42'
-linux_until linux-bzimage 300 'Kernel panic|Run /init' run --kernel "$KDIR/vmlinuz" --mem 256M --cpus 2 --cmdline "$CMD"
+linux_until linux-bzimage 300 'Kernel panic|Run /init' run --kernel "$KDIR/vmlinuz" --mem 256M --cpus 2 \
+	--cmdline "$CMD" --report-dir "$T/linux-bzimage.reports"
 if check_linux_console linux-bzimage && expect_grep linux-bzimage out 'Allowing 2 CPUs'; then
 	if [ "$RC" -eq 123 ]; then
-		expect_grep linux-bzimage err 'guest crashed on vCPU 0: KVM could not continue' \
-			'instruction bytes at RIP: [0-9a-f]{2}( [0-9a-f]{2})+' 'CR3 ' && pass linux-bzimage
+		if expect_grep linux-bzimage err 'guest crashed on vCPU [01]: KVM could not continue' \
+			'instruction bytes at RIP: [0-9a-f]{2}( [0-9a-f]{2})+' 'CR3 ' && report_of linux-bzimage; then
+			pass linux-bzimage
+			# The dump of the stopped kernel: both vCPUs, the kernel's CR3 in the QEMU note, and crash reads it.
+			cr3=$(grep -Eo 'CR3 [0-9a-f]+' "$T/linux-bzimage.err" | head -1 | awk '{ print $2 }' | sed 's/^0*//')
+			"$TRIALVM" inspect "$REPORT/core.elf" >"$T/lcore.out" 2>&1
+			if [ "$(count_notes "$REPORT/core.elf" NT_PRSTATUS)" -eq 2 ] && [ "$(count_notes "$REPORT/core.elf" QEMU)" -eq 2 ] &&
+				grep -Eq "cr3 0x0*$cr3( |\$)" "$T/lcore.out"; then
+				pass linux-core-elf
+			else
+				fail linux-core-elf "CR3 $cr3 not in the QEMU notes: $(grep -i cr3 "$T/lcore.out" | tr '\n' '|')"
+			fi
+			crash -d 1 --osrelease "$REPORT/core.elf" >"$T/crash-tool.out" 2>&1
+			if grep -q 'KDUMP_ELF64' "$T/crash-tool.out" && grep -Eq 'num_qemu_notes: 2' "$T/crash-tool.out"; then
+				pass linux-core-crash-tool
+			else
+				fail linux-core-crash-tool "crash -d 1: $(grep -iE 'kdump|qemu' "$T/crash-tool.out" | head -5 | tr '\n' '|')"
+			fi
+		fi
 	elif [ "$RC" -eq 143 ]; then
 		pass linux-bzimage
 	else

@@ -87,6 +87,9 @@ expect_rc tiny-bigmem 7 && pass tiny-bigmem
 # ------------------------------------------------------ trialos + apps
 . tests/trialos.sh
 
+# ----------------------------------------------------------- crash capture
+. tests/crash.sh
+
 # ------------------------------------------------------- Linux bzImage
 . tests/linux.sh
 

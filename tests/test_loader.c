@@ -1,8 +1,8 @@
-/* tests/test_loader.c - unit tests for vmm/loader.c, linux.c, mptable.c.
+/* tests/test_loader.c - unit tests for vmm/loader.c, linux.c, mptable.c, acpi.c.
  *
  * No KVM needed: this file includes tests/fake_vm.c, whose gpa_ptr/vm_e820/...
  * stand in for vmm/vm.c, so linking against build/libtrialvm.a pulls only
- * loader.o, linux.o, mptable.o and util.o from it (-lelf -lz -llzma -lzstd -llz4).
+ * loader.o, linux.o, mptable.o, acpi.o and util.o from it (-lelf -lz -llzma -lzstd -llz4).
  * Usage: test_loader [DEBIAN_VMLINUZ [TRIALOS_ELF]]
  *   defaults: $TVM_DEBIAN_KERNEL or build/debian/vmlinuz (fetch it with
  *   images/fetch-debian-kernel.sh build/debian), $TVM_TRIALOS or
@@ -24,6 +24,7 @@
 #include <zstd.h>
 
 #include "../guests/include/trialvm_abi.h"
+#include "../vmm/acpi.h"
 #include "../vmm/loader.h"
 #include "../vmm/vm.h"
 #include "fake_vm.h"
@@ -361,7 +362,8 @@ static void check_mptable(const char *name, struct vm *vm, int ncpus)
 	}
 	int procs = 0, bsp = 0, ioapics = 0, ioints = 0, lints = 0, buses = 0;
 	size_t off = 44;
-	bool irq0_pin2 = false;
+	bool ident = true; /* every ISA IRQ on the IOAPIC pin of the same number */
+	bool irq0 = false, irq2 = false;
 	for (int i = 0; i < count; i++) {
 		if (off >= len) {
 			result(name, false, "entries overrun the table");
@@ -384,17 +386,153 @@ static void check_mptable(const char *name, struct vm *vm, int ncpus)
 			ioapics += t[off + 1] == ncpus && le32(t + off + 4) == 0xfec00000;
 		if (type == 3) {
 			ioints++;
-			if (t[off + 5] == 0 && t[off + 7] == 2)
-				irq0_pin2 = true;
+			ident &= t[off + 4] == 0 && t[off + 6] == ncpus && t[off + 5] == t[off + 7];
+			irq0 |= t[off + 5] == 0;
+			irq2 |= t[off + 5] == 2;
 		}
 		if (type == 4)
 			lints++;
 		off += 8;
 	}
 	result(name, off == len && procs == ncpus && bsp == 1 && ioapics == 1 && buses == 1 && ioints == 15 &&
-			     lints == 2 && irq0_pin2,
-	       "procs %d/%d bsp %d ioapic %d bus %d ioint %d lint %d irq0->2 %d size %zu/%u", procs, ncpus, bsp,
-	       ioapics, buses, ioints, lints, irq0_pin2, off, len);
+			     lints == 2 && ident && irq0 && !irq2,
+	       "procs %d/%d bsp %d ioapic %d bus %d ioint %d lint %d identity %d irq0 %d irq2 %d size %zu/%u", procs,
+	       ncpus, bsp, ioapics, buses, ioints, lints, ident, irq0, irq2, off, len);
+}
+
+/* ---- ACPI ---- */
+
+/* One system description table at gpa: signature, length within the ACPI
+ * area, checksum, OEM and creator ids. NULL (and *why set) when bad. */
+static const uint8_t *acpi_table(struct vm *vm, uint64_t gpa, const char *sig, char *why, size_t wl)
+{
+	const uint8_t *t = gpa_ptr(vm, GPA(gpa), 36);
+	if (gpa < TVM_ACPI_START || gpa >= TVM_ACPI_END || !t) {
+		snprintf(why, wl, "%s at 0x%llx is outside 0x%x-0x%x", sig, (unsigned long long)gpa, TVM_ACPI_START,
+			 TVM_ACPI_END);
+		return NULL;
+	}
+	uint32_t len = le32(t + 4);
+	if (memcmp(t, sig, 4) != 0 || len < 36 || len > TVM_ACPI_END - gpa) {
+		snprintf(why, wl, "table at 0x%llx: signature %.4s length %u, expected %s", (unsigned long long)gpa,
+			 (const char *)t, len, sig);
+		return NULL;
+	}
+	t = gpa_ptr(vm, GPA(gpa), len);
+	if (!t || !sum_ok(t, len)) {
+		snprintf(why, wl, "%s checksum does not sum to 0", sig);
+		return NULL;
+	}
+	if (memcmp(t + 10, "TRIALV", 6) != 0 || memcmp(t + 16, "TRIALVM ", 8) != 0 || le32(t + 24) == 0 ||
+	    !t[28] || le32(t + 32) == 0) {
+		snprintf(why, wl, "%s OEM/creator ids not filled", sig);
+		return NULL;
+	}
+	return t;
+}
+
+/* Find the RSDP as Linux does (16-byte boundaries of 0xe0000-0xfffff,
+ * signature and the ACPI 1.0 checksum), then check every table. Returns the
+ * RSDP address, 0 on failure (result() already called). */
+static uint64_t check_acpi(const char *name, struct vm *vm, int ncpus)
+{
+	char why[200] = "";
+	uint64_t rsdp = 0;
+	for (uint64_t a = 0xe0000; a < 0x100000; a += 16) {
+		const uint8_t *p = gpa_ptr(vm, GPA(a), 20);
+		if (p && memcmp(p, "RSD PTR ", 8) == 0 && sum_ok(p, 20)) {
+			rsdp = a;
+			break;
+		}
+	}
+	const uint8_t *r = rsdp ? gpa_ptr(vm, GPA(rsdp), 36) : NULL;
+	if (!r || r[15] != 2 || le32(r + 20) != 36 || !sum_ok(r, 36) || memcmp(r + 9, "TRIALV", 6) != 0) {
+		result(name, false, "no valid revision-2 RSDP found scanning 0xe0000-0xfffff (at 0x%llx)",
+		       (unsigned long long)rsdp);
+		return 0;
+	}
+	const uint8_t *rsdt = acpi_table(vm, le32(r + 16), "RSDT", why, sizeof(why));
+	const uint8_t *xsdt = rsdt ? acpi_table(vm, le64(r + 24), "XSDT", why, sizeof(why)) : NULL;
+	if (!xsdt)
+		goto bad;
+	uint32_t nx = (le32(xsdt + 4) - 36) / 8, nr = (le32(rsdt + 4) - 36) / 4;
+	if (le32(xsdt + 4) != 36 + 8 * nx || le32(rsdt + 4) != 36 + 4 * nr || nx != nr) {
+		snprintf(why, sizeof(why), "RSDT (%u) / XSDT (%u) entries differ or lengths are odd", nr, nx);
+		goto bad;
+	}
+	uint64_t fadt_at = 0, madt_at = 0;
+	for (uint32_t i = 0; i < nx; i++) {
+		uint64_t a = le64(xsdt + 36 + 8 * i);
+		const uint8_t *t = gpa_ptr(vm, GPA(a), 4);
+		if (a != le32(rsdt + 36 + 4 * i) || !t) {
+			snprintf(why, sizeof(why), "XSDT entry %u (0x%llx) differs from the RSDT's", i, (unsigned long long)a);
+			goto bad;
+		}
+		if (memcmp(t, "FACP", 4) == 0)
+			fadt_at = a;
+		else if (memcmp(t, "APIC", 4) == 0)
+			madt_at = a;
+	}
+	const uint8_t *f = acpi_table(vm, fadt_at, "FACP", why, sizeof(why));
+	if (!f)
+		goto bad;
+	if (le32(f + 4) != 276 || f[8] != 6 || !(le32(f + 112) & (1u << 20)) || le32(f + 40) != le64(f + 140)) {
+		snprintf(why, sizeof(why), "FADT: length %u revision %u flags 0x%x DSDT 0x%x X_DSDT 0x%llx", le32(f + 4),
+			 f[8], le32(f + 112), le32(f + 40), (unsigned long long)le64(f + 140));
+		goto bad;
+	}
+	const uint8_t *d = acpi_table(vm, le64(f + 140), "DSDT", why, sizeof(why));
+	if (!d)
+		goto bad;
+	if (le32(d + 4) != 36) {
+		snprintf(why, sizeof(why), "DSDT has an AML body (%u bytes)", le32(d + 4));
+		goto bad;
+	}
+	const uint8_t *m = acpi_table(vm, madt_at, "APIC", why, sizeof(why));
+	if (!m)
+		goto bad;
+	uint32_t mlen = le32(m + 4), off = 44;
+	int lapics = 0, ioapics = 0, nmis = 0, others = 0, entries = 0;
+	bool lapic_ok = true;
+	while (off + 2 <= mlen && m[off + 1] >= 2 && m[off + 1] <= mlen - off) {
+		const uint8_t *e = m + off;
+		entries++;
+		if (e[0] == 0 && e[1] == 8) {
+			lapic_ok &= e[2] == lapics && e[3] == lapics && (le32(e + 4) & 1);
+			lapics++;
+		} else if (e[0] == 1 && e[1] == 12) {
+			ioapics += e[2] == ncpus && le32(e + 4) == 0xfec00000 && le32(e + 8) == 0;
+		} else if (e[0] == 4 && e[1] == 6) {
+			nmis += e[2] == 0xff && e[5] == 1;
+		} else {
+			others++;
+		}
+		off += e[1];
+	}
+	if (off != mlen || le32(m + 36) != 0xfee00000 || le32(m + 40) != 1 || lapics != ncpus || !lapic_ok ||
+	    ioapics != 1 || nmis != 1 || others || entries != ncpus + 2) {
+		snprintf(why, sizeof(why),
+			 "MADT: end %u/%u lapic addr 0x%x flags %u lapics %d/%d ok %d ioapic %d nmi %d other %d", off,
+			 mlen, le32(m + 36), le32(m + 40), lapics, ncpus, lapic_ok, ioapics, nmis, others);
+		goto bad;
+	}
+	result(name, true, "%s", "");
+	return rsdp;
+bad:
+	result(name, false, "%s", why);
+	return 0;
+}
+
+/* ACPI tables for ncpus, and boot_params.acpi_rsdp_addr pointing at the RSDP. */
+static void check_linux_acpi(const char *pfx, struct vm *vm, int ncpus)
+{
+	char name[128];
+	snprintf(name, sizeof(name), "%s_acpi", pfx);
+	uint64_t rsdp = check_acpi(name, vm, ncpus);
+	const uint8_t *bp = gpa_ptr(vm, GPA(LOADER_BOOT_PARAMS), 4096);
+	snprintf(name, sizeof(name), "%s_bp_acpi_rsdp_addr", pfx);
+	result(name, rsdp && bp && le64(bp + 0x70) == rsdp, "acpi_rsdp_addr 0x%llx, RSDP at 0x%llx",
+	       bp ? (unsigned long long)le64(bp + 0x70) : 0ull, (unsigned long long)rsdp);
 }
 
 /* Common boot_params checks for a Linux boot. */
@@ -496,10 +634,13 @@ static void test_elf(void)
 	gpa_read(vm, GPA(TVM_PVH_START_INFO), &si, sizeof(si));
 	result("pvh_start_info", si.magic == XEN_HVM_START_MAGIC_VALUE && si.version == 1 && si.nr_modules == 2 &&
 				 si.modlist_paddr == TVM_PVH_MODLIST && si.memmap_paddr == TVM_PVH_MEMMAP &&
-				 si.cmdline_paddr == TVM_PVH_CMDLINE && si.rsdp_paddr == 0,
+				 si.cmdline_paddr == TVM_PVH_CMDLINE,
 	       "magic %x version %u nmods %u", si.magic, si.version, si.nr_modules);
 	const char *cl = gpa_ptr(vm, GPA(si.cmdline_paddr), 20);
 	result("pvh_cmdline", cl && strcmp(cl, "console=ttyS0 app=x") == 0, "cmdline wrong");
+	uint64_t rsdp = check_acpi("pvh_acpi", vm, 1);
+	result("pvh_rsdp_paddr", rsdp && si.rsdp_paddr == rsdp, "rsdp_paddr 0x%llx, RSDP at 0x%llx",
+	       (unsigned long long)si.rsdp_paddr, (unsigned long long)rsdp);
 	struct hvm_memmap_table_entry mm[8];
 	struct e820_entry e[8];
 	int ne = vm_e820(vm, e, 8);
@@ -578,6 +719,10 @@ static void test_elf(void)
 	expect_fail("elf_segment_over_boot_data", vm, write_tmp("low.elf", k, len), NULL, NULL, NULL, false,
 		    "boot data", NULL);
 	free(k);
+	k = mk_pvh(&len, 4, 0xe8000, 0x3000);
+	expect_fail("elf_segment_over_acpi_tables", vm, write_tmp("acpi.elf", k, len), NULL, NULL, NULL, false,
+		    "boot data", "0xe0000", NULL);
+	free(k);
 
 	/* structurally bad ELFs */
 	static uint8_t text[64];
@@ -630,6 +775,7 @@ static void test_vmlinux_elf(void)
 						 le32(bp + 0x230) == 0x200000,
 	       "synthesized header wrong");
 	check_boot_params("vmlinux_elf", vm, "root=/dev/vda", rd, sizeof(rd), 0x7fffffff);
+	check_linux_acpi("vmlinux_elf", vm, 1);
 	expect_fail("vmlinux_elf_cpio_rejected", vm, kp, rp, rp, NULL, false, "--cpio", NULL);
 	char big[3000];
 	memset(big, 'a', sizeof(big) - 1);
@@ -674,6 +820,8 @@ static void test_synthetic_bz(const char *fmt, compfn comp, size_t textsz)
 	       "setup header not copied");
 	snprintf(name, sizeof(name), "bz_%s_mptable", fmt);
 	check_mptable(name, vm, 2);
+	snprintf(name, sizeof(name), "bz_%s", fmt);
+	check_linux_acpi(name, vm, 2);
 
 	/* corrupt the compressed stream (keep the magic) */
 	uint8_t *bad = malloc(blen);
@@ -873,6 +1021,47 @@ static void test_fuzz(void)
 	quiet_load = false;
 }
 
+static void test_acpi(void)
+{
+	int ns[] = { 1, 2, 4, 40, 41, 64 };
+	struct tvm_err err;
+	char name[64];
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		struct vm *vm = fake_vm_new(16 * MiB, ns[i]);
+		uint64_t rsdp = 0;
+		snprintf(name, sizeof(name), "acpi_%d_cpus", ns[i]);
+		if (acpi_write(vm, ns[i], &rsdp, &err) < 0) {
+			result(name, false, "%s", err.msg);
+		} else {
+			uint64_t found = check_acpi(name, vm, ns[i]);
+			snprintf(name, sizeof(name), "acpi_%d_cpus_rsdp_returned", ns[i]);
+			result(name, found && found == rsdp, "returned 0x%llx, found 0x%llx", (unsigned long long)rsdp,
+			       (unsigned long long)found);
+			/* both tables, as load_kernel writes them: neither clobbers the other */
+			snprintf(name, sizeof(name), "acpi_%d_cpus_with_mptable", ns[i]);
+			if (mptable_write(vm, ns[i], &err) < 0) {
+				result(name, false, "%s", err.msg);
+			} else {
+				check_mptable(name, vm, ns[i]);
+				snprintf(name, sizeof(name), "acpi_%d_cpus_after_mptable", ns[i]);
+				check_acpi(name, vm, ns[i]);
+			}
+		}
+		fake_vm_free(vm);
+	}
+	struct vm *vm = fake_vm_new(16 * MiB, 1);
+	uint64_t rsdp = 0;
+	result("acpi_rejects_bad_count", acpi_write(vm, 0, &rsdp, &err) == -1 && strstr(err.msg, "vCPUs") &&
+						 acpi_write(vm, TVM_MAX_VCPUS + 1, &rsdp, &err) == -1 && rsdp == 0,
+	       "accepted");
+	fake_vm_free(vm);
+	vm = fake_vm_new(0x80000, 1); /* RAM ends below the ACPI area */
+	memset(&err, 0, sizeof(err));
+	result("acpi_ram_too_small", acpi_write(vm, 1, &rsdp, &err) == -1 && strstr(err.msg, "ACPI") && rsdp == 0,
+	       "rc/message wrong: %s", err.msg);
+	fake_vm_free(vm);
+}
+
 static void test_mptable(void)
 {
 	int ns[] = { 2, 4, 40, 41, 64 };
@@ -933,6 +1122,7 @@ static void test_debian(const char *path)
 		       "header differs");
 		check_boot_params("debian", vm, cl, rd, sizeof(rd), le32(img + 0x22c));
 		check_mptable("debian_mptable", vm, 2);
+		check_linux_acpi("debian", vm, 2);
 	}
 	rc = load(vm, path, NULL, NULL, cl, true, &be, &err);
 	const uint8_t *pmk = gpa_ptr(vm, GPA(0x100000), len - pm);
@@ -1004,6 +1194,7 @@ int main(int argc, char **argv)
 	test_bz_headers();
 	test_bomb();
 	test_mptable();
+	test_acpi();
 	test_fuzz();
 	test_debian(deb);
 	test_trialos(tos);

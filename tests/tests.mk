@@ -1,5 +1,5 @@
 # Test guests (tests/guests): tiny PVH kernels, one per VMM path.
-TINY_VARIANTS := hello triple panic reset hostile
+TINY_VARIANTS := hello triple panic reset hostile spin
 TINY_GUESTS := $(TINY_VARIANTS:%=$(BUILD)/tests/guests/tiny-%.elf)
 
 $(BUILD)/tests/guests/tiny-%.elf: tests/guests/tiny.S
@@ -19,3 +19,9 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libtrialvm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtrialvm.a $(LDFLAGS) $(LDLIBS)
+
+# Benchmark tools (tests/bench/*.c), standalone programs used by ci/bench.sh.
+BENCH_TOOLS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
+$(BUILD)/tests/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)

@@ -15,6 +15,9 @@
 #include "../devices/devices.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../monitor/crash.h"
+#include "../monitor/hang.h"
+#include "../monitor/symbols.h"
+#include "../reporter/inspect.h"
 #include "loader.h"
 #include "util.h"
 #include "vm.h"
@@ -29,6 +32,7 @@ static const char usage_main[] =
 	"\n"
 	"Commands:\n"
 	"  run        boot a kernel (or an application on trialos) in a VM\n"
+	"  inspect    validate and summarise a crash dump or report file\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     show this help (trialvm COMMAND --help for a command)\n"
@@ -60,6 +64,18 @@ static const char usage_run[] =
 	"Machine:\n"
 	"  --mem SIZE           guest memory, e.g. 64M, 1G (default 128M)\n"
 	"  --cpus N             number of vCPUs (default 1)\n"
+	"\n"
+	"Crashes:\n"
+	"  --report-dir DIR     where crash reports go (default ./trialvm-reports)\n"
+	"  --no-report          print the diagnosis only, write no report\n"
+	"  --on-crash ACTION    exit (default), restart (a fresh VM from the same\n"
+	"                       images), or pause (keep the crashed VM until a signal)\n"
+	"  --max-restarts N     with --on-crash restart: at most N restarts (default 3)\n"
+	"  --crash-on SYMBOL    treat reaching kernel function SYMBOL as a crash (a\n"
+	"                       hardware breakpoint; up to 4 times)\n"
+	"  --kernel-symbols FILE  vmlinux or System.map for --crash-on and reports\n"
+	"  --hang-timeout SECS  report a hang when a vCPU makes no progress (no exits,\n"
+	"                       RIP in one place) for SECS seconds\n"
 	"\n"
 	"Console:\n"
 	"  --console-log FILE   also write the guest console to FILE\n"
@@ -174,12 +190,15 @@ static int append_quoted(char *buf, size_t cap, size_t *pos, const char *word)
 	return 0;
 }
 
-static struct vm *running_vm;
+static struct vm *volatile running_vm;
+static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
 {
-	if (running_vm)
-		vm_request_stop(running_vm, sig);
+	stop_requested = sig;
+	struct vm *vm = running_vm;
+	if (vm)
+		vm_request_stop(vm, sig);
 }
 
 typedef int (*device_init_fn)(struct vm *, struct tvm_err *);
@@ -193,7 +212,8 @@ static const struct { const char *name; device_init_fn init; } device_inits[] = 
 static int cmd_run(int argc, char **argv)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
-	       O_TRIALOS, O_NO_DECOMPRESS };
+	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
+	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -205,6 +225,13 @@ static int cmd_run(int argc, char **argv)
 		{ "app", required_argument, NULL, O_APP },
 		{ "trialos", required_argument, NULL, O_TRIALOS },
 		{ "no-decompress", no_argument, NULL, O_NO_DECOMPRESS },
+		{ "report-dir", required_argument, NULL, O_REPORT_DIR },
+		{ "no-report", no_argument, NULL, O_NO_REPORT },
+		{ "on-crash", required_argument, NULL, O_ON_CRASH },
+		{ "max-restarts", required_argument, NULL, O_MAX_RESTARTS },
+		{ "crash-on", required_argument, NULL, O_CRASH_ON },
+		{ "kernel-symbols", required_argument, NULL, O_KERNEL_SYMBOLS },
+		{ "hang-timeout", required_argument, NULL, O_HANG_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -213,6 +240,12 @@ static int cmd_run(int argc, char **argv)
 	struct load_opts lo = { 0 };
 	struct vm_config cfg = { .ram_size = 128ull << 20, .ncpus = 1 };
 	const char *console_log = NULL, *app = NULL, *trialos = NULL;
+	const char *report_dir = "trialvm-reports", *kernel_symbols = NULL;
+	const char *crash_on[4];
+	int ncrash_on = 0;
+	enum { ON_CRASH_EXIT, ON_CRASH_RESTART, ON_CRASH_PAUSE } on_crash = ON_CRASH_EXIT;
+	long max_restarts = 3;
+	double hang_timeout = 0;
 	bool quiet = false;
 	int c;
 	opterr = 0;
@@ -246,6 +279,40 @@ static int cmd_run(int argc, char **argv)
 		case O_APP: app = optarg; break;
 		case O_TRIALOS: trialos = optarg; break;
 		case O_NO_DECOMPRESS: lo.no_decompress = true; break;
+		case O_REPORT_DIR: report_dir = optarg; break;
+		case O_NO_REPORT: report_dir = NULL; break;
+		case O_ON_CRASH:
+			if (!strcmp(optarg, "exit"))
+				on_crash = ON_CRASH_EXIT;
+			else if (!strcmp(optarg, "restart"))
+				on_crash = ON_CRASH_RESTART;
+			else if (!strcmp(optarg, "pause"))
+				on_crash = ON_CRASH_PAUSE;
+			else
+				return usage_error("--on-crash %s: give exit, restart or pause", optarg);
+			break;
+		case O_MAX_RESTARTS: {
+			char *end;
+			errno = 0;
+			max_restarts = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || max_restarts < 0 || max_restarts > 1000000)
+				return usage_error("--max-restarts %s: give a number from 0 to 1000000", optarg);
+			break;
+		}
+		case O_CRASH_ON:
+			if (ncrash_on == 4)
+				return usage_error("--crash-on: at most 4 symbols (the CPU has 4 breakpoint registers)");
+			crash_on[ncrash_on++] = optarg;
+			break;
+		case O_KERNEL_SYMBOLS: kernel_symbols = optarg; break;
+		case O_HANG_TIMEOUT: {
+			char *end;
+			errno = 0;
+			hang_timeout = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(hang_timeout >= 0.05 && hang_timeout <= 86400))
+				return usage_error("--hang-timeout %s: give seconds, from 0.05 to 86400", optarg);
+			break;
+		}
 		case 'q': quiet = true; break;
 		case 'v': tvm_verbose = 1; break;
 		case 'h': fputs(usage_run, stdout); return 0;
@@ -311,59 +378,177 @@ static int cmd_run(int argc, char **argv)
 	if (!lo.kernel)
 		return usage_error("nothing to boot: give --kernel FILE or --app PROGRAM");
 
+	/* --crash-on: resolve every symbol before anything starts. */
+	uint64_t bp_addr[4];
+	if (ncrash_on) {
+		const char *symfile = kernel_symbols ? kernel_symbols : lo.kernel;
+		struct symtab *st = symtab_load(symfile);
+		if (!st) {
+			tvm_log("error: --crash-on needs the kernel's symbols, and %s has none; give --kernel-symbols "
+				"FILE (a vmlinux with symbols or a System.map)", symfile);
+			free(trialos_found);
+			return TVM_EXIT_USAGE;
+		}
+		for (int i = 0; i < ncrash_on; i++)
+			if (symtab_find(st, crash_on[i], &bp_addr[i]) < 0) {
+				tvm_log("error: --crash-on %s: no such symbol in %s", crash_on[i], symfile);
+				symtab_free(st);
+				free(trialos_found);
+				return TVM_EXIT_USAGE;
+			}
+		symtab_free(st);
+	}
+
 	if (console_open(console_log, quiet, &err) < 0) {
 		tvm_log("error: %s", err.msg);
 		free(trialos_found);
 		return TVM_EXIT_ERROR;
 	}
-	int status = TVM_EXIT_ERROR;
-	struct vm *vm = vm_create(&cfg, &err);
-	if (!vm) {
-		tvm_log("error: %s", err.msg);
-		goto out;
-	}
-	for (size_t i = 0; i < sizeof(device_inits) / sizeof(device_inits[0]); i++)
-		if (device_inits[i].init(vm, &err) < 0) {
-			tvm_log("error: device %s: %s", device_inits[i].name, err.msg);
-			goto out;
-		}
-	struct boot_entry entry;
-	if (load_kernel(vm, &lo, &entry, &err) < 0) {
-		tvm_log("error: %s", err.msg);
-		goto out;
-	}
-	if (vm_set_boot_entry(vm, &entry, &err) < 0) {
-		tvm_log("error: %s", err.msg);
-		goto out;
-	}
-	uart_start_input();
-	running_vm = vm;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	uart_start_input();
 
-	struct tvm_event ev;
-	if (vm_run(vm, &ev, &err) < 0) {
-		tvm_log("error: %s", err.msg);
-		goto out;
+	int status = TVM_EXIT_ERROR;
+	for (long restarts = 0;; restarts++) {
+		struct vm *vm = vm_create(&cfg, &err);
+		bool crashed = false;
+		if (!vm) {
+			tvm_log("error: %s", err.msg);
+			break;
+		}
+		bool ok = true;
+		for (size_t i = 0; ok && i < sizeof(device_inits) / sizeof(device_inits[0]); i++)
+			if (device_inits[i].init(vm, &err) < 0) {
+				tvm_log("error: device %s: %s", device_inits[i].name, err.msg);
+				ok = false;
+			}
+		struct boot_entry entry;
+		if (ok && load_kernel(vm, &lo, &entry, &err) < 0) {
+			tvm_log("error: %s", err.msg);
+			ok = false;
+		}
+		if (ok && vm_set_boot_entry(vm, &entry, &err) < 0) {
+			tvm_log("error: %s", err.msg);
+			ok = false;
+		}
+		if (ok && ncrash_on && vm_set_hw_breakpoints(vm, bp_addr, ncrash_on, &err) < 0) {
+			tvm_log("error: --crash-on: %s", err.msg);
+			ok = false;
+		}
+		if (ok && stop_requested)
+			ok = false;
+		if (ok) {
+			running_vm = vm;
+			struct hang_watch *hw = hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(hang_timeout * 1000)) : NULL;
+			struct tvm_event ev;
+			int r = vm_run(vm, &ev, &err);
+			hang_watch_stop(hw);
+			running_vm = NULL;
+			if (r < 0) {
+				tvm_log("error: %s", err.msg);
+			} else {
+				console_flush();
+				struct crash_ctx ctx = { .vm = vm, .kernel_path = lo.kernel, .symbols_path = kernel_symbols,
+							 .initrd_path = lo.initrd, .cpio_path = lo.cpio,
+							 .app_path = app ? app : lo.initrd, .report_dir = report_dir };
+				status = crash_handle_event(&ev, &ctx);
+				crashed = status == TVM_EXIT_CRASHED && ev.kind != TVM_EV_POWEROFF;
+				free(ev.payload);
+				if (crashed && on_crash == ON_CRASH_PAUSE) {
+					tvm_log("the crashed VM is paused (--on-crash pause); send SIGINT or SIGTERM to end");
+					sigset_t none;
+					sigemptyset(&none);
+					while (!stop_requested)
+						sigsuspend(&none);
+				}
+			}
+		}
+		vm_destroy(vm);
+		if (!crashed || on_crash != ON_CRASH_RESTART || stop_requested)
+			break;
+		if (restarts >= max_restarts) {
+			tvm_log("the guest crashed %ld times; not restarting again (--max-restarts %ld)", restarts + 1,
+				max_restarts);
+			break;
+		}
+		tvm_log("restarting a fresh VM from the same images (restart %ld of at most %ld)", restarts + 1,
+			max_restarts);
 	}
-	console_flush();
-	struct crash_ctx ctx = { .vm = vm, .kernel_path = lo.kernel, .app_path = app ? app : lo.initrd };
-	status = crash_handle_event(&ev, &ctx);
-	free(ev.payload);
-out:
-	running_vm = NULL;
 	if (console_close(&err) < 0) {
 		tvm_log("error: %s", err.msg);
 		if (status < TVM_EXIT_CRASHED)
 			status = TVM_EXIT_ERROR;
 	}
-	vm_destroy(vm);
 	free(trialos_found);
 	return status;
+}
+
+static const char usage_inspect[] =
+	"Usage: trialvm inspect [--read-phys GPA:LEN] FILE\n"
+	"\n"
+	"Validate a crash artifact and print a summary of it: a guest ELF dump\n"
+	"(core.elf), a Windows full memory dump (memory.dmp), an application core\n"
+	"(app.core) or a report.json (whose listed files are checked too). Exits 0\n"
+	"when the file is well-formed, 125 when it is not (the error says where).\n"
+	"\n"
+	"  --read-phys GPA:LEN  write the raw bytes of guest-physical [GPA, GPA+LEN)\n"
+	"                       as the dump holds them to stdout (core.elf, memory.dmp;\n"
+	"                       LEN up to 1M; numbers in decimal or 0x hex)\n";
+
+static int cmd_inspect(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "read-phys", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct inspect_opts io = { 0 };
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': {
+			char *colon = strchr(optarg, ':'), *end;
+			errno = 0;
+			io.read_phys_gpa = strtoull(optarg, &end, 0);
+			if (!colon || end != colon || errno)
+				goto bad_range;
+			io.read_phys_len = strtoull(colon + 1, &end, 0);
+			if (*end || end == colon + 1 || errno || io.read_phys_len == 0 ||
+			    io.read_phys_len > TVM_INSPECT_READ_MAX)
+				goto bad_range;
+			io.read_phys = true;
+			break;
+bad_range:
+			fprintf(stderr, "trialvm: --read-phys %s: give GPA:LEN, LEN from 1 to %u\nTry 'trialvm inspect --help'.\n",
+				optarg, TVM_INSPECT_READ_MAX);
+			return TVM_EXIT_USAGE;
+		}
+		case 'h': fputs(usage_inspect, stdout); return 0;
+		case ':':
+			fprintf(stderr, "trialvm: option %s needs a value\nTry 'trialvm inspect --help'.\n", argv[optind - 1]);
+			return TVM_EXIT_USAGE;
+		default:
+			fprintf(stderr, "trialvm: unknown option %s\nTry 'trialvm inspect --help'.\n", argv[optind - 1]);
+			return TVM_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "trialvm: inspect takes one FILE\nTry 'trialvm inspect --help'.\n");
+		return TVM_EXIT_USAGE;
+	}
+	struct tvm_err err = { "" };
+	if (inspect_file(argv[optind], &io, stdout, &err) < 0) {
+		fflush(stdout);
+		tvm_log("error: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	return fflush(stdout) == 0 ? 0 : TVM_EXIT_ERROR;
 }
 
 int main(int argc, char **argv)
@@ -383,6 +568,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "inspect"))
+		return cmd_inspect(argc - 1, argv + 1);
 	fprintf(stderr, "trialvm: unknown command '%s'\nTry 'trialvm --help'.\n", cmd);
 	return TVM_EXIT_USAGE;
 }

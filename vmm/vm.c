@@ -14,6 +14,7 @@
 
 #include "../guests/include/trialvm_abi.h"
 #include "bus.h"
+#include "cpu_state.h"
 #include "util.h"
 #include "vm_internal.h"
 
@@ -626,6 +627,15 @@ static void handle_exit(struct vcpu *c)
 		return;
 	case KVM_EXIT_INTR:
 		return;
+	case KVM_EXIT_DEBUG: {
+		struct tvm_event ev = { .kind = TVM_EV_BREAKPOINT, .reason = run->debug.arch.exception };
+		ev.data[0] = run->debug.arch.pc;
+		ev.data[1] = run->debug.arch.dr6;
+		snprintf(ev.detail, sizeof(ev.detail), "the guest reached breakpoint address 0x%llx",
+			 (unsigned long long)run->debug.arch.pc);
+		vm_raise(vm, c->index, &ev);
+		return;
+	}
 	case KVM_EXIT_HLT:
 		vcpu_exit_event(c, TVM_EV_UNKNOWN_EXIT, run->exit_reason,
 				"the guest halted with no way to wake up (KVM_EXIT_HLT)");
@@ -635,6 +645,68 @@ static void handle_exit(struct vcpu *c)
 				"KVM returned exit reason %u, which trialvm does not handle", run->exit_reason);
 		return;
 	}
+}
+
+static void take_sample(struct vcpu *c)
+{
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	if (ioctl(c->fd, KVM_GET_REGS, &r) == 0 && ioctl(c->fd, KVM_GET_SREGS, &sr) == 0) {
+		c->sample_rip = r.rip;
+		c->sample_cpl = sr.cs.dpl;
+	}
+	struct kvm_mp_state mp;
+	c->sample_mp = ioctl(c->fd, KVM_GET_MP_STATE, &mp) == 0 ? (int)mp.mp_state : 0;
+	__atomic_store_n(&c->sample_req, 0, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&c->sample_seq, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t vm_exit_count(struct vm *vm, int idx)
+{
+	return __atomic_load_n(&vm->cpus[idx].exits, __ATOMIC_RELAXED);
+}
+
+int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, int *cpl, int *mp_state)
+{
+	struct vcpu *c = &vm->cpus[idx];
+	if (!c->thread_started)
+		return -1;
+	uint64_t seq = __atomic_load_n(&c->sample_seq, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&c->sample_req, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(c->thread, KICK_SIGNAL);
+	for (unsigned waited = 0; waited < timeout_ms * 10; waited++) {
+		if (__atomic_load_n(&c->sample_seq, __ATOMIC_ACQUIRE) != seq) {
+			*rip = c->sample_rip;
+			*cpl = c->sample_cpl;
+			*mp_state = c->sample_mp;
+			return 0;
+		}
+		usleep(100);
+	}
+	return -1;
+}
+
+uint64_t vm_uptime_ns(const struct vm *vm) { return vm->start_ns ? now_ns() - vm->start_ns : 0; }
+
+int vm_set_hw_breakpoints(struct vm *vm, const uint64_t *addrs, int n, struct tvm_err *err)
+{
+	if (n < 0 || n > 4)
+		return tvm_seterr(err, "at most 4 hardware breakpoints can be armed (got %d)", n);
+	struct kvm_guest_debug dbg;
+	memset(&dbg, 0, sizeof(dbg));
+	if (n > 0) {
+		dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+		for (int i = 0; i < n; i++) {
+			dbg.arch.debugreg[i] = addrs[i];
+			dbg.arch.debugreg[7] |= 1ull << (2 * i); /* Li: local enable, RW=00 (execute), LEN=00 */
+		}
+		dbg.arch.debugreg[7] |= 1ull << 10; /* reserved bit 10 reads as 1 */
+	}
+	for (int i = 0; i < vm->ncpus; i++)
+		if (ioctl(vm->cpus[i].fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+			return tvm_seterr(err, "KVM_SET_GUEST_DEBUG on vCPU %d failed: %s", i, strerror(errno));
+	return 0;
 }
 
 static void *vcpu_thread(void *arg)
@@ -654,6 +726,8 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		int r = ioctl(c->fd, KVM_RUN, 0);
+		if (__atomic_load_n(&c->sample_req, __ATOMIC_ACQUIRE))
+			take_sample(c);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -665,6 +739,7 @@ static void *vcpu_thread(void *arg)
 			vm_raise(vm, c->index, &ev);
 			break;
 		}
+		__atomic_fetch_add(&c->exits, 1, __ATOMIC_RELAXED);
 		handle_exit(c);
 	}
 	pthread_mutex_lock(&vm->ev_lock);
@@ -681,6 +756,8 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	vm->running = true;
+	if (!vm->start_ns)
+		vm->start_ns = now_ns();
 	int started = 0;
 	for (int i = 0; i < vm->ncpus; i++) {
 		int r = pthread_create(&vm->cpus[i].thread, NULL, vcpu_thread, &vm->cpus[i]);
@@ -728,4 +805,119 @@ void vm_irq_line(struct vm *vm, unsigned irq, int level)
 {
 	struct kvm_irq_level l = { .irq = irq, .level = level };
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+/* ----------------------------------------------------------------- capture */
+
+static void seg_out(struct seg_state *o, const struct kvm_segment *s)
+{
+	*o = (struct seg_state){ .base = s->base, .limit = s->limit, .selector = s->selector, .type = s->type,
+				 .present = s->present, .dpl = s->dpl, .db = s->db, .s = s->s, .l = s->l,
+				 .g = s->g, .avl = s->avl, .unusable = s->unusable };
+}
+
+/* KVM's struct kvm_fpu, laid out as the 512-byte FXSAVE image. */
+static void fpu_to_fxsave(const struct kvm_fpu *f, uint8_t fx[512])
+{
+	memset(fx, 0, 512);
+	memcpy(fx + 0, &f->fcw, 2);
+	memcpy(fx + 2, &f->fsw, 2);
+	fx[4] = f->ftwx;
+	memcpy(fx + 6, &f->last_opcode, 2);
+	memcpy(fx + 8, &f->last_ip, 8);
+	memcpy(fx + 16, &f->last_dp, 8);
+	memcpy(fx + 24, &f->mxcsr, 4);
+	uint32_t mxcsr_mask = 0xffff;
+	memcpy(fx + 28, &mxcsr_mask, 4);
+	for (int i = 0; i < 8; i++)
+		memcpy(fx + 32 + 16 * i, f->fpr[i], 16);
+	for (int i = 0; i < 16; i++)
+		memcpy(fx + 160 + 16 * i, f->xmm[i], 16);
+}
+
+int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *o, struct tvm_err *err)
+{
+	if (idx < 0 || idx >= vm->ncpus)
+		return tvm_seterr(err, "no vCPU %d", idx);
+	if (vm->cpus[idx].thread_started)
+		return tvm_seterr(err, "vCPU %d is still running", idx);
+	int fd = vm->cpus[idx].fd;
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	struct kvm_fpu fpu;
+	memset(o, 0, sizeof(*o));
+	o->index = idx;
+	if (ioctl(fd, KVM_GET_REGS, &r) < 0 || ioctl(fd, KVM_GET_SREGS, &sr) < 0 || ioctl(fd, KVM_GET_FPU, &fpu) < 0)
+		return tvm_seterr(err, "cannot read the registers of vCPU %d: %s", idx, strerror(errno));
+	uint64_t g[16] = { r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi,
+			   r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15 };
+	memcpy(o->gpr, g, sizeof(g));
+	o->rip = r.rip;
+	o->rflags = r.rflags;
+	seg_out(&o->cs, &sr.cs);
+	seg_out(&o->ds, &sr.ds);
+	seg_out(&o->es, &sr.es);
+	seg_out(&o->fs, &sr.fs);
+	seg_out(&o->gs, &sr.gs);
+	seg_out(&o->ss, &sr.ss);
+	seg_out(&o->tr, &sr.tr);
+	seg_out(&o->ldt, &sr.ldt);
+	o->gdt = (struct dtable_state){ sr.gdt.base, sr.gdt.limit };
+	o->idt = (struct dtable_state){ sr.idt.base, sr.idt.limit };
+	o->cr0 = sr.cr0;
+	o->cr2 = sr.cr2;
+	o->cr3 = sr.cr3;
+	o->cr4 = sr.cr4;
+	o->cr8 = sr.cr8;
+	o->efer = sr.efer;
+	o->apic_base = sr.apic_base;
+	fpu_to_fxsave(&fpu, o->fxsave);
+
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0) {
+		struct kvm_xsave xs;
+		if (ioctl(fd, KVM_GET_XSAVE, &xs) == 0) {
+			memcpy(o->xsave, xs.region, sizeof(o->xsave));
+			o->xsave_valid = true;
+		}
+	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0) {
+		struct kvm_xcrs xcrs;
+		if (ioctl(fd, KVM_GET_XCRS, &xcrs) == 0)
+			for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
+				if (xcrs.xcrs[i].xcr == 0)
+					o->xcr0 = xcrs.xcrs[i].value;
+	}
+	struct kvm_debugregs dr;
+	if (ioctl(fd, KVM_GET_DEBUGREGS, &dr) == 0) {
+		for (int i = 0; i < 4; i++)
+			o->dr[i] = dr.db[i];
+		o->dr[6] = dr.dr6;
+		o->dr[7] = dr.dr7;
+	}
+	static const uint32_t idx_list[] = { 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000100,
+					     0xc0000101, 0xc0000102, 0x10, 0x174, 0x175, 0x176, 0x277 };
+	enum { NM = sizeof(idx_list) / sizeof(idx_list[0]) };
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[NM];
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = NM;
+	for (int i = 0; i < NM; i++)
+		m.e[i].index = idx_list[i];
+	int got = ioctl(fd, KVM_GET_MSRS, &m);
+	uint64_t *dst[NM] = { &o->msr_star, &o->msr_lstar, &o->msr_cstar, &o->msr_sfmask, &o->msr_fs_base,
+			      &o->msr_gs_base, &o->msr_kernel_gs_base, &o->msr_tsc, &o->msr_sysenter_cs,
+			      &o->msr_sysenter_esp, &o->msr_sysenter_eip, &o->msr_pat };
+	for (int i = 0; i < got && i < NM; i++)
+		*dst[i] = m.e[i].data;
+	struct kvm_lapic_state lapic;
+	if (ioctl(fd, KVM_GET_LAPIC, &lapic) == 0) {
+		memcpy(o->lapic, lapic.regs, sizeof(o->lapic));
+		o->lapic_valid = true;
+	}
+	struct kvm_mp_state mp;
+	if (ioctl(fd, KVM_GET_MP_STATE, &mp) == 0)
+		o->mp_state = mp.mp_state;
+	return 0;
 }

@@ -120,6 +120,8 @@ enum tvm_event_kind {
 	TVM_EV_UNKNOWN_EXIT,   /* an exit reason trialvm does not handle */
 	TVM_EV_VMM_ERROR,      /* trialvm itself failed (KVM_RUN error, ...) */
 	TVM_EV_SIGNAL,         /* trialvm was interrupted (SIGINT/SIGTERM) */
+	TVM_EV_BREAKPOINT,     /* a --crash-on hardware breakpoint was hit; data[0] = address */
+	TVM_EV_HANG,           /* the guest made no progress (--hang-timeout) */
 };
 
 /* The state of one vCPU as seen when the event was raised. */
@@ -157,6 +159,25 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err);
 
 /* Ask a running VM to stop from a signal handler or another thread. */
 void vm_request_stop(struct vm *vm, int signo);
+
+/* ---- inspection (all vCPUs must be stopped: after vm_run returned) ---- */
+struct cpu_state;
+/* The complete state of vCPU idx (registers, FPU/XSAVE, XCRs, debug
+ * registers, MSRs, LAPIC, MP state). */
+int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *out, struct tvm_err *err);
+/* Nanoseconds since vm_run first started the vCPUs. */
+uint64_t vm_uptime_ns(const struct vm *vm);
+
+/* ---- debugging and progress ---- */
+/* Arm up to 4 hardware execution breakpoints (guest-virtual addresses) on
+ * every vCPU; a hit raises TVM_EV_BREAKPOINT. */
+int vm_set_hw_breakpoints(struct vm *vm, const uint64_t *addrs, int n, struct tvm_err *err);
+/* While the VM runs (from another thread): the number of exits vCPU idx
+ * has taken so far, and a fresh sample of its RIP, CPL and KVM MP state
+ * (0 = runnable; the vCPU is kicked
+ * out of the guest to read them; -1 if it did not answer within timeout_ms). */
+uint64_t vm_exit_count(struct vm *vm, int idx);
+int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, int *cpl, int *mp_state);
 
 /* ---- interrupts ---- */
 /* Set an ISA IRQ line (in-kernel PIC + IOAPIC) to `level`. */

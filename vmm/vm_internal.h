@@ -30,6 +30,12 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	uint64_t exits;             /* atomic: exits handled */
+	int sample_req;             /* atomic: 1 = please sample RIP */
+	uint64_t sample_seq;        /* atomic: bumped when a sample is stored */
+	uint64_t sample_rip;
+	int sample_cpl;
+	int sample_mp;
 };
 
 struct vm {
@@ -44,6 +50,7 @@ struct vm {
 	struct io_bus bus[2];
 	uint64_t unclaimed;
 	bool running;
+	uint64_t start_ns;
 
 	pthread_mutex_t ev_lock;
 	pthread_cond_t ev_cond;

@@ -107,6 +107,9 @@ extern bool under_trialvm;
 extern bool have_nx;
 extern const char *app_name;
 extern u64 load_bias;
+/* Where the initial stack put argv[] and the auxv (user virtual), for the
+ * fault record. */
+extern u64 user_argv_gva, user_argc, user_auxv_gva, user_auxv_len;
 _Noreturn void poweroff(int status);
 _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 i64 hcall(u32 op, u64 a0, u64 a1, u64 *out1, u64 *out2);

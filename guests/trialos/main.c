@@ -43,6 +43,7 @@
 bool under_trialvm;
 bool have_nx;
 const char *app_name = "app";
+u64 user_argv_gva, user_argc, user_auxv_gva, user_auxv_len;
 
 static struct tvm_hcall hc __attribute__((aligned(64)));
 
@@ -307,6 +308,10 @@ void kmain(u32 si_pa)
 		*w++ = envs[i];
 	*w++ = 0;
 	memcpy(w, auxv, sizeof auxv);
+	user_argv_gva = sp + 8;
+	user_argc = (u64)argc;
+	user_auxv_gva = (u64)w;
+	user_auxv_len = sizeof auxv;
 
 	enter_user(ai.entry, sp);
 }

@@ -83,6 +83,10 @@ _Noreturn void user_crash(struct trapframe *tf, u32 vector, u32 signo, int code,
 	size_t nl = strnlen(app_name, sizeof f->app_name - 1);
 	memcpy(f->app_name, app_name, nl);
 	f->app_name[nl] = 0;
+	f->auxv_gva = user_auxv_gva;
+	f->auxv_len = user_auxv_len;
+	f->argv_gva = user_argv_gva;
+	f->argc = user_argc;
 	if (under_trialvm)
 		hcall(TVM_HC_FAULT, virt_to_phys(f), 0, NULL, NULL);
 	kprintf("trialos: %s killed by signal %u (%s) code %d at rip 0x%lx addr 0x%lx\n", f->app_name,

@@ -97,6 +97,9 @@ _start:
 4:	mov $POWEROFF, %dx
 	mov $0, %al
 	out %al, %dx
+#elif defined(VARIANT_spin)
+	/* A kernel stuck in a loop: no exits, RIP in one place. */
+6:	jmp 6b
 #else
 #error "no variant"
 #endif

@@ -1,0 +1,37 @@
+/* monitor/report.h - the crash report directory.
+ *
+ * DIR/ID/ with report.json, core.elf, memory.dmp, app.core (application
+ * faults), console.log. ID sorts by time: 20261121T010203.123Z-PID-N.
+ * Every file is written into DIR/.ID.partial/, flushed, and the directory
+ * is renamed to DIR/ID only when all of it is on disk; a report that could
+ * not be completed is removed, never left looking complete.
+ */
+#ifndef TVM_REPORT_H
+#define TVM_REPORT_H
+
+#include <stddef.h>
+
+#include "../reporter/crash_state.h"
+#include "disasm.h"
+
+struct report_inputs {
+	const struct crash_state *cs;
+	const char *dir;                 /* parent directory (created if missing) */
+	const char *kernel, *initrd, *cpio;
+	const char *app;                 /* trialos application, or NULL */
+	const struct disasm_insn *dis;   /* disassembly around RIP */
+	int ndis;
+	const char *dis_space;           /* "guest-virtual", "guest-physical" */
+	uint64_t stack_rsp;
+	const uint64_t *stack;           /* top stack words */
+	int nstack;
+	const char *rip_symbol;          /* "crash_here+0x17" or NULL */
+};
+
+/* Write the report; on success its path is in out_path. */
+int report_write(const struct report_inputs *in, char *out_path, size_t cap, struct tvm_err *err);
+
+#define REPORT_SCHEMA "trialvm-report"
+#define REPORT_VERSION 1
+
+#endif

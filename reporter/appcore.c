@@ -1,0 +1,347 @@
+/* reporter/appcore.c - ELF process core of a crashed trialos application.
+ * Format facts: Linux fs/binfmt_elf.c, include/uapi/linux/elfcore.h. */
+#include "appcore.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../monitor/guestmem.h"
+#include "../vmm/util.h"
+#include "elfdump.h"
+
+#define PAGE 4096ull
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+#define USER_TOP (1ull << 47)
+#define PTE_P 1ull
+#define PTE_PS (1ull << 7)
+#define PTE_ADDR 0x000ffffffffff000ull
+
+#define PRPSINFO_SIZE 0x88u
+#define SIGINFO_SIZE 128u
+
+static inline void put64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
+static inline void put32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
+
+/* A 4-level walk that also says how far an unmapped area extends, so that a
+ * huge, mostly unmapped mapping costs one step per missing table, not one
+ * per page (guest_virt_to_phys answers only "not mapped").
+ * 1: mapped, *pa = physical address of va, *span = bytes to the end of its
+ * page (4 KiB, 2 MiB or 1 GiB). 0: not mapped (or a table outside RAM),
+ * *span = bytes to the end of the missing entry's range. */
+static int walk(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *pa, uint64_t *span)
+{
+	uint64_t table = cr3 & PTE_ADDR;
+	for (int level = 3; level >= 0; level--) {
+		unsigned shift = 12 + 9 * (unsigned)level;
+		uint64_t size = 1ull << shift;
+		*span = size - (va & (size - 1));
+		uint64_t pte;
+		const void *p = gmem_ptr(m, table + ((va >> shift) & 0x1ff) * 8, 8);
+		if (!p)
+			return 0;
+		memcpy(&pte, p, 8);
+		if (!(pte & PTE_P))
+			return 0;
+		if (level == 0 || ((level == 1 || level == 2) && (pte & PTE_PS))) {
+			*pa = (pte & PTE_ADDR & ~(size - 1)) + (va & (size - 1));
+			return 1;
+		}
+		table = pte & PTE_ADDR;
+	}
+	return 0;
+}
+
+struct pending {
+	const uint8_t *host;
+	uint64_t off, len;
+};
+
+static int flush(int fd, struct pending *pd, struct tvm_err *err)
+{
+	int rc = 0;
+	if (pd->len)
+		rc = dump_pwrite_all(fd, pd->host, pd->len, pd->off, "the application core memory", err);
+	pd->len = 0;
+	return rc;
+}
+
+/* Write [start, start + filesz) of the application's address space at file
+ * offset off: present non-zero pages only. */
+static int write_mapping(int fd, const struct crash_state *cs, uint64_t start, uint64_t filesz, uint64_t off,
+			 bool dense, struct tvm_err *err)
+{
+	uint64_t cr3 = cs->app->f.page_table_root;
+	struct pending pd = { 0 };
+	static const uint8_t zeros[PAGE];
+	for (uint64_t pos = 0; pos < filesz;) {
+		uint64_t pa, span;
+		int mapped = walk(&cs->mem, cr3, start + pos, &pa, &span);
+		uint64_t step = span < filesz - pos ? span : filesz - pos;
+		if (!mapped) {
+			if (flush(fd, &pd, err) < 0)
+				return -1;
+			if (dense)
+				for (uint64_t k = 0; k < step; k += PAGE)
+					if (dump_pwrite_all(fd, zeros, PAGE, off + pos + k, "the application core memory",
+							    err) < 0)
+						return -1;
+			pos += step;
+			continue;
+		}
+		/* One 4 KiB page at a time (start and pos are page aligned). */
+		const uint8_t *h = gmem_ptr(&cs->mem, pa, PAGE);
+		if (!h || (!dense && dump_is_zero(h, PAGE))) {
+			if (flush(fd, &pd, err) < 0)
+				return -1;
+			if (dense && dump_pwrite_all(fd, zeros, PAGE, off + pos, "the application core memory", err) < 0)
+				return -1;
+		} else if (pd.len && pd.host + pd.len == h && pd.off + pd.len == off + pos && pd.len < (8u << 20)) {
+			pd.len += PAGE;
+		} else {
+			if (flush(fd, &pd, err) < 0)
+				return -1;
+			pd = (struct pending){ h, off + pos, PAGE };
+		}
+		pos += PAGE;
+	}
+	return flush(fd, &pd, err);
+}
+
+/* ---- notes ---- */
+
+struct notebuf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static int nb_add(struct notebuf *nb, uint32_t type, const void *desc, size_t descsz)
+{
+	size_t need = 12 + 8 + ALIGN_UP(descsz, 4); /* "CORE\0" padded to 8 */
+	if (nb->len + need > nb->cap) {
+		size_t cap = nb->cap ? nb->cap * 2 : 8192;
+		while (cap < nb->len + need)
+			cap *= 2;
+		uint8_t *np = realloc(nb->p, cap);
+		if (!np)
+			return -1;
+		nb->p = np;
+		nb->cap = cap;
+	}
+	uint8_t *q = nb->p + nb->len;
+	memset(q, 0, need);
+	uint32_t hdr[3] = { 5, (uint32_t)descsz, type };
+	memcpy(q, hdr, 12);
+	memcpy(q + 12, "CORE", 5);
+	memcpy(q + 20, desc, descsz);
+	nb->len += need;
+	return 0;
+}
+
+/* pr_psargs: argv[0..argc) joined by spaces, read through the page tables;
+ * 0 when argv is not readable. */
+static int read_psargs(const struct crash_state *cs, char out[80])
+{
+	const struct tvm_fault *f = &cs->app->f;
+	uint64_t cr3 = f->page_table_root;
+	if (f->argc == 0 || f->argv_gva == 0)
+		return 0;
+	uint64_t argc = f->argc > 64 ? 64 : f->argc;
+	size_t used = 0;
+	for (uint64_t i = 0; i < argc && used < 79; i++) {
+		uint64_t p;
+		if (guest_read_virt(&cs->mem, cr3, f->argv_gva + 8 * i, &p, 8) != 8)
+			return 0;
+		char s[80];
+		uint64_t got = guest_read_virt(&cs->mem, cr3, p, s, sizeof s - 1);
+		s[got] = 0;
+		size_t n = strnlen(s, got);
+		if (n == got && got < sizeof s - 1)
+			return 0; /* no NUL before an unmapped page */
+		if (i > 0)
+			out[used++] = ' ';
+		for (size_t k = 0; k < n && used < 79; k++)
+			out[used++] = s[k];
+	}
+	out[used] = 0;
+	return used > 0;
+}
+
+static int build_notes(const struct crash_state *cs, struct notebuf *nb)
+{
+	const struct tvm_fault *f = &cs->app->f;
+	bool have_fp = cs->cpu && cs->crashing_cpu >= 0 && cs->crashing_cpu < cs->ncpus;
+
+	uint8_t pr[TVM_PRSTATUS_SIZE] = { 0 };
+	put32(pr, 0x00, f->signo);          /* pr_info.si_signo */
+	pr[0x0c] = (uint8_t)f->signo;       /* pr_cursig (short) */
+	pr[0x0d] = (uint8_t)(f->signo >> 8);
+	put32(pr, 0x20, 1); /* pr_pid */
+	put32(pr, 0x28, 1); /* pr_pgrp */
+	put32(pr, 0x2c, 1); /* pr_sid */
+	_Static_assert(sizeof f->regs == 27 * 8, "user_regs_struct");
+	memcpy(pr + 0x70, &f->regs, sizeof f->regs);
+	put32(pr, 0x148, have_fp ? 1 : 0); /* pr_fpvalid */
+	if (nb_add(nb, NT_PRSTATUS, pr, sizeof pr) < 0)
+		return -1;
+
+	uint8_t ps[PRPSINFO_SIZE] = { 0 };
+	ps[1] = 'R'; /* pr_sname; pr_state 0 = running */
+	put32(ps, 0x18, 1); /* pr_pid */
+	put32(ps, 0x20, 1); /* pr_pgrp */
+	put32(ps, 0x24, 1); /* pr_sid */
+	char name[sizeof f->app_name + 1];
+	memcpy(name, f->app_name, sizeof f->app_name);
+	name[sizeof f->app_name] = 0;
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	memcpy(ps + 0x28, base, strnlen(base, 15));
+	char args[80];
+	if (!read_psargs(cs, args))
+		snprintf(args, sizeof args, "%s", name);
+	memcpy(ps + 0x38, args, strnlen(args, 79));
+	if (nb_add(nb, NT_PRPSINFO, ps, sizeof ps) < 0)
+		return -1;
+
+	uint8_t si[SIGINFO_SIZE] = { 0 };
+	put32(si, 0, f->signo);
+	put32(si, 8, (uint32_t)f->si_code);
+	if (f->vector != TVM_FAULT_NO_VECTOR && (f->signo == 4 || f->signo == 5 || f->signo == 7 ||
+						 f->signo == 8 || f->signo == 11))
+		put64(si, 16, f->addr); /* si_addr */
+	else
+		put32(si, 16, 1); /* si_pid (si_uid 0) */
+	if (nb_add(nb, NT_SIGINFO, si, sizeof si) < 0)
+		return -1;
+
+	if (f->auxv_gva && f->auxv_len >= 16) {
+		uint64_t len = f->auxv_len > TVM_APPCORE_AUXV_MAX ? TVM_APPCORE_AUXV_MAX : f->auxv_len;
+		len &= ~15ull;
+		uint8_t auxv[TVM_APPCORE_AUXV_MAX];
+		if (guest_read_virt(&cs->mem, f->page_table_root, f->auxv_gva, auxv, len) == len &&
+		    nb_add(nb, NT_AUXV, auxv, len) < 0)
+			return -1;
+	}
+	if (have_fp && nb_add(nb, NT_FPREGSET, cs->cpu[cs->crashing_cpu].fxsave, 512) < 0)
+		return -1;
+	return 0;
+}
+
+/* End of the last page of [start, end) present in the page tables (start
+ * when none): the file extent a mapping needs. */
+static uint64_t present_end(const struct crash_state *cs, uint64_t start, uint64_t end)
+{
+	uint64_t last = start;
+	for (uint64_t va = start; va < end;) {
+		uint64_t pa, span;
+		int mapped = walk(&cs->mem, cs->app->f.page_table_root, va, &pa, &span);
+		uint64_t next = span < end - va ? va + span : end;
+		if (mapped)
+			last = next;
+		va = next;
+	}
+	return last;
+}
+
+static bool map_valid(const struct tvm_mapping *mp)
+{
+	return mp->start < mp->end && !((mp->start | mp->end) & (PAGE - 1)) && mp->end <= USER_TOP;
+}
+
+int write_app_core(const struct crash_state *cs, int fd, struct tvm_err *err)
+{
+	if (!cs || !cs->app)
+		return tvm_seterr(err, "application core: no application fault record");
+	const struct app_fault *app = cs->app;
+	unsigned nmaps = app->nmaps > TVM_FAULT_MAX_MAPS ? TVM_FAULT_MAX_MAPS : app->nmaps;
+	struct stat st;
+	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (regular && ftruncate(fd, 0) < 0)
+		return tvm_seterr(err, "cannot truncate the application core file: %s", strerror(errno));
+
+	/* File extents: ELF segments and the stack first, then the rest. */
+	uint64_t ram = 0;
+	for (int i = 0; i < cs->mem.n; i++)
+		ram += cs->mem.r[i].size;
+	uint64_t budget = 2 * ram + (64ull << 20);
+	uint64_t filesz[TVM_FAULT_MAX_MAPS] = { 0 };
+	unsigned nvalid = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < nmaps; i++) {
+			const struct tvm_mapping *mp = &app->maps[i];
+			bool first = mp->kind == 1 || mp->kind == 2;
+			if (!map_valid(mp) || first != (pass == 0))
+				continue;
+			nvalid++;
+			uint64_t want = (mp->prot & 1) ? present_end(cs, mp->start, mp->end) - mp->start : 0;
+			filesz[i] = want < budget ? want : budget;
+			budget -= filesz[i];
+		}
+
+	struct notebuf nb = { 0 };
+	if (build_notes(cs, &nb) < 0) {
+		free(nb.p);
+		return tvm_seterr(err, "out of memory building the application core notes");
+	}
+	unsigned phnum = 1 + nvalid;
+	uint64_t note_off = sizeof(Elf64_Ehdr) + (uint64_t)phnum * sizeof(Elf64_Phdr);
+	size_t hdr_len = (size_t)note_off;
+	uint8_t *hdr = calloc(1, hdr_len);
+	if (!hdr) {
+		free(nb.p);
+		return tvm_seterr(err, "out of memory building the application core headers");
+	}
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)hdr;
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_CORE;
+	eh->e_machine = EM_X86_64;
+	eh->e_version = EV_CURRENT;
+	eh->e_phoff = sizeof(Elf64_Ehdr);
+	eh->e_ehsize = sizeof(Elf64_Ehdr);
+	eh->e_phentsize = sizeof(Elf64_Phdr);
+	eh->e_phnum = (Elf64_Half)phnum;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(hdr + sizeof(Elf64_Ehdr));
+	ph[0] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = note_off, .p_filesz = nb.len, .p_align = 4 };
+	uint64_t off = ALIGN_UP(note_off + nb.len, PAGE);
+	unsigned k = 1;
+	unsigned idx[TVM_FAULT_MAX_MAPS];
+	for (unsigned i = 0; i < nmaps; i++) {
+		const struct tvm_mapping *mp = &app->maps[i];
+		if (!map_valid(mp))
+			continue;
+		uint32_t fl = ((mp->prot & 1) ? PF_R : 0) | ((mp->prot & 2) ? PF_W : 0) | ((mp->prot & 4) ? PF_X : 0);
+		ph[k] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = fl, .p_offset = off, .p_vaddr = mp->start,
+				      .p_paddr = 0, .p_filesz = filesz[i], .p_memsz = mp->end - mp->start,
+				      .p_align = PAGE };
+		idx[k - 1] = i;
+		off += filesz[i];
+		k++;
+	}
+	int rc = -1;
+	if (dump_pwrite_all(fd, hdr, hdr_len, 0, "the application core headers", err) < 0 ||
+	    dump_pwrite_all(fd, nb.p, nb.len, note_off, "the application core notes", err) < 0)
+		goto out;
+	if (!regular) {
+		static const uint8_t zeros[PAGE];
+		uint64_t pad = ALIGN_UP(note_off + nb.len, PAGE) - (note_off + nb.len);
+		if (pad && dump_pwrite_all(fd, zeros, pad, note_off + nb.len, "the application core padding", err) < 0)
+			goto out;
+	}
+	for (unsigned j = 0; j + 1 < k; j++) {
+		const Elf64_Phdr *p = &ph[1 + j];
+		if (write_mapping(fd, cs, app->maps[idx[j]].start, p->p_filesz, p->p_offset, !regular, err) < 0)
+			goto out;
+	}
+	rc = dump_finish(fd, off, "the application core", err);
+out:
+	free(hdr);
+	free(nb.p);
+	return rc;
+}

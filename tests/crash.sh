@@ -1,0 +1,182 @@
+# tests/crash.sh - crash capture: detection sources, report directories,
+# dumps that real tools open (sourced by tests/run.sh).
+
+# report_of NAME: the one report directory under $T/NAME.reports (or fail).
+report_of() {
+	local dirs
+	dirs=$(find "$T/$1.reports" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)
+	if [ "$(printf '%s\n' "$dirs" | grep -c .)" -ne 1 ]; then
+		fail "$1" "expected one report directory, found: $(ls -A "$T/$1.reports" 2>&1 | tr '\n' ' ')"
+		return 1
+	fi
+	REPORT=$dirs
+}
+
+# expect_report NAME KIND FILES...: a complete report of KIND with FILES,
+# each of which `trialvm inspect` validates.
+expect_report() {
+	local name=$1 kind=$2
+	shift 2
+	report_of "$name" || return 1
+	case $(basename "$REPORT") in
+	.*) fail "$name" "report left with a temporary name: $REPORT"; return 1 ;;
+	esac
+	for f in report.json console.log "$@"; do
+		if [ ! -s "$REPORT/$f" ]; then
+			fail "$name" "report lacks $f: $(ls "$REPORT" | tr '\n' ' ')"
+			return 1
+		fi
+		case $f in console.log) continue ;; esac
+		if ! "$TRIALVM" inspect "$REPORT/$f" >"$T/$name.$f.inspect" 2>&1; then
+			fail "$name" "trialvm inspect $f failed: $(head -c 300 "$T/$name.$f.inspect")"
+			return 1
+		fi
+	done
+	if ! grep -q "\"kind\": \"$kind\"" "$REPORT/report.json"; then
+		fail "$name" "report.json cause.kind is not $kind: $(grep '"kind"' "$REPORT/report.json")"
+		return 1
+	fi
+	grep -q "crash report: $REPORT" "$T/$name.err" || { fail "$name" "stderr does not name the report"; return 1; }
+}
+
+# count_notes FILE TYPE: how many notes readelf -n lists of TYPE.
+count_notes() { readelf -n "$1" 2>/dev/null | grep -c -- "$2"; }
+
+# -- an application fault: every file, gdb on app.core, readelf on core.elf
+vmrun crash-app 60 run --app "$APPS/null-deref" --report-dir "$T/crash-app.reports"
+if expect_rc crash-app 123 && expect_report crash-app app-fault core.elf memory.dmp app.core; then
+	if [ "$(count_notes "$REPORT/core.elf" NT_PRSTATUS)" -ne 1 ] || [ "$(count_notes "$REPORT/core.elf" 'QEMU')" -lt 1 ]; then
+		fail crash-app "core.elf notes: $(readelf -n "$REPORT/core.elf" | grep -E 'CORE|QEMU' | tr '\n' '|')"
+	elif ! expect_grep crash-app err '=> +[0-9a-f]+ .* crash_here\+0x'; then
+		:
+	elif ! grep -q '"function": "crash_here+0x' "$REPORT/report.json" ||
+		! grep -q '"signal_name": "SIGSEGV"' "$REPORT/report.json" ||
+		! grep -q '"current": true' "$REPORT/report.json"; then
+		fail crash-app "report.json lacks function/signal/disassembly: $(head -c 400 "$REPORT/report.json" | tr '\n' ' ')"
+	else
+		pass crash-app
+	fi
+	gdb -nx -batch -ex bt "$APPS/null-deref" "$REPORT/app.core" >"$T/gdb.out" 2>&1
+	if grep -Eq '#0 .*crash_here' "$T/gdb.out" && grep -Eq '#1 .*main' "$T/gdb.out"; then
+		pass crash-app-gdb-bt
+	else
+		fail crash-app-gdb-bt "gdb bt: $(tr '\n' '|' <"$T/gdb.out" | head -c 600)"
+	fi
+	gdb -nx -batch -ex 'info registers rip' "$APPS/null-deref" "$REPORT/app.core" >"$T/gdb2.out" 2>&1
+	rip=$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/crash-app.err" | head -1 | cut -c5-)
+	if grep -q "$rip" "$T/gdb2.out"; then pass crash-app-core-rip; else fail crash-app-core-rip "gdb rip: $(cat "$T/gdb2.out")"; fi
+fi
+
+# -- pvpanic from a guest kernel
+vmrun crash-panic 30 run --kernel "$TINY/tiny-panic.elf" --report-dir "$T/crash-panic.reports"
+expect_rc crash-panic 123 && expect_report crash-panic panic core.elf memory.dmp && pass crash-panic
+
+# -- triple fault, 2 vCPUs: both in the dumps; a known physical page equals the kernel's bytes
+vmrun crash-triple 30 run --cpus 2 --kernel "$TINY/tiny-triple.elf" --report-dir "$T/crash-triple.reports"
+if expect_rc crash-triple 123 && expect_report crash-triple triple-fault core.elf memory.dmp; then
+	if [ "$(count_notes "$REPORT/core.elf" NT_PRSTATUS)" -ne 2 ] || [ "$(count_notes "$REPORT/core.elf" 'QEMU')" -ne 2 ]; then
+		fail crash-triple-2cpus "readelf -n: $(readelf -n "$REPORT/core.elf" | grep -E 'CORE|QEMU' | tr '\n' '|')"
+	elif ! grep -q '"index": 1' "$REPORT/report.json"; then
+		fail crash-triple-2cpus "report.json lacks vCPU 1"
+	else
+		pass crash-triple-2cpus
+	fi
+	crash -d 1 --osrelease "$REPORT/core.elf" >"$T/crash-tool.out" 2>&1
+	if grep -q 'KDUMP_ELF64' "$T/crash-tool.out" && grep -q 'num_qemu_notes: 2' "$T/crash-tool.out"; then
+		pass crash-tool-recognises-core
+	else
+		fail crash-tool-recognises-core "$(grep -iE 'kdump|qemu|error' "$T/crash-tool.out" | head -5 | tr '\n' '|')"
+	fi
+	objcopy -O binary -j .text "$TINY/tiny-triple.elf" "$T/text.bin"
+	len=$(stat -c %s "$T/text.bin")
+	ok=1
+	for f in core.elf memory.dmp; do
+		if ! "$TRIALVM" inspect --read-phys "0x100000:$len" "$REPORT/$f" >"$T/page.$f" 2>"$T/page.err" ||
+			! cmp -s "$T/page.$f" "$T/text.bin"; then
+			fail crash-dump-page "$f: guest page 0x100000 differs from the kernel's code ($(head -c 200 "$T/page.err"))"
+			ok=0
+		fi
+	done
+	[ $ok -eq 1 ] && pass crash-dump-page
+	# The same page read through both dumps, at a RAM address the guest wrote (its stack).
+	"$TRIALVM" inspect --read-phys 0x1ff000:4096 "$REPORT/core.elf" >"$T/stack.a" 2>/dev/null
+	"$TRIALVM" inspect --read-phys 0x1ff000:4096 "$REPORT/memory.dmp" >"$T/stack.b" 2>/dev/null
+	if [ -s "$T/stack.a" ] && cmp -s "$T/stack.a" "$T/stack.b"; then pass crash-dumps-agree; else fail crash-dumps-agree "page 0x1ff000 differs between core.elf and memory.dmp"; fi
+	if "$TRIALVM" inspect "$REPORT/memory.dmp" >"$T/md.out" 2>&1 && grep -qi 'DU64' "$T/md.out" && grep -qi 'run' "$T/md.out" &&
+		grep -qi 'rip' "$T/md.out"; then pass crash-inspect-windump; else fail crash-inspect-windump "$(head -c 400 "$T/md.out")"; fi
+	# Sparse: the 128 MiB guest takes little disk.
+	blocks=$(stat -c %b "$REPORT/core.elf")
+	if [ "$blocks" -lt 8192 ]; then pass crash-dump-sparse; else fail crash-dump-sparse "core.elf uses $((blocks / 2)) KiB"; fi
+	# Damaged dumps are refused with a clear error, never a crash.
+	for f in core.elf memory.dmp; do
+		head -c 3000 "$REPORT/$f" >"$T/trunc.$f"
+		"$TRIALVM" inspect "$T/trunc.$f" >"$T/trunc.out" 2>&1
+		rc=$?
+		if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ -s "$T/trunc.out" ]; then pass "inspect-truncated-$f"; else fail "inspect-truncated-$f" "rc $rc: $(head -c 200 "$T/trunc.out")"; fi
+		cp "$REPORT/$f" "$T/bad.$f"
+		printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of="$T/bad.$f" bs=1 seek=32 conv=notrunc status=none
+		"$TRIALVM" inspect "$T/bad.$f" >"$T/bad.out" 2>&1
+		rc=$?
+		if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ -s "$T/bad.out" ]; then pass "inspect-corrupt-$f"; else fail "inspect-corrupt-$f" "rc $rc: $(head -c 200 "$T/bad.out")"; fi
+	done
+fi
+
+# -- --crash-on SYMBOL: a hardware breakpoint on a trialos kernel function
+vmrun crash-on 30 run --app "$APPS/hello" --crash-on do_write --report-dir "$T/crash-on.reports"
+expect_rc crash-on 123 && expect_report crash-on breakpoint core.elf memory.dmp &&
+	expect_grep crash-on err 'RIP 0x[0-9a-f]+ in do_write\+0x0 ' && pass crash-on
+vmrun crash-on-bad 10 run --app "$APPS/hello" --crash-on no_such_function
+expect_rc crash-on-bad 126 && expect_grep crash-on-bad err 'no such symbol' && pass crash-on-bad-symbol
+
+# -- hangs: an application spinning in ring 3, a kernel spinning in ring 0
+vmrun crash-hang-app 60 run --app "$APPS/spin" --hang-timeout 1 --report-dir "$T/crash-hang-app.reports"
+expect_rc crash-hang-app 123 && expect_report crash-hang-app hang core.elf memory.dmp &&
+	expect_grep crash-hang-app err 'no progress' 'in spin_forever|CPL 3' && pass crash-hang-app
+vmrun crash-hang-kernel 60 run --kernel "$TINY/tiny-spin.elf" --hang-timeout 1 --report-dir "$T/crash-hang-kernel.reports"
+expect_rc crash-hang-kernel 123 && expect_report crash-hang-kernel hang core.elf memory.dmp && pass crash-hang-kernel
+# A guest that finishes is never called hung.
+vmrun crash-hang-none 30 run --app "$APPS/hello" --hang-timeout 0.2 --report-dir "$T/crash-hang-none.reports"
+expect_rc crash-hang-none 0 && [ ! -e "$T/crash-hang-none.reports" ] && pass crash-hang-no-false-positive
+
+# -- --on-crash restart: each crash has its own report
+vmrun crash-restart 60 run --app "$APPS/null-deref" --on-crash restart --max-restarts 2 --report-dir "$T/crash-restart.reports"
+n=$(find "$T/crash-restart.reports" -mindepth 1 -maxdepth 1 -type d | wc -l)
+if expect_rc crash-restart 123 && [ "$n" -eq 3 ] && [ "$(grep -c 'restarting a fresh VM' "$T/crash-restart.err")" -eq 2 ]; then
+	pass crash-restart
+else
+	fail crash-restart "reports: $n, restarts: $(grep -c 'restarting' "$T/crash-restart.err")"
+fi
+
+# -- --on-crash pause: the VM stays until a signal
+"$TRIALVM" run --app "$APPS/null-deref" --on-crash pause --no-report >"$T/pause.out" 2>"$T/pause.err" </dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q 'paused' "$T/pause.err" && break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null && grep -q 'paused' "$T/pause.err"; then
+	kill -TERM $pid
+	wait $pid
+	rc=$?
+	[ $rc -eq 123 ] && pass crash-pause || fail crash-pause "exit status $rc after SIGTERM"
+else
+	kill -KILL $pid 2>/dev/null
+	wait $pid
+	fail crash-pause "did not stay paused: $(head -c 300 "$T/pause.err")"
+fi
+
+# -- the report disk fills up: a clear error, no half report, still the crash status
+if mkdir -p "$T/full" && mount -t tmpfs -o size=256k tmpfs "$T/full" 2>/dev/null; then
+	vmrun crash-disk-full 60 run --app "$APPS/null-deref" --report-dir "$T/full/reports"
+	left=$(ls -A "$T/full/reports" 2>/dev/null)
+	if expect_rc crash-disk-full 123 && expect_grep crash-disk-full err 'crash report could not be written.*(No space|space)'; then
+		[ -z "$left" ] && pass crash-disk-full || fail crash-disk-full "left behind: $left"
+	fi
+	umount "$T/full"
+else
+	skip crash-disk-full "cannot mount a small tmpfs here (needs root)"
+fi
+
+# -- inspect: bad input
+vmrun inspect-missing 10 inspect "$T/nothing-here"
+expect_rc inspect-missing 125 && expect_grep inspect-missing err 'nothing-here' && pass inspect-missing
+printf 'not a dump at all\n' >"$T/junk"
+vmrun inspect-junk 10 inspect "$T/junk"
+[ "$RC" -ne 0 ] && [ "$RC" -lt 128 ] && expect_grep inspect-junk err 'junk' && pass inspect-junk || { [ "$RC" -eq 0 ] && fail inspect-junk "exit 0"; }
