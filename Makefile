@@ -8,9 +8,9 @@
 BUILD ?= build
 .DEFAULT_GOAL := all
 CC ?= gcc
-PKGS := libelf zlib liblzma libzstd liblz4
+PKGS := libelf zlib liblzma libzstd liblz4 jansson libcrypto capstone
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4 -ljansson -lcrypto -lcapstone)
 SAN ?=
 comma := ,
 SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
@@ -18,7 +18,7 @@ CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE $(SANFLAGS) $(PK
 LDFLAGS := $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
 
-VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c)) $(wildcard devices/*.c) $(wildcard monitor/*.c)
+VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c)) $(wildcard devices/*.c) $(wildcard monitor/*.c) $(wildcard reporter/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/vmm/main.o
 TEST_SRCS := $(wildcard tests/test_*.c)
@@ -28,7 +28,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 include tests/tests.mk
 
 .PHONY: all guests deps demo test test-run asan bench clean
-all: $(BUILD)/trialvm guests $(TEST_BINS) $(TEST_TOOLS)
+all: $(BUILD)/trialvm guests $(TEST_BINS) $(TEST_TOOLS) $(BENCH_TOOLS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

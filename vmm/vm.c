@@ -878,6 +878,9 @@ int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *o, struct tvm_err *
 		if (ioctl(fd, KVM_GET_XSAVE, &xs) == 0) {
 			memcpy(o->xsave, xs.region, sizeof(o->xsave));
 			o->xsave_valid = true;
+			/* The XSAVE legacy area is the FXSAVE image; KVM_GET_FPU
+			 * leaves MXCSR zero on some kernels, this one is exact. */
+			memcpy(o->fxsave, o->xsave, sizeof(o->fxsave));
 		}
 	}
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0) {
