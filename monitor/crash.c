@@ -354,9 +354,9 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 			.rip_symbol = fn ? rip_sym : NULL,
 		};
 		char path[4096];
-		uint64_t t0 = now_ns();
 		if (report_write(&in, path, sizeof(path), &err) == 0)
-			fprintf(stderr, "trialvm: crash report: %s (written in %.0f ms)\n", path, (now_ns() - t0) / 1e6);
+			fprintf(stderr, "trialvm: crash report: %s (capture pause %.1f ms)\n", path,
+				(now_ns() - ev->raised_ns) / 1e6);
 		else
 			fprintf(stderr, "trialvm: error: the crash report could not be written: %s\n", err.msg);
 	}

@@ -511,6 +511,7 @@ void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev)
 	if (vcpu >= 0 && vcpu < vm->ncpus && !ev->regs.valid)
 		snapshot_vcpu(&vm->cpus[vcpu], &ev->regs);
 	ev->vcpu = vcpu;
+	ev->raised_ns = now_ns();
 	pthread_mutex_lock(&vm->ev_lock);
 	if (vm->event.kind == TVM_EV_NONE) {
 		vm->event = *ev;

@@ -146,6 +146,7 @@ struct tvm_event {
 	uint64_t data[4];       /* kind-specific (internal error data, pvpanic value) */
 	char detail[256];       /* one sentence */
 	struct vcpu_snapshot regs;
+	uint64_t raised_ns;     /* now_ns() when it was raised */
 	void *payload;          /* kind-specific, malloc'ed (struct tvm_fault for APP_FAULT) */
 	size_t payload_len;
 };
