@@ -71,6 +71,13 @@ fi
 vmrun crash-panic 30 run --kernel "$TINY/tiny-panic.elf" --report-dir "$T/crash-panic.reports"
 expect_rc crash-panic 123 && expect_report crash-panic panic core.elf memory.dmp && pass crash-panic
 
+# -- trialos's own unrecoverable error goes through pvpanic too
+printf 'not an ELF\n' >"$T/not-elf"
+vmrun crash-trialos-panic 30 run --kernel "$TRIALVM_TRIALOS" --initrd "$T/not-elf" --cmdline '-- x' --report-dir "$T/crash-trialos-panic.reports"
+expect_rc crash-trialos-panic 123 && expect_report crash-trialos-panic panic core.elf memory.dmp &&
+	expect_grep crash-trialos-panic out 'trialos: panic: ' && expect_grep crash-trialos-panic err 'RIP 0x[0-9a-f]+ in panic\+' &&
+	pass crash-trialos-panic
+
 # -- triple fault, 2 vCPUs: both in the dumps; a known physical page equals the kernel's bytes
 vmrun crash-triple 30 run --cpus 2 --kernel "$TINY/tiny-triple.elf" --report-dir "$T/crash-triple.reports"
 if expect_rc crash-triple 123 && expect_report crash-triple triple-fault core.elf memory.dmp; then
