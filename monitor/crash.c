@@ -236,6 +236,8 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 		if (vm_capture_cpu(ctx->vm, i, &cs.cpu[i], &err) < 0)
 			tvm_log("warning: %s", err.msg);
 	cs.mem = vm_guest_mem(ctx->vm);
+	if (vm_capture_irqchip(ctx->vm, &cs.irqchip, &err) < 0)
+		tvm_log("warning: %s", err.msg);
 	cs.vmcoreinfo = find_vmcoreinfo(&cs.mem, &cs.vmcoreinfo_len);
 	if (ev->kind == TVM_EV_APP_FAULT && ev->payload && ev->payload_len == sizeof(struct app_fault))
 		cs.app = ev->payload;

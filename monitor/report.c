@@ -306,6 +306,42 @@ int report_write(const struct report_inputs *in, char *out_path, size_t cap, str
 	for (int i = 0; i < cs->ncpus; i++)
 		json_array_append_new(vcpus, cpu_json(&cs->cpu[i]));
 	json_object_set_new(root, "vcpus", vcpus);
+	if (cs->irqchip.valid) {
+		const struct irqchip_state *ic = &cs->irqchip;
+		json_t *irq = json_object();
+		json_t *pics = json_array();
+		for (int i = 0; i < 2; i++) {
+			json_t *p = json_object();
+			json_object_set_new(p, "irr", hex(ic->pic[i].irr));
+			json_object_set_new(p, "imr", hex(ic->pic[i].imr));
+			json_object_set_new(p, "isr", hex(ic->pic[i].isr));
+			json_object_set_new(p, "irq_base", hex(ic->pic[i].irq_base));
+			json_object_set_new(p, "elcr", hex(ic->pic[i].elcr));
+			json_array_append_new(pics, p);
+		}
+		json_object_set_new(irq, "pic", pics);
+		json_t *io = json_object();
+		json_object_set_new(io, "id", json_integer(ic->ioapic_id));
+		json_object_set_new(io, "base", hex(ic->ioapic_base));
+		json_object_set_new(io, "irr", hex(ic->ioapic_irr));
+		json_t *rt = json_array();
+		for (int i = 0; i < 24; i++)
+			json_array_append_new(rt, hex(ic->redirtbl[i]));
+		json_object_set_new(io, "redirtbl", rt);
+		json_object_set_new(irq, "ioapic", io);
+		if (ic->pit_valid) {
+			json_t *pit = json_array();
+			for (int i = 0; i < 3; i++) {
+				json_t *c = json_object();
+				json_object_set_new(c, "count", json_integer(ic->pit[i].count));
+				json_object_set_new(c, "mode", json_integer(ic->pit[i].mode));
+				json_object_set_new(c, "gate", json_integer(ic->pit[i].gate));
+				json_array_append_new(pit, c);
+			}
+			json_object_set_new(irq, "pit", pit);
+		}
+		json_object_set_new(root, "irqchip", irq);
+	}
 	if (cs->app) {
 		const struct tvm_fault *f = &cs->app->f;
 		const struct tvm_user_regs *r = &f->regs;

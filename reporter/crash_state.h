@@ -36,6 +36,7 @@ struct crash_state {
 	int ncpus;
 	struct cpu_state *cpu;    /* ncpus entries */
 	struct guest_mem mem;     /* guest RAM (read-only use) */
+	struct irqchip_state irqchip; /* PICs, IOAPIC, PIT */
 	uint64_t time_unix_ns;    /* wall clock at the event */
 	uint64_t uptime_ns;       /* since the VM started */
 	/* The guest's own VMCOREINFO note text ("KEY=value\n"...), when found

@@ -32,7 +32,7 @@ expect_report() {
 			return 1
 		fi
 	done
-	if ! grep -q "\"kind\": \"$kind\"" "$REPORT/report.json"; then
+	if ! grep -q "\"kind\": \"$kind\"" "$REPORT/report.json" || ! grep -q "\"redirtbl\"" "$REPORT/report.json"; then
 		fail "$name" "report.json cause.kind is not $kind: $(grep '"kind"' "$REPORT/report.json")"
 		return 1
 	fi

@@ -43,4 +43,22 @@ struct cpu_state {
 	uint32_t mp_state;   /* KVM_MP_STATE_* */
 };
 
+/* The in-kernel interrupt controllers and timer, VM-wide. */
+struct irqchip_state {
+	bool valid;
+	struct {
+		uint8_t irr, imr, isr, irq_base, elcr;
+		bool init4, auto_eoi, special_mask;
+	} pic[2];              /* master, slave */
+	uint32_t ioapic_id;
+	uint64_t ioapic_base;
+	uint32_t ioapic_irr;
+	uint64_t redirtbl[24]; /* IOAPIC redirection entries */
+	bool pit_valid;
+	struct {
+		uint32_t count;
+		uint8_t mode, gate;
+	} pit[3];
+};
+
 #endif

@@ -925,3 +925,41 @@ int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *o, struct tvm_err *
 		o->mp_state = mp.mp_state;
 	return 0;
 }
+
+int vm_capture_irqchip(struct vm *vm, struct irqchip_state *o, struct tvm_err *err)
+{
+	memset(o, 0, sizeof(*o));
+	for (int i = 0; i < 2; i++) {
+		struct kvm_irqchip chip = { .chip_id = (uint32_t)i };
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+			return tvm_seterr(err, "KVM_GET_IRQCHIP (PIC %d) failed: %s", i, strerror(errno));
+		const struct kvm_pic_state *p = &chip.chip.pic;
+		o->pic[i].irr = p->irr;
+		o->pic[i].imr = p->imr;
+		o->pic[i].isr = p->isr;
+		o->pic[i].irq_base = p->irq_base;
+		o->pic[i].elcr = p->elcr;
+		o->pic[i].init4 = p->init4;
+		o->pic[i].auto_eoi = p->auto_eoi;
+		o->pic[i].special_mask = p->special_mask;
+	}
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+		return tvm_seterr(err, "KVM_GET_IRQCHIP (IOAPIC) failed: %s", strerror(errno));
+	o->ioapic_id = chip.chip.ioapic.id;
+	o->ioapic_base = chip.chip.ioapic.base_address;
+	o->ioapic_irr = chip.chip.ioapic.irr;
+	for (int i = 0; i < 24 && i < KVM_IOAPIC_NUM_PINS; i++)
+		o->redirtbl[i] = chip.chip.ioapic.redirtbl[i].bits;
+	o->valid = true;
+	struct kvm_pit_state2 pit;
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) == 0) {
+		for (int i = 0; i < 3; i++) {
+			o->pit[i].count = pit.channels[i].count;
+			o->pit[i].mode = pit.channels[i].mode;
+			o->pit[i].gate = pit.channels[i].gate;
+		}
+		o->pit_valid = true;
+	}
+	return 0;
+}

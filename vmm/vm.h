@@ -166,6 +166,9 @@ struct cpu_state;
 /* The complete state of vCPU idx (registers, FPU/XSAVE, XCRs, debug
  * registers, MSRs, LAPIC, MP state). */
 int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *out, struct tvm_err *err);
+struct irqchip_state;
+/* The PICs, IOAPIC and PIT of the in-kernel irqchip. */
+int vm_capture_irqchip(struct vm *vm, struct irqchip_state *out, struct tvm_err *err);
 /* Nanoseconds since vm_run first started the vCPUs. */
 uint64_t vm_uptime_ns(const struct vm *vm);
 
