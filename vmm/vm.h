@@ -75,6 +75,7 @@ int vm_ncpus(const struct vm *vm);
  *   0x9000-0xefff  identity page tables for BOOT_LINUX64 (vm_set_boot_entry)
  *   0x20000-       Linux command line
  *   0x9fc00-       MP table (reserved in the e820 map)
+ *   0xe0000-0xeffff ACPI tables: RSDP, RSDT/XSDT, FADT, DSDT, MADT (reserved)
  */
 #define TVM_BOOT_GDT 0x500u
 #define TVM_BOOT_PML4 0x9000u
