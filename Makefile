@@ -8,9 +8,9 @@
 BUILD ?= build
 .DEFAULT_GOAL := all
 CC ?= gcc
-PKGS := libelf zlib liblzma libzstd liblz4 jansson libcrypto capstone
+PKGS := libelf zlib liblzma libzstd liblz4 jansson libcrypto capstone libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4 -ljansson -lcrypto -lcapstone)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4 -ljansson -lcrypto -lcapstone -lseccomp)
 SAN ?=
 comma := ,
 SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
@@ -27,7 +27,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 -include guests/guests.mk
 include tests/tests.mk
 
-.PHONY: all guests deps demo test test-run asan bench clean
+.PHONY: all guests deps demo test test-run asan bench fuzz clean
 all: $(BUILD)/trialvm guests $(TEST_BINS) $(TEST_TOOLS) $(BENCH_TOOLS)
 
 $(BUILD)/obj/%.o: %.c
@@ -68,6 +68,9 @@ asan: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@ci/bench.sh $(BUILD)
+
+fuzz: $(FUZZ_BINS)
+	@tests/fuzz.sh $(BUILD) 60
 
 clean:
 	rm -rf build build-asan

@@ -40,4 +40,62 @@ int hcall_init(struct vm *vm, struct tvm_err *err);
 /* ---- entropy: every random byte given to the guest comes from here ---- */
 void entropy_fill(void *buf, size_t len);
 
+/* ---- virtio devices on the virtio-mmio transport (devices/virtio.h) ----
+ * Each takes the next free slot (virtio_mmio_count()); register in the
+ * order trialvm_abi.h gives: the disks, then the console, then rng. */
+/* virtio-console (ID 3): guest output to console_put(); no input. */
+int virtio_console_init(struct vm *vm, struct tvm_err *err);
+/* virtio-rng (ID 4): random bytes from entropy_fill(). */
+int virtio_rng_init(struct vm *vm, struct tvm_err *err);
+
+/* ---- virtio-blk disks (devices/virtio_blk.c, devices/overlay.h) ----
+ * --disk FILE[,ro][,overlay=PATH]. FILE (the master image) is opened
+ * read-only and never written; what the guest writes goes to a
+ * copy-on-write overlay (devices/overlay.h). */
+struct disk_spec {
+	const char *path;    /* the master image */
+	bool ro;             /* ",ro": the guest gets a read-only disk */
+	const char *overlay; /* ",overlay=PATH", or NULL */
+	char *storage;       /* owned: the strings above point into it */
+};
+/* Parse FILE[,ro][,overlay=PATH] (FILE non-empty, options at most once,
+ * PATH non-empty). -1 + err (a usage error: exit TVM_EXIT_USAGE) otherwise.
+ * Release with disk_spec_free(). */
+int disk_spec_parse(const char *arg, struct disk_spec *out, struct tvm_err *err);
+void disk_spec_free(struct disk_spec *d);
+
+enum disk_mode {
+	/* A fresh overlay every run, deleted at exit (kept after a crash).
+	 * With overlay=PATH it is created at PATH, which must not exist;
+	 * else in a new directory $TMPDIR/trialvm-disk-XXXXXX (TMPDIR unset:
+	 * /tmp) as BASENAME.overlay. */
+	DISK_DISCARD,
+	/* The overlay survives runs: opened if it exists, else created;
+	 * PATH defaults to ./BASENAME.overlay. */
+	DISK_PERSIST,
+};
+struct virtio_blk;
+/* Open the disk and register a virtio-blk device in the next free
+ * virtio-mmio slot (virtio_mmio_count()). ",ro" without overlay: the
+ * master alone, read-only; ",ro,overlay=PATH": an existing overlay seen
+ * read-only (mode ignored in both). Errors (bad image, bad/foreign overlay,
+ * no free slot) -> -1 + err naming the file: exit TVM_EXIT_ERROR. */
+int virtio_blk_add(struct vm *vm, const struct disk_spec *d, enum disk_mode mode, struct virtio_blk **out,
+		   struct tvm_err *err);
+/* At exit, after every vCPU stopped. Saves the overlay (flush: data
+ * fdatasync'ed, map replaced atomically), or in DISK_DISCARD mode with
+ * keep=false deletes it. keep=true (the run crashed) keeps a discard
+ * overlay. *kept_path (may be NULL) receives the overlay's path when it
+ * was kept (persist, or keep), else NULL; it stays valid until exit.
+ * Prints nothing. -1 + err if the overlay could not be saved. Later
+ * requests from the guest fail with IOERR; calling it twice is a no-op. */
+int virtio_blk_finish(struct virtio_blk *dev, bool keep, const char **kept_path, struct tvm_err *err);
+/* The device's overlay (NULL after finish): for crash reports, which list
+ * its changed clusters (overlay_next_changed). */
+struct overlay *virtio_blk_overlay(struct virtio_blk *dev);
+
+/* ---- `trialvm disk ...` (devices/disk_cli.c): argv[0] is "disk".
+ * Returns the exit status: 0, TVM_EXIT_ERROR or TVM_EXIT_USAGE. */
+int disk_cli_main(int argc, char **argv);
+
 #endif

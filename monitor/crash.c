@@ -354,6 +354,7 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 			.cpio = ctx->cpio_path, .app = ctx->app_path, .dis = dis, .ndis = ndis,
 			.dis_space = "guest-virtual", .stack_rsp = sp, .stack = stack, .nstack = nstack,
 			.rip_symbol = fn ? rip_sym : NULL,
+			.disks = ctx->disks, .disk_masters = ctx->disk_masters, .ndisks = ctx->ndisks,
 		};
 		char path[4096];
 		if (report_write(&in, path, sizeof(path), &err) == 0)

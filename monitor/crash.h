@@ -4,6 +4,8 @@
 
 #include "../vmm/vm.h"
 
+struct overlay;
+
 struct crash_ctx {
 	struct vm *vm;
 	const char *kernel_path; /* booted kernel (its symbols name kernel RIPs) */
@@ -12,6 +14,9 @@ struct crash_ctx {
 	const char *cpio_path;
 	const char *app_path;    /* trialos application, for its symbols */
 	const char *report_dir;  /* where reports go; NULL: none */
+	struct overlay **disks;  /* the disks' overlays (entries may be NULL) */
+	const char **disk_masters;
+	int ndisks;
 };
 
 /* For an event that ends the run: when it is a crash, capture every vCPU and

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../devices/overlay.h"
 #include "../reporter/appcore.h"
 #include "../reporter/elfdump.h"
 #include "../reporter/windump.h"
@@ -306,6 +307,26 @@ int report_write(const struct report_inputs *in, char *out_path, size_t cap, str
 	for (int i = 0; i < cs->ncpus; i++)
 		json_array_append_new(vcpus, cpu_json(&cs->cpu[i]));
 	json_object_set_new(root, "vcpus", vcpus);
+	if (in->ndisks > 0) {
+		json_t *arr = json_array();
+		for (int i = 0; i < in->ndisks; i++) {
+			json_t *d = json_object();
+			json_object_set_new(d, "master", json_string(in->disk_masters[i]));
+			struct overlay *ov = in->disks ? in->disks[i] : NULL;
+			if (ov) {
+				/* Flushed first, so the map on disk matches what is reported. */
+				int fr = overlay_readonly(ov) ? 0 : overlay_flush(ov);
+				if (overlay_path(ov))
+					json_object_set_new(d, "overlay", json_string(overlay_path(ov)));
+				json_object_set_new(d, "clusters", json_integer((json_int_t)overlay_clusters(ov)));
+				json_object_set_new(d, "changed_clusters", json_integer((json_int_t)overlay_changed_count(ov)));
+				if (fr < 0)
+					json_object_set_new(d, "flush_error", json_string(strerror(-fr)));
+			}
+			json_array_append_new(arr, d);
+		}
+		json_object_set_new(root, "disks", arr);
+	}
 	if (cs->irqchip.valid) {
 		const struct irqchip_state *ic = &cs->irqchip;
 		json_t *irq = json_object();

@@ -26,6 +26,9 @@ struct report_inputs {
 	const uint64_t *stack;           /* top stack words */
 	int nstack;
 	const char *rip_symbol;          /* "crash_here+0x17" or NULL */
+	struct overlay *const *disks;    /* disk overlays (flushed first), may hold NULL */
+	const char *const *disk_masters;
+	int ndisks;
 };
 
 /* Write the report; on success its path is in out_path. */

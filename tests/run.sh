@@ -87,6 +87,9 @@ expect_rc tiny-bigmem 7 && pass tiny-bigmem
 # ------------------------------------------------------ trialos + apps
 . tests/trialos.sh
 
+# ------------------------------------------------------------------ disks
+. tests/disk.sh
+
 # ----------------------------------------------------------- crash capture
 . tests/crash.sh
 

@@ -398,7 +398,13 @@ struct linux_setup {
 static int linux_finish(struct vm *vm, const struct load_opts *o, const struct linux_setup *ls,
 			uint64_t rip, struct boot_entry *entry, struct tvm_err *err)
 {
-	const char *cmd = o->cmdline ? o->cmdline : "";
+	/* The user's command line, then what trialvm adds for Linux (the
+	 * virtio-mmio devices). */
+	const char *user = o->cmdline ? o->cmdline : "";
+	const char *extra = o->linux_cmdline_extra ? o->linux_cmdline_extra : "";
+	char cmd[4096];
+	if ((size_t)snprintf(cmd, sizeof(cmd), "%s%s%s", user, (*user && *extra) ? " " : "", extra) >= sizeof(cmd))
+		return tvm_seterr(err, "the command line is longer than %zu bytes; shorten --cmdline", sizeof(cmd) - 1);
 	size_t clen = strlen(cmd);
 	uint32_t cmax = ls->cmdline_size < 0xfff ? ls->cmdline_size : 0xfff;
 	if (clen > cmax)

@@ -48,6 +48,7 @@ struct load_opts {
 	const char *initrd;   /* optional; for PVH kernels: module 0 */
 	const char *cpio;     /* optional; PVH only: module 1 (error if given for Linux) */
 	const char *cmdline;  /* may be NULL = "" */
+	const char *linux_cmdline_extra; /* Linux only: appended to cmdline (devices) */
 	bool no_decompress;   /* bzImage: skip host-side decompression, use the
 	                         normal 64-bit entry of the protected-mode kernel */
 };

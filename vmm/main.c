@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../devices/devices.h"
+#include "../devices/virtio.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../monitor/crash.h"
 #include "../monitor/hang.h"
@@ -33,6 +34,7 @@ static const char usage_main[] =
 	"Commands:\n"
 	"  run        boot a kernel (or an application on trialos) in a VM\n"
 	"  inspect    validate and summarise a crash dump or report file\n"
+	"  disk       list or merge what a trial wrote to a disk (trialvm disk --help)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     show this help (trialvm COMMAND --help for a command)\n"
@@ -60,6 +62,15 @@ static const char usage_run[] =
 	"                       built next to trialvm, or $TRIALVM_TRIALOS)\n"
 	"  --no-decompress      bzImage: let the kernel decompress itself in the guest\n"
 	"                       instead of decompressing on the host\n"
+	"\n"
+	"Disks:\n"
+	"  --disk FILE[,ro][,overlay=PATH]  a virtio-blk disk whose master image FILE\n"
+	"                       is never written: guest writes go to a copy-on-write\n"
+	"                       overlay (PATH); ,ro gives the guest a read-only disk\n"
+	"                       (up to 4 disks: /dev/vda.. in trialos)\n"
+	"  --disk-mode MODE     discard (default: a fresh overlay per run, deleted at\n"
+	"                       exit, kept after a crash) or persist (the overlay,\n"
+	"                       default ./FILE.overlay, survives runs)\n"
 	"\n"
 	"Machine:\n"
 	"  --mem SIZE           guest memory, e.g. 64M, 1G (default 128M)\n"
@@ -208,12 +219,18 @@ static const struct { const char *name; device_init_fn init; } device_inits[] = 
 	{ "system ports", sysdev_init },
 	{ "hypercall", hcall_init },
 };
+/* After the disks, which take the first virtio-mmio slots. */
+static const struct { const char *name; device_init_fn init; } virtio_inits[] = {
+	{ "virtio-console", virtio_console_init },
+	{ "virtio-rng", virtio_rng_init },
+};
+#define MAX_DISKS ((int)TVM_VIRTIO_MMIO_SLOTS - 2)
 
 static int cmd_run(int argc, char **argv)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
-	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT };
+	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_DISK, O_DISK_MODE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -232,6 +249,8 @@ static int cmd_run(int argc, char **argv)
 		{ "crash-on", required_argument, NULL, O_CRASH_ON },
 		{ "kernel-symbols", required_argument, NULL, O_KERNEL_SYMBOLS },
 		{ "hang-timeout", required_argument, NULL, O_HANG_TIMEOUT },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "disk-mode", required_argument, NULL, O_DISK_MODE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -246,6 +265,9 @@ static int cmd_run(int argc, char **argv)
 	enum { ON_CRASH_EXIT, ON_CRASH_RESTART, ON_CRASH_PAUSE } on_crash = ON_CRASH_EXIT;
 	long max_restarts = 3;
 	double hang_timeout = 0;
+	struct disk_spec disks[MAX_DISKS];
+	int ndisks = 0;
+	enum disk_mode disk_mode = DISK_DISCARD;
 	bool quiet = false;
 	int c;
 	opterr = 0;
@@ -305,6 +327,23 @@ static int cmd_run(int argc, char **argv)
 			crash_on[ncrash_on++] = optarg;
 			break;
 		case O_KERNEL_SYMBOLS: kernel_symbols = optarg; break;
+		case O_DISK: {
+			struct tvm_err derr;
+			if (ndisks == MAX_DISKS)
+				return usage_error("--disk: at most %d disks", MAX_DISKS);
+			if (disk_spec_parse(optarg, &disks[ndisks], &derr) < 0)
+				return usage_error("--disk %s: %s", optarg, derr.msg);
+			ndisks++;
+			break;
+		}
+		case O_DISK_MODE:
+			if (!strcmp(optarg, "discard"))
+				disk_mode = DISK_DISCARD;
+			else if (!strcmp(optarg, "persist"))
+				disk_mode = DISK_PERSIST;
+			else
+				return usage_error("--disk-mode %s: give discard or persist", optarg);
+			break;
 		case O_HANG_TIMEOUT: {
 			char *end;
 			errno = 0;
@@ -426,6 +465,22 @@ static int cmd_run(int argc, char **argv)
 				tvm_log("error: device %s: %s", device_inits[i].name, err.msg);
 				ok = false;
 			}
+		/* virtio devices in slot order (trialvm_abi.h): disks, console, rng. */
+		struct virtio_blk *blk[MAX_DISKS] = { 0 };
+		virtio_mmio_reset_registry();
+		for (int i = 0; ok && i < ndisks; i++)
+			if (virtio_blk_add(vm, &disks[i], disk_mode, &blk[i], &err) < 0) {
+				tvm_log("error: --disk %s: %s", disks[i].path, err.msg);
+				ok = false;
+			}
+		for (size_t i = 0; ok && i < sizeof(virtio_inits) / sizeof(virtio_inits[0]); i++)
+			if (virtio_inits[i].init(vm, &err) < 0) {
+				tvm_log("error: device %s: %s", virtio_inits[i].name, err.msg);
+				ok = false;
+			}
+		char virtio_cmdline[1024];
+		virtio_mmio_cmdline(virtio_cmdline, sizeof(virtio_cmdline));
+		lo.linux_cmdline_extra = virtio_cmdline;
 		struct boot_entry entry;
 		if (ok && load_kernel(vm, &lo, &entry, &err) < 0) {
 			tvm_log("error: %s", err.msg);
@@ -452,9 +507,16 @@ static int cmd_run(int argc, char **argv)
 				tvm_log("error: %s", err.msg);
 			} else {
 				console_flush();
+				struct overlay *ovs[MAX_DISKS];
+				const char *masters[MAX_DISKS];
+				for (int i = 0; i < ndisks; i++) {
+					ovs[i] = blk[i] ? virtio_blk_overlay(blk[i]) : NULL;
+					masters[i] = disks[i].path;
+				}
 				struct crash_ctx ctx = { .vm = vm, .kernel_path = lo.kernel, .symbols_path = kernel_symbols,
 							 .initrd_path = lo.initrd, .cpio_path = lo.cpio,
-							 .app_path = app ? app : lo.initrd, .report_dir = report_dir };
+							 .app_path = app ? app : lo.initrd, .report_dir = report_dir,
+							 .disks = ovs, .disk_masters = masters, .ndisks = ndisks };
 				status = crash_handle_event(&ev, &ctx);
 				crashed = status == TVM_EXIT_CRASHED && ev.kind != TVM_EV_POWEROFF;
 				free(ev.payload);
@@ -465,6 +527,19 @@ static int cmd_run(int argc, char **argv)
 					while (!stop_requested)
 						sigsuspend(&none);
 				}
+			}
+		}
+		/* The disks: saved (persist), deleted (discard), or kept after a crash. */
+		for (int i = 0; i < ndisks; i++) {
+			const char *kept = NULL;
+			if (!blk[i])
+				continue;
+			if (virtio_blk_finish(blk[i], crashed, &kept, &err) < 0) {
+				tvm_log("error: --disk %s: %s", disks[i].path, err.msg);
+				if (status < TVM_EXIT_CRASHED)
+					status = TVM_EXIT_ERROR;
+			} else if (crashed && kept && disk_mode == DISK_DISCARD) {
+				tvm_log("the overlay of disk %s is kept for the crash report: %s", disks[i].path, kept);
 			}
 		}
 		vm_destroy(vm);
@@ -483,6 +558,8 @@ static int cmd_run(int argc, char **argv)
 		if (status < TVM_EXIT_CRASHED)
 			status = TVM_EXIT_ERROR;
 	}
+	for (int i = 0; i < ndisks; i++)
+		disk_spec_free(&disks[i]);
 	free(trialos_found);
 	return status;
 }
@@ -570,6 +647,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(cmd, "disk"))
+		return disk_cli_main(argc - 1, argv + 1);
 	fprintf(stderr, "trialvm: unknown command '%s'\nTry 'trialvm --help'.\n", cmd);
 	return TVM_EXIT_USAGE;
 }

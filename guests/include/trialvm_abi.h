@@ -115,6 +115,21 @@ struct tvm_fault {
 
 #define TVM_FAULT_MAX_MAPS 256u
 
+/* ---- virtio-mmio devices ----
+ * virtio 1.x devices on the virtio-mmio transport (version 2 registers), at
+ * TVM_VIRTIO_MMIO_BASE + slot * TVM_VIRTIO_MMIO_STRIDE, slots 0 ..
+ * TVM_VIRTIO_MMIO_SLOTS-1, filled from slot 0 without gaps: a guest probes
+ * slots in order and stops at the first whose MagicValue is not "virt"
+ * (unclaimed MMIO reads as all-ones). Slot s raises ISA IRQ
+ * TVM_VIRTIO_IRQ(s). Order: the --disk devices as given, then
+ * virtio-console, then virtio-rng. Linux is told the same with
+ * virtio_mmio.device=4K@ADDR:IRQ on its command line. */
+#define TVM_VIRTIO_MMIO_BASE 0xd0000000u
+#define TVM_VIRTIO_MMIO_STRIDE 0x1000u
+#define TVM_VIRTIO_MMIO_SLOTS 6u
+/* ISA IRQs free on a PC with COM1 (4), the PIT (0), i8042 (1, 12), RTC (8). */
+#define TVM_VIRTIO_IRQ(slot) ((unsigned[]){ 5, 6, 7, 9, 10, 11 }[(slot)])
+
 /* ---- PVH boot structures (Xen public ABI, arch-x86/hvm/start_info.h) ---- */
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18

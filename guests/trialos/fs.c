@@ -1,8 +1,12 @@
 /* Read-only file system over a cpio (newc) archive, the file descriptor
- * table, and the console (fds 0-2). The archive is untrusted input. */
+ * table, the console (fds 0-2), and the device nodes /dev/vd[a-z] (virtio-blk,
+ * Linux block-device semantics) and /dev/hvc0 (virtio-console, write only).
+ * The archive is untrusted input. */
 #include "kernel.h"
 
 #define ENOENT 2
+#define EPERM 1
+#define EIO 5
 #define EBADF 9
 #define EFAULT 14
 #define ENOTDIR 20
@@ -20,6 +24,7 @@
 #define S_IFMT 0170000
 #define S_IFDIR 0040000
 #define S_IFCHR 0020000
+#define S_IFBLK 0060000
 #define S_IFREG 0100000
 #define S_IFLNK 0120000
 
@@ -47,7 +52,8 @@ static char name_pool[NAME_POOL];
 static unsigned pool_used;
 static char cwd[PATH_MAX_];     /* normalised, no leading slash, "" = root */
 
-enum { FD_FREE, FD_CONSOLE, FD_FILE, FD_DIR, FD_NULL, FD_RANDOM };
+enum { FD_FREE, FD_CONSOLE, FD_FILE, FD_DIR, FD_NULL, FD_RANDOM, FD_BLK, FD_HVC };
+/* FD_BLK: ent = block device index (virtio.c) */
 struct fdesc { u8 type; bool cloexec; u32 flags; int ent; u64 off; };
 static struct fdesc fds[MAX_FDS] = {
 	[0] = { FD_CONSOLE, false, 0, -1, 0 },
@@ -259,6 +265,21 @@ static void fill_stat(struct kstat *st, int type, int e)
 	memset(st, 0, sizeof *st);
 	st->st_blksize = 4096;
 	st->st_nlink = 1;
+	if (type == FD_BLK) {
+		st->st_dev = 5;
+		st->st_mode = S_IFBLK | 0660;
+		st->st_rdev = (254 << 8) | (u64)(e * 16);   /* virtblk major, 16 minors each */
+		st->st_ino = 200 + (u64)e;
+		st->st_size = blk_bytes(e);
+		return;
+	}
+	if (type == FD_HVC) {
+		st->st_dev = 5;
+		st->st_mode = S_IFCHR | 0620;
+		st->st_rdev = 229 << 8;
+		st->st_ino = 190;
+		return;
+	}
 	if (type == FD_CONSOLE || type == FD_NULL || type == FD_RANDOM) {
 		st->st_dev = 5;
 		st->st_mode = S_IFCHR | (type == FD_CONSOLE ? 0620 : 0666);
@@ -291,6 +312,8 @@ static int special_path(const char *norm)
 	    !strcmp(norm, "dev/stdin") || !strcmp(norm, "dev/stdout") || !strcmp(norm, "dev/stderr"))
 		return FD_CONSOLE;
 	if (!strcmp(norm, "dev/urandom") || !strcmp(norm, "dev/random")) return FD_RANDOM;
+	if (!memcmp(norm, "dev/", 4) && blk_find(norm + 4) >= 0) return FD_BLK;
+	if (!strcmp(norm, "dev/hvc0") && hvc_present()) return FD_HVC;
 	return 0;
 }
 
@@ -344,6 +367,15 @@ static i64 do_read(int fd, u64 buf, u64 n, i64 pos)
 	}
 	case FD_DIR:
 		return -EISDIR;
+	case FD_HVC:
+		return 0;
+	case FD_BLK: {
+		u64 off = pos >= 0 ? (u64)pos : d->off;
+		i64 r = blk_rw(d->ent, false, buf, n, off);
+		if (r > 0 && pos < 0)
+			d->off = off + r;
+		return r;
+	}
 	case FD_FILE: {
 		const struct file_ent *f = &files[d->ent];
 		u64 off = pos >= 0 ? (u64)pos : d->off;
@@ -360,7 +392,7 @@ static i64 do_read(int fd, u64 buf, u64 n, i64 pos)
 	return -EBADF;
 }
 
-static i64 do_write(int fd, u64 buf, u64 n)
+static i64 do_write(int fd, u64 buf, u64 n, i64 pos)
 {
 	if (!fd_ok(fd))
 		return -EBADF;
@@ -371,6 +403,17 @@ static i64 do_write(int fd, u64 buf, u64 n)
 	case FD_CONSOLE:
 		console_write((const void *)buf, n);
 		return n;
+	case FD_HVC:
+		return hvc_write(buf, n);
+	case FD_BLK: {
+		if ((d->flags & O_ACCMODE) == 0)
+			return -EBADF;
+		u64 off = pos >= 0 ? (u64)pos : d->off;
+		i64 r = blk_rw(d->ent, true, buf, n, off);
+		if (r > 0 && pos < 0)
+			d->off = off + r;
+		return r;
+	}
 	case FD_NULL:
 	case FD_RANDOM:
 		return n;
@@ -392,8 +435,8 @@ static i64 do_iov(int fd, u64 iov, u64 cnt, bool write, i64 pos)
 	for (u64 i = 0; i < cnt; i++) {
 		if (!v[i].len)
 			continue;
-		i64 r = write ? do_write(fd, v[i].base, v[i].len)
-			      : do_read(fd, v[i].base, v[i].len, pos >= 0 ? pos + total : -1);
+		i64 p = pos >= 0 ? pos + total : -1;
+		i64 r = write ? do_write(fd, v[i].base, v[i].len, p) : do_read(fd, v[i].base, v[i].len, p);
 		if (r < 0)
 			return total ? total : r;
 		total += r;
@@ -428,6 +471,11 @@ static i64 do_openat(int dirfd, u64 upath, u64 flags)
 			return (flags & O_CREAT) ? -EROFS : e;
 		type = sp;
 		e = -1;
+		if (sp == FD_BLK) {
+			e = blk_find(norm + 4);
+			if ((flags & O_ACCMODE) != 0 && blk_readonly(e))
+				return -EROFS;
+		}
 	} else if (e < -1) {
 		return e;
 	} else if (e == -1 || (files[e].mode & S_IFMT) == S_IFDIR) {
@@ -474,7 +522,7 @@ static i64 do_stat(int dirfd, u64 upath, u64 ust, int flags)
 		int sp = special_path(norm);
 		if (!sp)
 			return e;
-		fill_stat(st, sp, -1);
+		fill_stat(st, sp, sp == FD_BLK ? blk_find(norm + 4) : -1);
 		return 0;
 	}
 	if (e < -1)
@@ -576,13 +624,32 @@ i64 sys_file(u64 nr, struct trapframe *tf, bool *handled)
 	*handled = true;
 	switch (nr) {
 	case 0: return do_read(a0, a1, a2, -1);
-	case 1: return do_write(a0, a1, a2);
+	case 1: return do_write(a0, a1, a2, -1);
 	case 2: return do_openat(AT_FDCWD, a0, a1);
 	case 257: return do_openat(a0, a1, a2);
 	case 3:
 		if (!fd_ok(a0))
 			return -EBADF;
+		if (fds[a0].type == FD_BLK && (fds[a0].flags & O_ACCMODE) != 0 && blk_flush(fds[a0].ent) < 0) {
+			fds[a0].type = FD_FREE;
+			return -EIO;
+		}
 		fds[a0].type = FD_FREE;
+		return 0;
+	case 74: /* fsync */
+	case 75: /* fdatasync */
+		if (!fd_ok(a0))
+			return -EBADF;
+		if (fds[a0].type == FD_BLK)
+			return blk_flush(fds[a0].ent);
+		return fds[a0].type == FD_FILE || fds[a0].type == FD_DIR ? 0 : -EINVAL;
+	case 162: /* sync */
+		blk_flush_all();
+		return 0;
+	case 306: /* syncfs */
+		if (!fd_ok(a0))
+			return -EBADF;
+		blk_flush_all();
 		return 0;
 	case 4: return do_stat(AT_FDCWD, a0, a1, 0);
 	case 6: return do_stat(AT_FDCWD, a0, a1, AT_SYMLINK_NOFOLLOW);
@@ -598,8 +665,20 @@ i64 sys_file(u64 nr, struct trapframe *tf, bool *handled)
 		if (!fd_ok(a0))
 			return -EBADF;
 		struct fdesc *d = &fds[a0];
-		if (d->type == FD_CONSOLE)
+		if (d->type == FD_CONSOLE || d->type == FD_HVC)
 			return -ESPIPE;
+		if (d->type == FD_BLK) {
+			/* like Linux's fixed_size_llseek: no seeking past the end */
+			u64 size = blk_bytes(d->ent);
+			i64 base = a2 == 0 ? 0 : a2 == 1 ? (i64)d->off : a2 == 2 ? (i64)size : -1;
+			if (base < 0)
+				return -EINVAL;
+			i64 np = base + (i64)a1;
+			if (np < 0 || (u64)np > size)
+				return -EINVAL;
+			d->off = np;
+			return np;
+		}
 		if (d->type != FD_FILE)
 			return d->type == FD_DIR && a1 == 0 && a2 == 0 ? (i64)(d->off = 0) : 0;
 		i64 base = a2 == 0 ? 0 : a2 == 1 ? (i64)d->off : a2 == 2 ? (i64)files[d->ent].size : -1;
@@ -612,12 +691,25 @@ i64 sys_file(u64 nr, struct trapframe *tf, bool *handled)
 		return np;
 	}
 	case 17:
-		if (fd_ok(a0) && fds[a0].type != FD_FILE)
+		if (fd_ok(a0) && fds[a0].type != FD_FILE && fds[a0].type != FD_BLK)
 			return -ESPIPE;
 		if ((i64)a3 < 0)
 			return -EINVAL;
 		return do_read(a0, a1, a2, a3);
-	case 18: return fd_ok(a0) ? -ESPIPE : -EBADF;
+	case 18:
+		if (!fd_ok(a0))
+			return -EBADF;
+		if (fds[a0].type != FD_BLK)
+			return fds[a0].type == FD_FILE ? -EBADF : -ESPIPE;
+		if ((i64)a3 < 0)
+			return -EINVAL;
+		return do_write(a0, a1, a2, a3);
+	case 296: /* pwritev */
+		if (fd_ok(a0) && fds[a0].type != FD_BLK)
+			return fds[a0].type == FD_FILE ? -EBADF : -ESPIPE;
+		if ((i64)a3 < 0)
+			return -EINVAL;
+		return do_iov(a0, a1, a2, true, a3);
 	case 19: return do_iov(a0, a1, a2, false, -1);
 	case 20: return do_iov(a0, a1, a2, true, -1);
 	case 295: return do_iov(a0, a1, a2, false, a3);  /* preadv */
@@ -643,6 +735,28 @@ i64 sys_file(u64 nr, struct trapframe *tf, bool *handled)
 	case 16: /* ioctl */
 		if (!fd_ok(a0))
 			return -EBADF;
+		if (fds[a0].type == FD_BLK) {
+			int b = fds[a0].ent;
+			switch ((u32)a1) {
+			case 0x80081272: /* BLKGETSIZE64 */
+			case 0x1260:     /* BLKGETSIZE (sectors) */
+				if (!user_ok(a2, 8, true))
+					return -EFAULT;
+				*(u64 *)a2 = (u32)a1 == 0x1260 ? blk_bytes(b) / 512 : blk_bytes(b);
+				return 0;
+			case 0x1268:     /* BLKSSZGET */
+			case 0x127b:     /* BLKPBSZGET */
+			case 0x125e:     /* BLKROGET */
+				if (!user_ok(a2, 4, true))
+					return -EFAULT;
+				*(u32 *)a2 = (u32)a1 == 0x125e ? blk_readonly(b) : 512;
+				return 0;
+			case 0x1261:     /* BLKFLSBUF */
+				return blk_flush(b);
+			default:
+				return -ENOTTY;
+			}
+		}
 		return -ENOTTY;
 	case 32: return do_dup(a0, 0, 0, false);
 	case 33: return fd_ok(a0) ? do_dup(a0, a1, 0, true) : -EBADF;

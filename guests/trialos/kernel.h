@@ -141,6 +141,20 @@ void tlb_flush(void);
 void tlb_flush_range(u64 start, u64 end);
 bool stack_grow(u64 addr, u64 rsp);
 extern u64 stack_low;
+u64 mm_ram_end(void);
+void *mmio_map(u64 pa);        /* uncached kernel mapping of device MMIO */
+
+/* virtio.c: virtio-mmio devices (see virtio.h) */
+void virtio_init(void);
+int blk_find(const char *name);        /* "vda" -> index, or -1 */
+u64 blk_bytes(int i);
+bool blk_readonly(int i);
+i64 blk_rw(int i, bool write, u64 ubuf, u64 len, u64 off);
+i64 blk_flush(int i);
+void blk_flush_all(void);
+bool hvc_present(void);
+i64 hvc_write(u64 ubuf, u64 len);
+size_t virtio_rng_fill(void *buf, size_t n);
 
 /* fs.c */
 void fs_init(const u8 *archive, u64 size, u64 phys);

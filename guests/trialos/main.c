@@ -35,10 +35,17 @@
  * Files: a cpio (newc) archive in module 1, or appended (4-byte aligned) to
  * the ELF in module 0, is the read-only root file system.
  *
+ * Devices (virtio.c): virtio-mmio version 2 (trialvm's slots, or QEMU
+ * microvm's transports): virtio-blk as /dev/vda, /dev/vdb ..., virtio-console
+ * as /dev/hvc0 (write only), virtio-rng feeding getrandom/AT_RANDOM. All
+ * polled, no interrupts. Option `trialos.evil[=vdX]` (before `--`) first runs
+ * a hostile-driver suite against that disk (evil.c), then the application.
+ *
  * Faults: user exceptions become a struct tvm_fault sent with TVM_HC_FAULT
  * (trialvm), or a one-line summary and exit status 128+signo (elsewhere).
  */
 #include "kernel.h"
+#include "virtio.h"
 
 bool under_trialvm;
 bool have_nx;
@@ -75,12 +82,13 @@ _Noreturn void poweroff(int status)
 
 static u64 rng_state = 0x9e3779b97f4a7c15ull;
 
-/* Random bytes into a kernel buffer or a validated user range: from trialvm
- * (page by page, by guest-physical address), else a fixed xorshift stream. */
+/* Random bytes into a kernel buffer or a validated user range: from a
+ * virtio-rng device when there is one, else from trialvm (page by page, by
+ * guest-physical address), else a fixed xorshift stream. */
 void fill_random(void *buf, size_t n)
 {
 	u8 *p = buf;
-	size_t done = 0;
+	size_t done = virtio_rng_fill(buf, n);
 	while (under_trialvm && done < n) {
 		u64 va = (u64)p + done;
 		u64 chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
@@ -237,15 +245,24 @@ void kmain(u32 si_pa)
 	}
 	parse_cmdline(cmdline);
 	int first = 0;
+	const char *evil = NULL;
 	for (int i = 0; i < nwords; i++) {
 		if (unquoted_dashdash[i]) {
-			for (int j = 0; j < i; j++)
+			for (int j = 0; j < i; j++) {
 				if (!strcmp(words[j], "trialos.strace"))
 					syscall_set_strace(true);
+				else if (!strcmp(words[j], "trialos.evil"))
+					evil = "vda";
+				else if (!memcmp(words[j], "trialos.evil=", 13))
+					evil = words[j] + 13;
+			}
 			first = i + 1;
 			break;
 		}
 	}
+	virtio_init();
+	if (evil)
+		evil_run(evil);
 	char **argv = &words[first];
 	int argc = nwords - first;
 	static char *default_argv[] = { "app" };

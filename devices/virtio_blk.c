@@ -1,0 +1,400 @@
+/* devices/virtio_blk.c - virtio block device (virtio 1.x "Block Device",
+ * device ID 2) over a copy-on-write overlay (overlay.h), and the --disk
+ * specification. One request queue; requests are served synchronously in
+ * the notify callback (the driver polls the used ring after notifying). */
+#include "devices.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../vmm/util.h"
+#include "overlay.h"
+#include "virtio.h"
+#include "virtio_blk.h"
+
+#define BOUNCE_LEN (256u * 1024)
+
+struct virtio_blk {
+	struct virtio_dev_ops ops;
+	struct virtio_mmio *t;
+	struct overlay *ov;
+	enum disk_mode mode;
+	bool ro;
+	bool finished;
+	char *ovl_path;  /* the overlay's data file (NULL: master alone) */
+	char *tmp_dir;   /* a directory made for a discard overlay, or NULL */
+	uint64_t capacity;
+	uint8_t config[BLK_CFG_SIZE];
+	char id[BLK_ID_BYTES];
+	uint8_t *bounce;
+	struct virtq_elem elem;
+	struct blk_req req;
+	struct ratelimit rl;
+};
+
+/* ------------------------------------------------------------ --disk */
+
+int disk_spec_parse(const char *arg, struct disk_spec *out, struct tvm_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!arg || !*arg || *arg == ',')
+		return tvm_seterr(err, "--disk needs a file: --disk FILE[,ro][,overlay=PATH]");
+	char *s = strdup(arg);
+	if (!s)
+		return tvm_seterr(err, "out of memory");
+	out->storage = s;
+	out->path = strsep(&s, ",");
+	bool seen_ro = false;
+	while (s) {
+		char *opt = strsep(&s, ",");
+		if (strcmp(opt, "ro") == 0) {
+			if (seen_ro)
+				goto dup;
+			seen_ro = out->ro = true;
+		} else if (strncmp(opt, "overlay=", 8) == 0) {
+			if (out->overlay)
+				goto dup;
+			out->overlay = opt + 8;
+			if (!*out->overlay) {
+				tvm_seterr(err, "--disk %s: overlay= needs a path", arg);
+				goto fail;
+			}
+		} else {
+			tvm_seterr(err, "--disk %s: unknown option '%s' (expected ro or overlay=PATH)", arg, opt);
+			goto fail;
+		}
+		continue;
+dup:
+		tvm_seterr(err, "--disk %s: option '%s' given twice", arg, opt);
+		goto fail;
+	}
+	return 0;
+fail:
+	disk_spec_free(out);
+	return -1;
+}
+
+void disk_spec_free(struct disk_spec *d)
+{
+	free(d->storage);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put_le32(uint8_t *p, uint32_t v) { put_le16(p, (uint16_t)v); put_le16(p + 2, (uint16_t)(v >> 16)); }
+static void put_le64(uint8_t *p, uint64_t v) { put_le32(p, (uint32_t)v); put_le32(p + 4, (uint32_t)(v >> 32)); }
+
+static void blk_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
+{
+	struct virtio_blk *b = opaque;
+	if (off > BLK_CFG_SIZE || len > BLK_CFG_SIZE - off) {
+		memset(buf, 0, len);
+		return;
+	}
+	memcpy(buf, b->config + off, len);
+}
+
+static void blk_config_write(void *opaque, uint32_t off, const void *buf, uint32_t len)
+{
+	(void)opaque, (void)off, (void)buf, (void)len; /* nothing is writable (no CONFIG_WCE) */
+}
+
+/* Execute a parsed request; returns the status and sets *prefix to the
+ * bytes written from the start of the writable side. */
+static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const struct virtq_elem *e,
+			   const struct blk_req *r, uint64_t *prefix)
+{
+	int rc = 0;
+	*prefix = 0;
+	if (!b->ov)
+		return VIRTIO_BLK_S_IOERR; /* finished */
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN:
+		for (uint64_t done = 0; done < r->len;) {
+			uint64_t n = r->len - done < BOUNCE_LEN ? r->len - done : BOUNCE_LEN;
+			rc = overlay_read(b->ov, r->off + done, b->bounce, (size_t)n);
+			if (rc < 0)
+				break;
+			if (virtq_write(e, &t->mem, r->data_off + done, b->bounce, n) != n) {
+				rc = -EFAULT;
+				break;
+			}
+			done += n;
+			*prefix = done;
+		}
+		break;
+	case VIRTIO_BLK_T_OUT:
+		for (uint64_t done = 0; done < r->len;) {
+			uint64_t n = r->len - done < BOUNCE_LEN ? r->len - done : BOUNCE_LEN;
+			if (virtq_read(e, &t->mem, r->data_off + done, b->bounce, n) != n) {
+				rc = -EFAULT;
+				break;
+			}
+			rc = overlay_write(b->ov, r->off + done, b->bounce, (size_t)n);
+			if (rc < 0)
+				break;
+			done += n;
+		}
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		rc = overlay_flush(b->ov);
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		*prefix = virtq_write(e, &t->mem, 0, b->id, r->len);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		for (unsigned i = 0; i < r->nranges && rc == 0; i++)
+			rc = overlay_write_zeroes(b->ov, r->ranges[i].off, r->ranges[i].len);
+		break;
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+	if (rc < 0) {
+		tvm_log_limited(&b->rl, "virtio-blk %s: request type %u at sector %llu failed: %s",
+				overlay_master_path(b->ov), r->type, (unsigned long long)r->sector, strerror(-rc));
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static void blk_notify(void *opaque, struct virtio_mmio *t, unsigned q)
+{
+	struct virtio_blk *b = opaque;
+	if (q != 0)
+		return;
+	struct virtq_elem *e = &b->elem;
+	struct blk_req *r = &b->req;
+	bool pushed = false;
+	/* At most one queue's worth per notification (see virtio_rng.c). */
+	for (unsigned n = 0; n < t->q[0].size; n++) {
+		if (virtio_pop(t, 0, e) <= 0)
+			break;
+		if (blk_parse_request(e, &t->mem, b->capacity, b->ro, r) < 0) {
+			virtio_fail(t, r->why);
+			break;
+		}
+		uint64_t prefix = 0;
+		uint8_t status = r->status;
+		if (status == VIRTIO_BLK_S_OK)
+			status = blk_execute(b, t, e, r, &prefix);
+		else if (status == VIRTIO_BLK_S_IOERR)
+			tvm_log_limited(&b->rl, "virtio-blk: bad request from the guest: %s", r->why);
+		if (virtq_write(e, &t->mem, r->status_off, &status, 1) != 1) {
+			virtio_fail(t, "status byte not writable");
+			break;
+		}
+		/* len = bytes written from the start of the writable side. */
+		uint64_t written = prefix == r->status_off ? r->status_off + 1 : prefix;
+		virtio_push(t, 0, e->head, written > UINT32_MAX ? UINT32_MAX : (uint32_t)written);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_interrupt(t);
+}
+
+static void blk_reset(void *opaque)
+{
+	(void)opaque; /* no per-driver state: requests complete synchronously */
+}
+
+/* ------------------------------------------------------------ setup */
+
+/* The serial number (GET_ID): "trialvm-vd" + the letter Linux and trialos
+ * give the disk (the disks take the first slots, in order). */
+static void set_id(struct virtio_blk *b, unsigned slot)
+{
+	char id[BLK_ID_BYTES + 1];
+	snprintf(id, sizeof(id), "trialvm-vd%c", slot < 26 ? 'a' + slot : 'z');
+	memset(b->id, 0, sizeof(b->id));
+	memcpy(b->id, id, strlen(id)); /* NUL-padded, as the spec allows */
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+static void blk_free(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	free(b->ovl_path);
+	free(b->tmp_dir);
+	free(b->bounce);
+	free(b);
+}
+
+/* Delete a discard overlay: the data file, its map, the directory made for it. */
+static void remove_overlay_files(struct virtio_blk *b)
+{
+	if (!b->ovl_path)
+		return;
+	char p[PATH_MAX + 16];
+	unlink(b->ovl_path);
+	snprintf(p, sizeof(p), "%s.map", b->ovl_path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s.map.tmp", b->ovl_path);
+	unlink(p);
+	if (b->tmp_dir)
+		rmdir(b->tmp_dir);
+}
+
+int virtio_blk_open(const struct disk_spec *d, enum disk_mode mode, struct virtio_blk **out, struct tvm_err *err)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!b || !(b->bounce = malloc(BOUNCE_LEN))) {
+		free(b);
+		return tvm_seterr(err, "out of memory");
+	}
+	b->rl = (struct ratelimit)RATELIMIT_INIT(5, 1000);
+	b->mode = mode;
+	b->ro = d->ro;
+	unsigned flags = OVERLAY_CREATE;
+	const char *path = d->overlay;
+	char buf[PATH_MAX];
+	if (d->ro) {
+		flags = OVERLAY_INSPECT;
+	} else if (mode == DISK_PERSIST) {
+		if (!path) {
+			if (snprintf(buf, sizeof(buf), "./%s.overlay", base_name(d->path)) >= (int)sizeof(buf))
+				goto toolong;
+			path = buf;
+		}
+	} else if (path) {
+		struct stat st;
+		if (lstat(path, &st) == 0) {
+			tvm_seterr(err, "overlay %s already exists; --disk-mode discard starts a fresh overlay every run: remove it, or use --disk-mode persist to continue it",
+				   path);
+			goto fail;
+		}
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		if (!tmp || !*tmp)
+			tmp = "/tmp";
+		if (snprintf(buf, sizeof(buf), "%s/trialvm-disk-XXXXXX", tmp) >= (int)sizeof(buf))
+			goto toolong;
+		if (!mkdtemp(buf)) {
+			tvm_seterr(err, "cannot create a directory for the overlay of %s in %s: %s", d->path, tmp,
+				   strerror(errno));
+			goto fail;
+		}
+		b->tmp_dir = strdup(buf);
+		size_t l = strlen(buf);
+		if (snprintf(buf + l, sizeof(buf) - l, "/%s.overlay", base_name(d->path)) >= (int)(sizeof(buf) - l))
+			goto toolong;
+		path = buf;
+	}
+	if (path && !(b->ovl_path = strdup(path))) {
+		tvm_seterr(err, "out of memory");
+		goto fail;
+	}
+	if (overlay_open(d->path, path, flags, &b->ov, err) < 0) {
+		b->ovl_path = (free(b->ovl_path), NULL); /* nothing was created: delete nothing */
+		goto fail;
+	}
+	uint64_t size = overlay_size(b->ov);
+	b->capacity = size / BLK_SECTOR;
+	if (b->capacity == 0) {
+		tvm_seterr(err, "disk image %s is smaller than one 512-byte sector", d->path);
+		goto fail_open;
+	}
+	if (size % BLK_SECTOR)
+		tvm_log("disk image %s: its last %llu bytes are not a whole sector; the guest does not see them",
+			d->path, (unsigned long long)(size % BLK_SECTOR));
+
+	put_le64(b->config + BLK_CFG_CAPACITY, b->capacity);
+	put_le32(b->config + BLK_CFG_SEG_MAX, BLK_SEG_MAX);
+	put_le32(b->config + BLK_CFG_BLK_SIZE, BLK_SECTOR);
+	put_le16(b->config + BLK_CFG_NUM_QUEUES, 1);
+	put_le32(b->config + BLK_CFG_MAX_WZ_SECTORS, BLK_WZ_MAX_SECTORS);
+	put_le32(b->config + BLK_CFG_MAX_WZ_SEG, BLK_WZ_MAX_SEG);
+	b->config[BLK_CFG_WZ_MAY_UNMAP] = 1;
+	set_id(b, 0);
+
+	b->ops = (struct virtio_dev_ops){
+		.name = "virtio-blk",
+		.device_id = VIRTIO_ID_BLOCK,
+		.features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+			    (1ull << VIRTIO_BLK_F_FLUSH) |
+			    (b->ro ? 1ull << VIRTIO_BLK_F_RO : 1ull << VIRTIO_BLK_F_WRITE_ZEROES),
+		.num_queues = 1,
+		.queue_max = VIRTQ_MAX_SIZE,
+		.config_size = BLK_CFG_SIZE,
+		.config_read = blk_config_read,
+		.config_write = blk_config_write,
+		.notify = blk_notify,
+		.reset = blk_reset,
+	};
+	*out = b;
+	return 0;
+toolong:
+	tvm_seterr(err, "overlay path for %s is too long", d->path);
+	goto fail;
+fail_open:
+	overlay_abandon(b->ov);
+	if (flags & OVERLAY_CREATE)
+		remove_overlay_files(b);
+fail:
+	if (b->tmp_dir)
+		rmdir(b->tmp_dir);
+	blk_free(b);
+	return -1;
+}
+
+const struct virtio_dev_ops *virtio_blk_ops(struct virtio_blk *b) { return &b->ops; }
+
+int virtio_blk_add(struct vm *vm, const struct disk_spec *d, enum disk_mode mode, struct virtio_blk **out,
+		   struct tvm_err *err)
+{
+	struct virtio_blk *b;
+	if (virtio_blk_open(d, mode, &b, err) < 0)
+		return -1;
+	unsigned slot = virtio_mmio_count();
+	set_id(b, slot);
+	if (virtio_mmio_create(vm, slot, &b->ops, b, &b->t, err) < 0) {
+		virtio_blk_finish(b, false, NULL, NULL);
+		blk_free(b);
+		return -1;
+	}
+	*out = b;
+	return 0;
+}
+
+int virtio_blk_finish(struct virtio_blk *b, bool keep, const char **kept_path, struct tvm_err *err)
+{
+	if (kept_path)
+		*kept_path = NULL;
+	if (!b || b->finished)
+		return 0;
+	b->finished = true;
+	struct overlay *ov = b->ov;
+	b->ov = NULL;
+	if (!b->ovl_path) { /* master alone, read-only */
+		overlay_abandon(ov);
+		return 0;
+	}
+	if (b->mode == DISK_DISCARD && !b->ro && !keep) {
+		overlay_abandon(ov);
+		remove_overlay_files(b);
+		return 0;
+	}
+	if (kept_path)
+		*kept_path = b->ovl_path;
+	return overlay_close(ov, err);
+}
+
+struct overlay *virtio_blk_overlay(struct virtio_blk *b) { return b ? b->ov : NULL; }
+
+void virtio_blk_free(struct virtio_blk *b)
+{
+	virtio_blk_finish(b, false, NULL, NULL);
+	blk_free(b);
+}
