@@ -27,7 +27,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 -include guests/guests.mk
 include tests/tests.mk
 
-.PHONY: all guests deps demo test test-run asan bench fuzz clean
+.PHONY: all guests deps demo test test-run asan bench fuzz fuzz-bins clean
 all: $(BUILD)/trialvm guests $(TEST_BINS) $(TEST_TOOLS) $(BENCH_TOOLS)
 
 $(BUILD)/obj/%.o: %.c
@@ -56,10 +56,10 @@ demo: deps
 	@ci/demo.sh $(BUILD)
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all fuzz-bins
 	@tests/run.sh $(BUILD)
 
-test-run: all
+test-run: all fuzz-bins
 	@tests/run.sh $(BUILD)
 
 asan: deps
@@ -69,7 +69,9 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@ci/bench.sh $(BUILD)
 
-fuzz: $(FUZZ_BINS)
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-bins
 	@tests/fuzz.sh $(BUILD) 60
 
 clean:

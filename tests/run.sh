@@ -96,4 +96,17 @@ expect_rc tiny-bigmem 7 && pass tiny-bigmem
 # ------------------------------------------------------- Linux bzImage
 . tests/linux.sh
 
+# -------------------------------------------- fuzzing smoke (30 s each)
+if ls "$BUILD"/fuzz/* >/dev/null 2>&1; then
+	tests/fuzz.sh "$BUILD" "${FUZZ_SECONDS:-30}" >"$T/fuzz.out" 2>&1
+	while read -r word name rest; do
+		case $word in
+		ok) pass "$name" ;;
+		FAIL) fail "${name%:}" "$rest" ;;
+		esac
+	done <"$T/fuzz.out"
+else
+	skip fuzz "no fuzzers built in $BUILD/fuzz (make fuzz-bins; needs clang)"
+fi
+
 summary
