@@ -434,7 +434,7 @@ void evil_run(const char *target)
 		kprintf("evil: qsize-too-big: skipped (QueueNumMax %u)\n", max);
 	run("head-out-of-range", c_head_out_of_range);
 	run("avail-idx-jump", c_avail_idx_jump);
-	run("notify-bad-queue", c_notify_bad_queue);
+	run("notify-unset-queue", c_notify_bad_queue);
 	for (unsigned i = 0; i < nr_vdevs; i++) {
 		char name[24];
 		ksnprintf(name, sizeof name, "regs-%s", vdevs[i].name);
@@ -448,7 +448,7 @@ void evil_run(const char *target)
 	run("blk-sector-overflow", c_blk_sector_overflow);
 	run("blk-write-beyond", c_blk_write_beyond);
 	run("blk-len-not-512", c_blk_len_not_512);
-	run("blk-bad-type", c_blk_bad_type);
+	run("blk-unknown-type", c_blk_bad_type);
 	run("blk-no-status", c_blk_no_status);
 	run("blk-short-header", c_blk_short_header);
 	kprintf("evil: done %u cases\n", ncases);

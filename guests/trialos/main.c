@@ -41,6 +41,11 @@
  * polled, no interrupts. Option `trialos.evil[=vdX]` (before `--`) first runs
  * a hostile-driver suite against that disk (evil.c), then the application.
  *
+ * Clocks: trialvm's TVM_HC_CLOCK; elsewhere the monotonic clocks come from
+ * kvmclock when KVM offers it (so benchmarks under QEMU get real times), and
+ * CLOCK_REALTIME (or everything, without kvmclock) is a deterministic counter
+ * advancing 1 us per call.
+ *
  * Faults: user exceptions become a struct tvm_fault sent with TVM_HC_FAULT
  * (trialvm), or a one-line summary and exit status 128+signo (elsewhere).
  */
