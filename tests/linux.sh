@@ -81,9 +81,16 @@ fi
 
 # The vmlinux ELF inside the same bzImage, through the ELF loader.
 if "$BUILD/tests/tools/extract-vmlinux" "$KDIR/vmlinuz" "$T/vmlinux" 2>"$T/extract.err"; then
-	linux_until linux-vmlinux 120 'Zone ranges' run --kernel "$T/vmlinux" --mem 256M --cmdline "$CMD"
-	check_linux_console linux-vmlinux && { [ "$RC" -eq 143 ] || [ "$RC" -eq 123 ]; } && pass linux-vmlinux ||
-		{ [ "$RC" -ne 143 ] && [ "$RC" -ne 123 ] && fail linux-vmlinux "exit status $RC"; }
+	# With a disk: Linux is told of every virtio-mmio device (the disk, the
+	# console, rng) on its command line and in the ACPI DSDT.
+	head -c 1048576 /dev/zero >"$T/linux-disk.img"
+	linux_until linux-vmlinux 120 'Zone ranges' run --kernel "$T/vmlinux" --mem 256M --cmdline "$CMD" \
+		--disk "$T/linux-disk.img"
+	if check_linux_console linux-vmlinux && expect_grep linux-vmlinux out \
+		'Command line: .*virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6 virtio_mmio.device=4K@0xd0002000:7' \
+		'ACPI: DSDT '; then
+		{ [ "$RC" -eq 143 ] || [ "$RC" -eq 123 ]; } && pass linux-vmlinux || fail linux-vmlinux "exit status $RC"
+	fi
 else
 	fail linux-vmlinux "extract-vmlinux: $(cat "$T/extract.err")"
 fi
