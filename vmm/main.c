@@ -92,6 +92,7 @@ static const char usage_run[] =
 	"  --console-log FILE   also write the guest console to FILE\n"
 	"  -q, --quiet          do not copy the guest console to stdout\n"
 	"  -v, --verbose        log unclaimed device accesses and other details\n"
+	"  --stats              print VM exit counts and run time at the end\n"
 	"\n"
 	"Standard input feeds the guest's serial console when it is a terminal or a pipe.\n"
 	"Exit status: the guest's own status; 123 guest crashed; 125 trialvm error;\n"
@@ -230,7 +231,7 @@ static int cmd_run(int argc, char **argv)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
-	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_DISK, O_DISK_MODE };
+	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_DISK, O_DISK_MODE, O_STATS };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -251,6 +252,7 @@ static int cmd_run(int argc, char **argv)
 		{ "hang-timeout", required_argument, NULL, O_HANG_TIMEOUT },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "disk-mode", required_argument, NULL, O_DISK_MODE },
+		{ "stats", no_argument, NULL, O_STATS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -268,7 +270,7 @@ static int cmd_run(int argc, char **argv)
 	struct disk_spec disks[MAX_DISKS];
 	int ndisks = 0;
 	enum disk_mode disk_mode = DISK_DISCARD;
-	bool quiet = false;
+	bool quiet = false, stats = false;
 	int c;
 	opterr = 0;
 	optind = 1;
@@ -336,6 +338,7 @@ static int cmd_run(int argc, char **argv)
 			ndisks++;
 			break;
 		}
+		case O_STATS: stats = true; break;
 		case O_DISK_MODE:
 			if (!strcmp(optarg, "discard"))
 				disk_mode = DISK_DISCARD;
@@ -503,6 +506,13 @@ static int cmd_run(int argc, char **argv)
 			int r = vm_run(vm, &ev, &err);
 			hang_watch_stop(hw);
 			running_vm = NULL;
+			if (stats) {
+				struct vm_exit_stats es;
+				vm_exit_stats(vm, &es);
+				tvm_log("stats: %llu VM exits to trialvm (%llu port I/O, %llu MMIO) in %.3f s",
+					(unsigned long long)es.total, (unsigned long long)es.pio,
+					(unsigned long long)es.mmio, vm_uptime_ns(vm) / 1e9);
+			}
 			if (r < 0) {
 				tvm_log("error: %s", err.msg);
 			} else {

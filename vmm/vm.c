@@ -569,6 +569,7 @@ static void handle_exit(struct vcpu *c)
 	struct vm *vm = c->vm;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
+		c->exits_pio++;
 		uint64_t size = run->io.size, count = run->io.count, total;
 		if ((size != 1 && size != 2 && size != 4) || mul_overflows(size, count, &total) ||
 		    run->io.data_offset > (uint64_t)vm->run_size || total > (uint64_t)vm->run_size - run->io.data_offset) {
@@ -582,6 +583,7 @@ static void handle_exit(struct vcpu *c)
 		return;
 	}
 	case KVM_EXIT_MMIO: {
+		c->exits_mmio++;
 		unsigned len = run->mmio.len;
 		if (len == 0 || len > 8) {
 			vcpu_exit_event(c, TVM_EV_VMM_ERROR, run->exit_reason, "malformed MMIO exit from KVM");
@@ -686,6 +688,16 @@ int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, in
 		usleep(100);
 	}
 	return -1;
+}
+
+void vm_exit_stats(struct vm *vm, struct vm_exit_stats *o)
+{
+	*o = (struct vm_exit_stats){ 0 };
+	for (int i = 0; i < vm->ncpus; i++) {
+		o->total += __atomic_load_n(&vm->cpus[i].exits, __ATOMIC_RELAXED);
+		o->pio += vm->cpus[i].exits_pio;
+		o->mmio += vm->cpus[i].exits_mmio;
+	}
 }
 
 uint64_t vm_uptime_ns(const struct vm *vm) { return vm->start_ns ? now_ns() - vm->start_ns : 0; }

@@ -182,6 +182,9 @@ int vm_set_hw_breakpoints(struct vm *vm, const uint64_t *addrs, int n, struct tv
  * (0 = runnable; the vCPU is kicked
  * out of the guest to read them; -1 if it did not answer within timeout_ms). */
 uint64_t vm_exit_count(struct vm *vm, int idx);
+/* Exits taken by all vCPUs so far: total, port I/O, MMIO. */
+struct vm_exit_stats { uint64_t total, pio, mmio; };
+void vm_exit_stats(struct vm *vm, struct vm_exit_stats *out);
 int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, int *cpl, int *mp_state);
 
 /* ---- interrupts ---- */

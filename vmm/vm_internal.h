@@ -31,6 +31,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	uint64_t exits;             /* atomic: exits handled */
+	uint64_t exits_pio, exits_mmio; /* written by this vCPU's thread only */
 	int sample_req;             /* atomic: 1 = please sample RIP */
 	uint64_t sample_seq;        /* atomic: bumped when a sample is stored */
 	uint64_t sample_rip;
