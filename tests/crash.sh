@@ -134,6 +134,14 @@ fi
 vmrun crash-on 30 run --app "$APPS/hello" --crash-on do_write --report-dir "$T/crash-on.reports"
 expect_rc crash-on 123 && expect_report crash-on breakpoint core.elf memory.dmp &&
 	expect_grep crash-on err 'RIP 0x[0-9a-f]+ in do_write\+0x0 ' && pass crash-on
+# A stripped kernel has no symbols: --crash-on needs --kernel-symbols, here a System.map.
+strip -o "$T/trialos.stripped" "$TRIALVM_TRIALOS"
+nm "$TRIALVM_TRIALOS" >"$T/System.map"
+vmrun crash-on-nosyms 10 run --app "$APPS/hello" --trialos "$T/trialos.stripped" --crash-on do_write
+expect_rc crash-on-nosyms 126 && expect_grep crash-on-nosyms err 'has none.*--kernel-symbols' && pass crash-on-needs-symbols
+vmrun crash-on-map 30 run --app "$APPS/hello" --trialos "$T/trialos.stripped" --kernel-symbols "$T/System.map" \
+	--crash-on do_write --no-report
+expect_rc crash-on-map 123 && expect_grep crash-on-map err 'breakpoint' 'RIP 0x[0-9a-f]+ in do_write\+0x0 ' && pass crash-on-system-map
 vmrun crash-on-bad 10 run --app "$APPS/hello" --crash-on no_such_function
 expect_rc crash-on-bad 126 && expect_grep crash-on-bad err 'no such symbol' && pass crash-on-bad-symbol
 
