@@ -36,24 +36,6 @@ int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uin
 	return 0;
 }
 
-uint64_t guest_read_virt(const struct guest_mem *m, uint64_t cr3, uint64_t va, void *dst, uint64_t len)
-{
-	uint64_t done = 0;
-	while (done < len) {
-		uint64_t pa;
-		if (guest_virt_to_phys(m, cr3, va + done, &pa) < 0)
-			break;
-		uint64_t chunk = 4096 - (pa & 0xfff);
-		if (chunk > len - done)
-			chunk = len - done;
-		const void *src = gmem_ptr(m, pa, chunk);
-		if (!src)
-			break;
-		memcpy((uint8_t *)dst + done, src, chunk);
-		done += chunk;
-	}
-	return done;
-}
 
 static int read_u32(const struct guest_mem *m, uint64_t gpa, uint32_t *v)
 {
@@ -111,12 +93,15 @@ int guest_translate(const struct guest_mem *m, const struct cpu_state *cpu, uint
 	return 0;
 }
 
-uint64_t guest_read_cpu(const struct guest_mem *m, const struct cpu_state *cpu, uint64_t va, void *dst, uint64_t len)
+/* Copy page by page through a translation; stops at the first unmapped page. */
+static uint64_t read_translated(const struct guest_mem *m, int (*translate)(const struct guest_mem *, const void *,
+									   uint64_t, uint64_t *),
+				const void *how, uint64_t va, void *dst, uint64_t len)
 {
 	uint64_t done = 0;
 	while (done < len) {
 		uint64_t pa;
-		if (guest_translate(m, cpu, va + done, &pa) < 0)
+		if (translate(m, how, va + done, &pa) < 0)
 			break;
 		uint64_t chunk = 4096 - (pa & 0xfff);
 		if (chunk > len - done)
@@ -128,4 +113,24 @@ uint64_t guest_read_cpu(const struct guest_mem *m, const struct cpu_state *cpu, 
 		done += chunk;
 	}
 	return done;
+}
+
+static int by_cr3(const struct guest_mem *m, const void *how, uint64_t va, uint64_t *pa)
+{
+	return guest_virt_to_phys(m, *(const uint64_t *)how, va, pa);
+}
+
+static int by_cpu(const struct guest_mem *m, const void *how, uint64_t va, uint64_t *pa)
+{
+	return guest_translate(m, how, va, pa);
+}
+
+uint64_t guest_read_virt(const struct guest_mem *m, uint64_t cr3, uint64_t va, void *dst, uint64_t len)
+{
+	return read_translated(m, by_cr3, &cr3, va, dst, len);
+}
+
+uint64_t guest_read_cpu(const struct guest_mem *m, const struct cpu_state *cpu, uint64_t va, void *dst, uint64_t len)
+{
+	return read_translated(m, by_cpu, cpu, va, dst, len);
 }

@@ -373,25 +373,12 @@ int write_core_elf(const struct crash_state *cs, int fd, struct tvm_err *err)
 	uint64_t note_off = sizeof(Elf64_Ehdr) + (uint64_t)phnum * sizeof(Elf64_Phdr);
 	uint64_t data_off = ALIGN_UP(note_off + nb.len, PAGE);
 	size_t hdr_len = (size_t)note_off;
-	uint8_t *hdr = calloc(1, hdr_len);
+	Elf64_Phdr *ph;
+	uint8_t *hdr = dump_core_header((unsigned)phnum, &ph);
 	if (!hdr) {
 		free(nb.p);
 		return tvm_seterr(err, "out of memory building the ELF dump headers");
 	}
-	Elf64_Ehdr *eh = (Elf64_Ehdr *)hdr;
-	memcpy(eh->e_ident, ELFMAG, SELFMAG);
-	eh->e_ident[EI_CLASS] = ELFCLASS64;
-	eh->e_ident[EI_DATA] = ELFDATA2LSB;
-	eh->e_ident[EI_VERSION] = EV_CURRENT;
-	eh->e_ident[EI_OSABI] = ELFOSABI_NONE;
-	eh->e_type = ET_CORE;
-	eh->e_machine = EM_X86_64;
-	eh->e_version = EV_CURRENT;
-	eh->e_phoff = sizeof(Elf64_Ehdr);
-	eh->e_ehsize = sizeof(Elf64_Ehdr);
-	eh->e_phentsize = sizeof(Elf64_Phdr);
-	eh->e_phnum = (Elf64_Half)phnum;
-	Elf64_Phdr *ph = (Elf64_Phdr *)(hdr + sizeof(Elf64_Ehdr));
 	ph[0] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = note_off, .p_filesz = nb.len, .p_memsz = nb.len,
 			      .p_align = 4 };
 	uint64_t off = data_off;
@@ -430,4 +417,26 @@ out:
 	free(hdr);
 	free(nb.p);
 	return rc;
+}
+
+uint8_t *dump_core_header(unsigned phnum, Elf64_Phdr **phdrs)
+{
+	uint8_t *hdr = calloc(1, sizeof(Elf64_Ehdr) + (size_t)phnum * sizeof(Elf64_Phdr));
+	if (!hdr)
+		return NULL;
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)hdr;
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_ident[EI_OSABI] = ELFOSABI_NONE;
+	eh->e_type = ET_CORE;
+	eh->e_machine = EM_X86_64;
+	eh->e_version = EV_CURRENT;
+	eh->e_phoff = sizeof(Elf64_Ehdr);
+	eh->e_ehsize = sizeof(Elf64_Ehdr);
+	eh->e_phentsize = sizeof(Elf64_Phdr);
+	eh->e_phnum = (Elf64_Half)phnum;
+	*phdrs = (Elf64_Phdr *)(hdr + sizeof(Elf64_Ehdr));
+	return hdr;
 }

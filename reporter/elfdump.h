@@ -53,4 +53,11 @@ int dump_finish(int fd, uint64_t size, const char *what, struct tvm_err *err);
 /* True when all n bytes at p are zero. */
 int dump_is_zero(const void *p, size_t n);
 
+/* A calloc'ed buffer with an x86-64 ET_CORE ELF header followed by phnum
+ * zeroed program headers (*phdrs points at them), PT_NOTE conventions left
+ * to the caller; NULL when out of memory. Its length is the notes' offset:
+ * sizeof(Elf64_Ehdr) + phnum * sizeof(Elf64_Phdr). */
+#include <elf.h>
+uint8_t *dump_core_header(unsigned phnum, Elf64_Phdr **phdrs);
+
 #endif

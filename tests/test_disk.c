@@ -22,16 +22,7 @@
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
 
-static int failures;
-#define CHECK(name, cond)                                                                   \
-	do {                                                                                \
-		if (cond)                                                                   \
-			printf("ok %s\n", name);                                            \
-		else {                                                                      \
-			printf("FAIL %s: %s (line %d)\n", name, #cond, __LINE__);          \
-			failures++;                                                         \
-		}                                                                           \
-	} while (0)
+#include "check.h"
 /* An error sentence must name the file and say what is wrong. */
 #define CHECK_ERR(name, rc, err, file, phrase)                                              \
 	do {                                                                                \

@@ -18,16 +18,7 @@
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
 
-static int failures;
-#define CHECK(name, cond)                                                                   \
-	do {                                                                                \
-		if (cond)                                                                   \
-			printf("ok %s\n", name);                                            \
-		else {                                                                      \
-			printf("FAIL %s: %s (line %d)\n", name, #cond, __LINE__);          \
-			failures++;                                                         \
-		}                                                                           \
-	} while (0)
+#include "check.h"
 
 /* ------------------------------------------------------- fake guest RAM */
 

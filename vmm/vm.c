@@ -22,77 +22,6 @@
 #define TSS_ADDR 0xfffbd000ull
 #define IDENTITY_MAP_ADDR 0xfffbc000ull
 
-/* ---------------------------------------------------------------- memory */
-
-void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
-{
-	for (int i = 0; i < m->n; i++) {
-		const struct mem_region *r = &m->r[i];
-		if (gpa < r->gpa)
-			continue;
-		uint64_t off = gpa - r->gpa;
-		if (off > r->size || len > r->size - off)
-			continue;
-		if (off == r->size && len == 0)
-			continue;
-		return r->host + off;
-	}
-	return NULL;
-}
-
-void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len)
-{
-	struct guest_mem m = { vm->regions, vm->nregions };
-	return gmem_ptr(&m, gpa.v, len);
-}
-
-struct guest_mem vm_guest_mem(const struct vm *vm) { return (struct guest_mem){ vm->regions, vm->nregions }; }
-
-int gpa_read(struct vm *vm, gpa_t gpa, void *dst, uint64_t len)
-{
-	void *p = gpa_ptr(vm, gpa, len);
-	if (!p)
-		return -1;
-	memcpy(dst, p, len);
-	return 0;
-}
-
-int gpa_write(struct vm *vm, gpa_t gpa, const void *src, uint64_t len)
-{
-	void *p = gpa_ptr(vm, gpa, len);
-	if (!p)
-		return -1;
-	memcpy(p, src, len);
-	return 0;
-}
-
-uint64_t vm_ram_size(const struct vm *vm) { return vm->ram_size; }
-int vm_ncpus(const struct vm *vm) { return vm->ncpus; }
-
-int vm_regions(const struct vm *vm, const struct mem_region **out)
-{
-	*out = vm->regions;
-	return vm->nregions;
-}
-
-int vm_e820(const struct vm *vm, struct e820_entry *out, int max)
-{
-	int n = 0;
-#define ADD(a, s, t) do { if (n < max) out[n++] = (struct e820_entry){ (a), (s), (t) }; } while (0)
-	for (int i = 0; i < vm->nregions; i++) {
-		const struct mem_region *r = &vm->regions[i];
-		if (r->gpa == 0 && r->size > 0x100000) {
-			ADD(0, 0x9fc00, TVM_E820_RAM);
-			ADD(0x9fc00, 0x100000 - 0x9fc00, TVM_E820_RESERVED);
-			ADD(0x100000, r->size - 0x100000, TVM_E820_RAM);
-		} else {
-			ADD(r->gpa, r->size, TVM_E820_RAM);
-		}
-	}
-#undef ADD
-	return n;
-}
-
 /* ------------------------------------------------------------- creation */
 
 static int kvm_check_cap(struct vm *vm, long cap) { return ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, cap); }
@@ -326,11 +255,7 @@ struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
 		goto fail;
 	}
 	madvise(vm->ram, cfg->ram_size, MADV_DONTFORK);
-	uint64_t low = cfg->ram_size < TVM_MMIO_HOLE_START ? cfg->ram_size : TVM_MMIO_HOLE_START;
-	vm->regions[vm->nregions++] = (struct mem_region){ .gpa = 0, .size = low, .host = vm->ram };
-	if (cfg->ram_size > low)
-		vm->regions[vm->nregions++] = (struct mem_region){ .gpa = TVM_4G, .size = cfg->ram_size - low,
-								   .host = vm->ram + low };
+	vm_layout_ram(vm);
 	for (int i = 0; i < vm->nregions; i++) {
 		struct kvm_userspace_memory_region mr = {
 			.slot = (uint32_t)i,

@@ -60,4 +60,7 @@ struct vm {
 	struct tvm_event event;
 };
 
+/* Split vm->ram (vm->ram_size bytes) into the RAM regions of vm.h's layout. */
+void vm_layout_ram(struct vm *vm);
+
 #endif
