@@ -10,7 +10,8 @@ BUILD ?= build
 CC ?= gcc
 PKGS := libelf zlib liblzma libzstd liblz4 jansson libcrypto capstone libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4 -ljansson -lcrypto -lcapstone -lseccomp)
+# capstone is dlopen()ed by monitor/disasm.c when a crash needs it: headers only.
+PKG_LIBS := $(shell pkg-config --libs $(filter-out capstone,$(PKGS)) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4 -ljansson -lcrypto -lseccomp)
 SAN ?=
 comma := ,
 SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

@@ -1,24 +1,67 @@
 #include "disasm.h"
 
 #include <capstone/capstone.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "../vmm/util.h"
+
+/* capstone is loaded when the first crash needs it, not at start: its
+ * relocated tables would otherwise add about 3 MiB to every VMM's memory. */
+static struct {
+	cs_err (*open)(cs_arch, cs_mode, csh *);
+	cs_err (*close)(csh *);
+	cs_insn *(*malloc)(csh);
+	void (*free)(cs_insn *, size_t);
+	bool (*disasm_iter)(csh, const uint8_t **, size_t *, uint64_t *, cs_insn *);
+	bool ok;
+} cs;
+
+static void load_capstone(void)
+{
+	static const char *const names[] = { "libcapstone.so.4", "libcapstone.so.5", "libcapstone.so" };
+	void *h = NULL;
+	for (size_t i = 0; !h && i < sizeof(names) / sizeof(names[0]); i++)
+		h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		tvm_log("warning: no disassembly: capstone could not be loaded (%s)", dlerror());
+		return;
+	}
+	*(void **)&cs.open = dlsym(h, "cs_open");
+	*(void **)&cs.close = dlsym(h, "cs_close");
+	*(void **)&cs.malloc = dlsym(h, "cs_malloc");
+	*(void **)&cs.free = dlsym(h, "cs_free");
+	*(void **)&cs.disasm_iter = dlsym(h, "cs_disasm_iter");
+	cs.ok = cs.open && cs.close && cs.malloc && cs.free && cs.disasm_iter;
+	if (!cs.ok)
+		tvm_log("warning: no disassembly: this capstone lacks cs_disasm_iter");
+}
 
 int disasm_range(const uint8_t *code, uint64_t len, uint64_t base, uint64_t start, uint64_t pc, int bits,
 		 const struct symtab *st, uint64_t bias, int after, struct disasm_insn *out, int max)
 {
 	if (start < base || start - base >= len || max <= 0)
 		return 0;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, load_capstone);
+	if (!cs.ok)
+		return 0;
 	csh h;
 	cs_mode mode = bits == 64 ? CS_MODE_64 : bits == 32 ? CS_MODE_32 : CS_MODE_16;
-	if (cs_open(CS_ARCH_X86, mode, &h) != CS_ERR_OK)
+	if (cs.open(CS_ARCH_X86, mode, &h) != CS_ERR_OK)
 		return 0;
-	cs_insn *insn = cs_malloc(h);
+	cs_insn *insn = cs.malloc(h);
+	if (!insn) {
+		cs.close(&h);
+		return 0;
+	}
 	const uint8_t *p = code + (start - base);
 	size_t left = (size_t)(len - (start - base));
 	uint64_t addr = start;
 	int n = 0, past = -1;
-	while (n < max && left > 0 && cs_disasm_iter(h, &p, &left, &addr, insn)) {
+	while (n < max && left > 0 && cs.disasm_iter(h, &p, &left, &addr, insn)) {
 		struct disasm_insn *d = &out[n++];
 		memset(d, 0, sizeof(*d));
 		d->address = insn->address;
@@ -38,7 +81,7 @@ int disasm_range(const uint8_t *code, uint64_t len, uint64_t base, uint64_t star
 			past = 1; /* pc fell inside an instruction: count from here */
 		}
 	}
-	cs_free(insn, 1);
-	cs_close(&h);
+	cs.free(insn, 1);
+	cs.close(&h);
 	return n;
 }
