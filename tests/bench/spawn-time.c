@@ -135,8 +135,7 @@ static void read_smaps(pid_t pid, long guest_bytes, struct meminfo *mi)
 			}
 			struct maprec *r = &m[n++];
 			r->anon = nf == 6 && inode == 0;
-			strncpy(r->name, nf == 6 ? "[anon]" : path, sizeof(r->name) - 1);
-			r->name[sizeof(r->name) - 1] = 0;
+			snprintf(r->name, sizeof(r->name), "%.*s", (int)sizeof(r->name) - 1, nf == 6 ? "[anon]" : path);
 			r->anon &= perms[3] == 'p';
 			r->size_kb = (long)((hi - lo) / 1024);
 			r->rss_kb = 0;
