@@ -292,10 +292,16 @@ static uint8_t *comp_lz4(const uint8_t *in, size_t n, size_t *out)
 
 /* ---- helpers for load_kernel ---- */
 
+/* virtio-mmio transports load() hands to load_kernel, and that
+ * check_linux_acpi then expects in the DSDT. */
+static const struct acpi_mmio_dev *load_virtio;
+static unsigned load_nvirtio;
+
 static int load(struct vm *vm, const char *kernel, const char *initrd, const char *cpio, const char *cmdline,
 		bool nodec, struct boot_entry *be, struct tvm_err *err)
 {
-	struct load_opts o = { .kernel = kernel, .initrd = initrd, .cpio = cpio, .cmdline = cmdline, .no_decompress = nodec };
+	struct load_opts o = { .kernel = kernel, .initrd = initrd, .cpio = cpio, .cmdline = cmdline, .no_decompress = nodec,
+			       .virtio = load_virtio, .nvirtio = load_nvirtio };
 	memset(err, 0, sizeof(*err));
 	memset(be, 0, sizeof(*be));
 	int rc = load_kernel(vm, &o, be, err);
@@ -431,10 +437,247 @@ static const uint8_t *acpi_table(struct vm *vm, uint64_t gpa, const char *sig, c
 	return t;
 }
 
+/* ---- DSDT: a small AML reader for exactly the subset acpi.c emits ----
+ * Scope (\_SB_) holding Devices, each a NameSeg and Name objects (_HID as a
+ * string or an EISA id, _UID an integer, _CRS a Buffer of IO, Memory32Fixed,
+ * Extended Interrupt and End Tag descriptors). Every PkgLength must be the
+ * shortest encoding and end exactly where its contents end. */
+
+struct aml_rd {
+	const uint8_t *p;
+	size_t pos, end;
+	bool bad;
+};
+
+static unsigned rd_byte(struct aml_rd *r)
+{
+	if (r->bad || r->pos >= r->end) {
+		r->bad = true;
+		return 0;
+	}
+	return r->p[r->pos++];
+}
+
+static uint64_t rd_le(struct aml_rd *r, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)rd_byte(r) << (8 * i);
+	return v;
+}
+
+/* A PkgLength at r->pos; returns the absolute end of its package. */
+static size_t rd_pkg(struct aml_rd *r)
+{
+	size_t start = r->pos;
+	unsigned b0 = rd_byte(r), n = b0 >> 6;
+	size_t len = n ? (b0 & 0xf) : (b0 & 0x3f);
+	if (n && (b0 & 0x30))
+		r->bad = true;
+	for (unsigned i = 1; i <= n; i++)
+		len |= (size_t)rd_byte(r) << (4 + 8 * (i - 1));
+	size_t shortest = len <= 63 ? 1 : len < (1u << 12) ? 2 : len < (1u << 20) ? 3 : 4;
+	if (r->bad || n + 1 != shortest || len < n + 1 || len > r->end - start) {
+		r->bad = true;
+		return r->pos;
+	}
+	return start + len;
+}
+
+static void rd_seg(struct aml_rd *r, char seg[5])
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned c = rd_byte(r);
+		seg[i] = (char)c;
+		if (!((c >= 'A' && c <= 'Z') || c == '_' || (i && c >= '0' && c <= '9')))
+			r->bad = true;
+	}
+	seg[4] = 0;
+}
+
+static uint64_t rd_int(struct aml_rd *r)
+{
+	switch (rd_byte(r)) {
+	case 0x00: return 0;
+	case 0x01: return 1;
+	case 0x0a: return rd_le(r, 1);
+	case 0x0b: return rd_le(r, 2);
+	case 0x0c: return rd_le(r, 4);
+	case 0x0e: return rd_le(r, 8);
+	default: r->bad = true; return 0;
+	}
+}
+
+struct dsdt_dev {
+	char seg[5], hid[16];
+	uint64_t uid;
+	int nuid, nhid, ncrs, nio, nmem, nirq;
+	uint32_t io_base, io_len, mem_base, mem_len, irq, irq_flags;
+};
+
+/* The _CRS Buffer at r->pos (after "_CRS"). */
+static void rd_crs(struct aml_rd *r, struct dsdt_dev *d)
+{
+	if (rd_byte(r) != 0x11) {
+		r->bad = true;
+		return;
+	}
+	size_t end = rd_pkg(r);
+	uint64_t size = rd_int(r);
+	if (r->bad || size != end - r->pos) {
+		r->bad = true;
+		return;
+	}
+	size_t start = r->pos;
+	uint8_t sum = 0;
+	for (size_t i = start; i < end; i++)
+		sum = (uint8_t)(sum + r->p[i]);
+	bool ended = false;
+	while (!r->bad && !ended && r->pos < end) {
+		switch (rd_byte(r)) {
+		case 0x47: /* IO: decode16, min == max, alignment 1 */
+			if (rd_byte(r) != 1) r->bad = true;
+			d->io_base = (uint32_t)rd_le(r, 2);
+			if (rd_le(r, 2) != d->io_base || rd_byte(r) != 1) r->bad = true;
+			d->io_len = rd_byte(r);
+			d->nio++;
+			break;
+		case 0x86: /* Memory32Fixed, length 9 */
+			if (rd_le(r, 2) != 9) r->bad = true;
+			if (rd_byte(r) != 1) r->bad = true; /* read/write */
+			d->mem_base = (uint32_t)rd_le(r, 4);
+			d->mem_len = (uint32_t)rd_le(r, 4);
+			d->nmem++;
+			break;
+		case 0x89: /* Extended Interrupt, one interrupt, no resource source */
+			if (rd_le(r, 2) != 6) r->bad = true;
+			d->irq_flags = rd_byte(r);
+			if (rd_byte(r) != 1) r->bad = true;
+			d->irq = (uint32_t)rd_le(r, 4);
+			d->nirq++;
+			break;
+		case 0x79: /* End Tag: last, and the template sums to zero */
+			rd_byte(r);
+			ended = true;
+			break;
+		default:
+			r->bad = true;
+		}
+	}
+	if (!ended || r->pos != end || sum != 0)
+		r->bad = true;
+	d->ncrs++;
+}
+
+/* Parse the DSDT's body into devs[0..*ndev); false with *why when it is not
+ * the expected shape. */
+static bool rd_dsdt(const uint8_t *t, uint32_t len, struct dsdt_dev *devs, int cap, int *ndev, char *why, size_t wl)
+{
+	struct aml_rd r = { .p = t, .pos = 36, .end = len };
+	char seg[5];
+	*ndev = 0;
+	if (rd_byte(&r) != 0x10) {
+		snprintf(why, wl, "DSDT body does not start with ScopeOp");
+		return false;
+	}
+	size_t scope_end = rd_pkg(&r);
+	rd_seg(&r, seg);
+	if (r.bad || scope_end != len || strcmp(seg, "_SB_") != 0) {
+		snprintf(why, wl, "DSDT: Scope (\\_SB_) does not span the body (ends %zu of %u)", scope_end, len);
+		return false;
+	}
+	while (!r.bad && r.pos < scope_end) {
+		if (rd_byte(&r) != 0x5b || rd_byte(&r) != 0x82 || *ndev >= cap) {
+			r.bad = true;
+			break;
+		}
+		struct dsdt_dev *d = &devs[(*ndev)++];
+		memset(d, 0, sizeof(*d));
+		size_t dev_end = rd_pkg(&r);
+		rd_seg(&r, d->seg);
+		while (!r.bad && r.pos < dev_end) {
+			if (rd_byte(&r) != 0x08) {
+				r.bad = true;
+				break;
+			}
+			rd_seg(&r, seg);
+			if (strcmp(seg, "_HID") == 0) {
+				d->nhid++;
+				unsigned op = rd_byte(&r);
+				if (op == 0x0d) {
+					size_t n = 0;
+					unsigned c;
+					while ((c = rd_byte(&r)) != 0 && !r.bad)
+						if (n < sizeof(d->hid) - 1)
+							d->hid[n++] = (char)c;
+				} else if (op == 0x0c) {
+					uint8_t b[4];
+					for (int i = 0; i < 4; i++)
+						b[i] = (uint8_t)rd_byte(&r);
+					snprintf(d->hid, sizeof(d->hid), "%c%c%c%02X%02X", '@' + (b[0] >> 2),
+						 '@' + ((b[0] & 3) << 3 | b[1] >> 5), '@' + (b[1] & 0x1f), b[2], b[3]);
+				} else {
+					r.bad = true;
+				}
+			} else if (strcmp(seg, "_UID") == 0) {
+				d->nuid++;
+				d->uid = rd_int(&r);
+			} else if (strcmp(seg, "_CRS") == 0) {
+				rd_crs(&r, d);
+			} else {
+				r.bad = true;
+			}
+		}
+		if (r.pos != dev_end)
+			r.bad = true;
+	}
+	if (r.bad || r.pos != len) {
+		snprintf(why, wl, "DSDT: AML malformed near offset %zu (device %d)", r.pos, *ndev);
+		return false;
+	}
+	return true;
+}
+
+/* The DSDT must hold COM1 and then exactly the transports v[0..nv). */
+static bool check_dsdt(const uint8_t *d, const struct acpi_mmio_dev *v, unsigned nv, char *why, size_t wl)
+{
+	struct dsdt_dev devs[ACPI_MAX_VIRTIO + 2];
+	int n;
+	if (!rd_dsdt(d, le32(d + 4), devs, (int)(sizeof(devs) / sizeof(devs[0])), &n, why, wl))
+		return false;
+	if (d[8] != 2 || n != (int)nv + 1) {
+		snprintf(why, wl, "DSDT: revision %u, %d devices, expected %u", d[8], n, nv + 1);
+		return false;
+	}
+	const struct dsdt_dev *c = &devs[0];
+	if (strcmp(c->seg, "COM1") || strcmp(c->hid, "PNP0501") || c->nhid != 1 || c->nuid != 1 || c->uid != 1 ||
+	    c->ncrs != 1 || c->nio != 1 || c->nmem || c->nirq != 1 || c->io_base != 0x3f8 || c->io_len != 8 ||
+	    c->irq != 4 || c->irq_flags != 0x03) {
+		snprintf(why, wl, "DSDT: COM1 wrong (%s %s io 0x%x/%u irq %u flags 0x%x)", c->seg, c->hid, c->io_base,
+			 c->io_len, c->irq, c->irq_flags);
+		return false;
+	}
+	for (unsigned i = 0; i < nv; i++) {
+		const struct dsdt_dev *e = &devs[i + 1];
+		char seg[16];
+		snprintf(seg, sizeof(seg), "VR%02X", i);
+		/* consumer, level, active high, exclusive */
+		if (strcmp(e->seg, seg) || strcmp(e->hid, "LNRO0005") || e->nhid != 1 || e->nuid != 1 || e->uid != i ||
+		    e->ncrs != 1 || e->nio || e->nmem != 1 || e->nirq != 1 || e->mem_base != v[i].base ||
+		    e->mem_len != v[i].size || e->irq != v[i].irq || e->irq_flags != 0x01) {
+			snprintf(why, wl, "DSDT: virtio %u wrong (%s %s uid %llu mem 0x%x/0x%x irq %u flags 0x%x)", i,
+				 e->seg, e->hid, (unsigned long long)e->uid, e->mem_base, e->mem_len, e->irq,
+				 e->irq_flags);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Find the RSDP as Linux does (16-byte boundaries of 0xe0000-0xfffff,
  * signature and the ACPI 1.0 checksum), then check every table. Returns the
  * RSDP address, 0 on failure (result() already called). */
-static uint64_t check_acpi(const char *name, struct vm *vm, int ncpus)
+static uint64_t check_acpi(const char *name, struct vm *vm, int ncpus, const struct acpi_mmio_dev *v, unsigned nv)
 {
 	char why[200] = "";
 	uint64_t rsdp = 0;
@@ -484,10 +727,8 @@ static uint64_t check_acpi(const char *name, struct vm *vm, int ncpus)
 	const uint8_t *d = acpi_table(vm, le64(f + 140), "DSDT", why, sizeof(why));
 	if (!d)
 		goto bad;
-	if (le32(d + 4) != 36) {
-		snprintf(why, sizeof(why), "DSDT has an AML body (%u bytes)", le32(d + 4));
+	if (!check_dsdt(d, v, nv, why, sizeof(why)))
 		goto bad;
-	}
 	const uint8_t *m = acpi_table(vm, madt_at, "APIC", why, sizeof(why));
 	if (!m)
 		goto bad;
@@ -528,7 +769,7 @@ static void check_linux_acpi(const char *pfx, struct vm *vm, int ncpus)
 {
 	char name[128];
 	snprintf(name, sizeof(name), "%s_acpi", pfx);
-	uint64_t rsdp = check_acpi(name, vm, ncpus);
+	uint64_t rsdp = check_acpi(name, vm, ncpus, load_virtio, load_nvirtio);
 	const uint8_t *bp = gpa_ptr(vm, GPA(LOADER_BOOT_PARAMS), 4096);
 	snprintf(name, sizeof(name), "%s_bp_acpi_rsdp_addr", pfx);
 	result(name, rsdp && bp && le64(bp + 0x70) == rsdp, "acpi_rsdp_addr 0x%llx, RSDP at 0x%llx",
@@ -638,7 +879,7 @@ static void test_elf(void)
 	       "magic %x version %u nmods %u", si.magic, si.version, si.nr_modules);
 	const char *cl = gpa_ptr(vm, GPA(si.cmdline_paddr), 20);
 	result("pvh_cmdline", cl && strcmp(cl, "console=ttyS0 app=x") == 0, "cmdline wrong");
-	uint64_t rsdp = check_acpi("pvh_acpi", vm, 1);
+	uint64_t rsdp = check_acpi("pvh_acpi", vm, 1, NULL, 0);
 	result("pvh_rsdp_paddr", rsdp && si.rsdp_paddr == rsdp, "rsdp_paddr 0x%llx, RSDP at 0x%llx",
 	       (unsigned long long)si.rsdp_paddr, (unsigned long long)rsdp);
 	struct hvm_memmap_table_entry mm[8];
@@ -1021,6 +1262,103 @@ static void test_fuzz(void)
 	quiet_load = false;
 }
 
+/* The DSDT's virtio-mmio devices: exact AML for one transport (the body
+ * iasl -d disassembles as Scope (_SB) { Device (COM1) {...} Device (VR00)
+ * {...} } and recompiles to the same bytes but for the End Tag checksum,
+ * which iasl leaves 0), the parsed shape for 0-ACPI_MAX_VIRTIO transports,
+ * and the argument checks. */
+static void test_acpi_dsdt(void)
+{
+	static const uint8_t one[] = {
+		0x10, 0x45, 0x07, 0x5f, 0x53, 0x42, 0x5f, 0x5b, 0x82, 0x31, 0x43, 0x4f, 0x4d, 0x31, 0x08, 0x5f,
+		0x48, 0x49, 0x44, 0x0c, 0x41, 0xd0, 0x05, 0x01, 0x08, 0x5f, 0x55, 0x49, 0x44, 0x01, 0x08, 0x5f,
+		0x43, 0x52, 0x53, 0x11, 0x16, 0x0a, 0x13, 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, 0x89,
+		0x06, 0x00, 0x03, 0x01, 0x04, 0x00, 0x00, 0x00, 0x79, 0xa9, 0x5b, 0x82, 0x3a, 0x56, 0x52, 0x30,
+		0x30, 0x08, 0x5f, 0x48, 0x49, 0x44, 0x0d, 0x4c, 0x4e, 0x52, 0x4f, 0x30, 0x30, 0x30, 0x35, 0x00,
+		0x08, 0x5f, 0x55, 0x49, 0x44, 0x00, 0x08, 0x5f, 0x43, 0x52, 0x53, 0x11, 0x1a, 0x0a, 0x17, 0x86,
+		0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0, 0x00, 0x10, 0x00, 0x00, 0x89, 0x06, 0x00, 0x01, 0x01,
+		0x05, 0x00, 0x00, 0x00, 0x79, 0x81,
+	};
+	struct acpi_mmio_dev v[ACPI_MAX_VIRTIO + 1];
+	for (unsigned i = 0; i < ACPI_MAX_VIRTIO + 1; i++)
+		v[i] = (struct acpi_mmio_dev){ TVM_VIRTIO_MMIO_BASE + i * TVM_VIRTIO_MMIO_STRIDE, TVM_VIRTIO_MMIO_STRIDE,
+					       TVM_VIRTIO_IRQ(i % TVM_VIRTIO_MMIO_SLOTS) };
+	struct tvm_err err;
+	uint64_t rsdp = 0;
+	char name[64];
+
+	struct vm *vm = fake_vm_new(16 * MiB, 1);
+	bool ok = acpi_write(vm, 1, v, 1, &rsdp, &err) == 0;
+	const uint8_t *r = ok ? gpa_ptr(vm, GPA(rsdp), 36) : NULL;
+	const uint8_t *x = r ? gpa_ptr(vm, GPA(le64(r + 24)), 44) : NULL;
+	const uint8_t *f = x ? gpa_ptr(vm, GPA(le64(x + 36)), 276) : NULL;
+	const uint8_t *d = f ? gpa_ptr(vm, GPA(le64(f + 140)), 36 + sizeof(one)) : NULL;
+	result("acpi_dsdt_1_virtio_bytes",
+	       d && le32(d + 4) == 36 + sizeof(one) && memcmp(d + 36, one, sizeof(one)) == 0 && sum_ok(d, le32(d + 4)),
+	       "rc %d (%s), DSDT length %u", ok ? 0 : -1, ok ? "" : err.msg, d ? le32(d + 4) : 0);
+	/* the reader itself: it accepts that table, and no single flipped bit
+	 * of the body gets past it */
+	uint8_t copy[36 + sizeof(one)];
+	char why[200];
+	int missed = -1;
+	if (d) {
+		memcpy(copy, d, sizeof(copy));
+		missed = check_dsdt(copy, v, 1, why, sizeof(why)) ? 0 : -2;
+		for (size_t i = 36; missed == 0 && i < sizeof(copy); i++)
+			for (int bit = 0; missed == 0 && bit < 8; bit++) {
+				copy[i] ^= (uint8_t)(1u << bit);
+				if (check_dsdt(copy, v, 1, why, sizeof(why)))
+					missed = (int)i;
+				copy[i] ^= (uint8_t)(1u << bit);
+			}
+	}
+	result("acpi_dsdt_reader_catches_bit_flips", missed == 0, "reader result %d", missed);
+	fake_vm_free(vm);
+
+	const unsigned ns[] = { 0, 1, 3, TVM_VIRTIO_MMIO_SLOTS, ACPI_MAX_VIRTIO };
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		vm = fake_vm_new(16 * MiB, 4);
+		snprintf(name, sizeof(name), "acpi_dsdt_%u_virtio", ns[i]);
+		if (acpi_write(vm, 4, v, ns[i], &rsdp, &err) < 0)
+			result(name, false, "%s", err.msg);
+		else
+			check_acpi(name, vm, 4, v, ns[i]);
+		fake_vm_free(vm);
+	}
+
+	/* a window ending exactly at 4 GiB is fine */
+	vm = fake_vm_new(16 * MiB, 1);
+	struct acpi_mmio_dev top = { 0xfffff000u, 0x1000, 23 };
+	snprintf(name, sizeof(name), "acpi_dsdt_virtio_at_4g");
+	if (acpi_write(vm, 1, &top, 1, &rsdp, &err) < 0)
+		result(name, false, "%s", err.msg);
+	else
+		check_acpi(name, vm, 1, &top, 1);
+
+	struct {
+		const char *name;
+		struct acpi_mmio_dev d;
+	} bad[] = {
+		{ "empty", { 0xd0000000u, 0, 5 } },
+		{ "above_4g", { 0x100000000ull, 0x1000, 5 } },
+		{ "crosses_4g", { 0xfffff000u, 0x2000, 5 } },
+		{ "gsi_24", { 0xd0000000u, 0x1000, 24 } },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		rsdp = 0;
+		memset(&err, 0, sizeof(err));
+		snprintf(name, sizeof(name), "acpi_dsdt_rejects_%s", bad[i].name);
+		result(name, acpi_write(vm, 1, &bad[i].d, 1, &rsdp, &err) == -1 && rsdp == 0 && strstr(err.msg, "virtio"),
+		       "rc/message wrong: %s", err.msg);
+	}
+	rsdp = 0;
+	result("acpi_dsdt_rejects_too_many",
+	       acpi_write(vm, 1, v, ACPI_MAX_VIRTIO + 1, &rsdp, &err) == -1 && rsdp == 0 && strstr(err.msg, "virtio") &&
+		       acpi_write(vm, 1, NULL, 1, &rsdp, &err) == -1 && rsdp == 0,
+	       "accepted");
+	fake_vm_free(vm);
+}
+
 static void test_acpi(void)
 {
 	int ns[] = { 1, 2, 4, 40, 41, 64 };
@@ -1030,10 +1368,10 @@ static void test_acpi(void)
 		struct vm *vm = fake_vm_new(16 * MiB, ns[i]);
 		uint64_t rsdp = 0;
 		snprintf(name, sizeof(name), "acpi_%d_cpus", ns[i]);
-		if (acpi_write(vm, ns[i], &rsdp, &err) < 0) {
+		if (acpi_write(vm, ns[i], NULL, 0, &rsdp, &err) < 0) {
 			result(name, false, "%s", err.msg);
 		} else {
-			uint64_t found = check_acpi(name, vm, ns[i]);
+			uint64_t found = check_acpi(name, vm, ns[i], NULL, 0);
 			snprintf(name, sizeof(name), "acpi_%d_cpus_rsdp_returned", ns[i]);
 			result(name, found && found == rsdp, "returned 0x%llx, found 0x%llx", (unsigned long long)rsdp,
 			       (unsigned long long)found);
@@ -1044,22 +1382,23 @@ static void test_acpi(void)
 			} else {
 				check_mptable(name, vm, ns[i]);
 				snprintf(name, sizeof(name), "acpi_%d_cpus_after_mptable", ns[i]);
-				check_acpi(name, vm, ns[i]);
+				check_acpi(name, vm, ns[i], NULL, 0);
 			}
 		}
 		fake_vm_free(vm);
 	}
 	struct vm *vm = fake_vm_new(16 * MiB, 1);
 	uint64_t rsdp = 0;
-	result("acpi_rejects_bad_count", acpi_write(vm, 0, &rsdp, &err) == -1 && strstr(err.msg, "vCPUs") &&
-						 acpi_write(vm, TVM_MAX_VCPUS + 1, &rsdp, &err) == -1 && rsdp == 0,
+	result("acpi_rejects_bad_count", acpi_write(vm, 0, NULL, 0, &rsdp, &err) == -1 && strstr(err.msg, "vCPUs") &&
+						 acpi_write(vm, TVM_MAX_VCPUS + 1, NULL, 0, &rsdp, &err) == -1 && rsdp == 0,
 	       "accepted");
 	fake_vm_free(vm);
 	vm = fake_vm_new(0x80000, 1); /* RAM ends below the ACPI area */
 	memset(&err, 0, sizeof(err));
-	result("acpi_ram_too_small", acpi_write(vm, 1, &rsdp, &err) == -1 && strstr(err.msg, "ACPI") && rsdp == 0,
+	result("acpi_ram_too_small", acpi_write(vm, 1, NULL, 0, &rsdp, &err) == -1 && strstr(err.msg, "ACPI") && rsdp == 0,
 	       "rc/message wrong: %s", err.msg);
 	fake_vm_free(vm);
+	test_acpi_dsdt();
 }
 
 static void test_mptable(void)
@@ -1110,6 +1449,12 @@ static void test_debian(const char *path)
 		rd[i] = (uint8_t)(i * 11);
 	const char *rp = write_tmp("deb-initrd", rd, sizeof(rd));
 	const char *cl = "console=ttyS0 earlyprintk=serial";
+	struct acpi_mmio_dev vdev[3];
+	for (unsigned i = 0; i < 3; i++)
+		vdev[i] = (struct acpi_mmio_dev){ TVM_VIRTIO_MMIO_BASE + i * TVM_VIRTIO_MMIO_STRIDE,
+						  TVM_VIRTIO_MMIO_STRIDE, TVM_VIRTIO_IRQ(i) };
+	load_virtio = vdev;
+	load_nvirtio = 3;
 	rc = load(vm, path, rp, NULL, cl, false, &be, &err);
 	result("debian_load", rc == 0 && be.mode == BOOT_LINUX64 && be.rip >= 0x1000000 && be.rip < 0x2000000 &&
 				      be.arg == LOADER_BOOT_PARAMS,
@@ -1124,6 +1469,8 @@ static void test_debian(const char *path)
 		check_mptable("debian_mptable", vm, 2);
 		check_linux_acpi("debian", vm, 2);
 	}
+	load_virtio = NULL;
+	load_nvirtio = 0;
 	rc = load(vm, path, NULL, NULL, cl, true, &be, &err);
 	const uint8_t *pmk = gpa_ptr(vm, GPA(0x100000), len - pm);
 	result("debian_no_decompress", rc == 0 && be.rip == 0x100200 && pmk && memcmp(pmk, img + pm, len - pm) == 0,

@@ -3,8 +3,11 @@
 #include "acpi.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../guests/include/trialvm_abi.h"
 
 #define OEM_ID "TRIALV"          /* 6 bytes */
 #define OEM_TABLE_ID "TRIALVM "  /* 8 bytes */
@@ -75,6 +78,9 @@
 #define MADT_LAPIC_ENABLED 1u
 
 #define DSDT_REVISION 2          /* 64-bit AML integers */
+#define COM1_IRQ 4               /* devices/uart.c: COM1 at TVM_PORT_COM1, ISA IRQ 4 */
+#define COM1_PORTS 8u
+#define NR_GSIS 24u              /* the IOAPIC's pins: GSI 0-23 */
 #define SDT_REVISION 1           /* RSDT, XSDT */
 
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
@@ -122,10 +128,338 @@ static void seal(uint8_t *t, uint32_t len)
 	t[HDR_CHECKSUM] = checksum(t, len);
 }
 
-int acpi_write(struct vm *vm, int ncpus, uint64_t *rsdp_gpa, struct tvm_err *err)
+
+/* ---------------------------------------------------------------- AML
+ * A small AML encoder (ACPI 6, section 20.2) for the DSDT body: fixed
+ * capacity; any overflow or out-of-range value sets `bad`, checked once at
+ * the end. Packages (ScopeOp, DeviceOp, BufferOp) are opened with pkg_begin,
+ * filled, and closed with pkg_end, which inserts the shortest PkgLength
+ * encoding in front of the contents. */
+
+#define AML_CAP 8192u            /* COM1 and ACPI_MAX_VIRTIO (64) transports take 3960 */
+#define AML_MAX_DEPTH 4
+
+/* AML opcodes and prefixes */
+#define AML_ZERO 0x00
+#define AML_ONE 0x01
+#define AML_NAME 0x08
+#define AML_BYTE 0x0a
+#define AML_WORD 0x0b
+#define AML_DWORD 0x0c
+#define AML_STRING 0x0d
+#define AML_QWORD 0x0e
+#define AML_SCOPE 0x10
+#define AML_BUFFER 0x11
+#define AML_EXT 0x5b
+#define AML_DEVICE 0x82          /* after AML_EXT */
+#define AML_ONES 0xff
+
+/* Resource descriptors (6.4) */
+#define RES_IO 0x47              /* small, type 8, length 7 */
+#define RES_IO_DECODE16 0x01
+#define RES_END 0x79             /* small, type 0xf, length 1 */
+#define RES_MEM32_FIXED 0x86     /* large, type 6, length 9 */
+#define RES_MEM32_RW 0x01
+#define RES_EXT_IRQ 0x89         /* large, type 9 */
+#define RES_IRQ_CONSUMER 0x01
+#define RES_IRQ_EDGE 0x02        /* clear: level */
+#define RES_IRQ_ACTIVE_LOW 0x04  /* clear: active high */
+
+/* PkgLength: 1 byte up to 63, else 2-4 bytes, 28 bits at most. */
+#define PKG_MAX ((1u << 28) - 1)
+
+struct aml {
+	uint8_t b[AML_CAP];
+	size_t len;
+	size_t open[AML_MAX_DEPTH];
+	int depth;
+	bool bad;
+};
+
+static void aml_bytes(struct aml *a, const void *p, size_t n)
+{
+	if (a->bad || n > AML_CAP - a->len) {
+		a->bad = true;
+		return;
+	}
+	memcpy(a->b + a->len, p, n);
+	a->len += n;
+}
+
+static void aml_byte(struct aml *a, uint8_t v) { aml_bytes(a, &v, 1); }
+
+static void aml_le(struct aml *a, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		aml_byte(a, (uint8_t)(v >> (8 * i)));
+}
+
+/* NameSeg: four characters, a leading A-Z or '_', then A-Z, 0-9 or '_'. */
+static void aml_nameseg(struct aml *a, const char *s)
+{
+	bool ok = strlen(s) == 4;
+	for (int i = 0; ok && i < 4; i++)
+		ok = (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || (i > 0 && s[i] >= '0' && s[i] <= '9');
+	if (!ok) {
+		a->bad = true;
+		return;
+	}
+	aml_bytes(a, s, 4);
+}
+
+/* The shortest integer encoding (ZeroOp, OneOp, OnesOp or a prefixed
+ * constant) into out[9]; returns its length. */
+static size_t int_encode(uint64_t v, uint8_t out[9])
+{
+	unsigned n;
+	if (v == 0 || v == 1 || v == UINT64_MAX) {
+		out[0] = v == 0 ? AML_ZERO : v == 1 ? AML_ONE : AML_ONES;
+		return 1;
+	}
+	if (v <= UINT8_MAX)
+		out[0] = AML_BYTE, n = 1;
+	else if (v <= UINT16_MAX)
+		out[0] = AML_WORD, n = 2;
+	else if (v <= UINT32_MAX)
+		out[0] = AML_DWORD, n = 4;
+	else
+		out[0] = AML_QWORD, n = 8;
+	for (unsigned i = 0; i < n; i++)
+		out[1 + i] = (uint8_t)(v >> (8 * i));
+	return 1 + n;
+}
+
+static void aml_int(struct aml *a, uint64_t v)
+{
+	uint8_t b[9];
+	aml_bytes(a, b, int_encode(v, b));
+}
+
+/* String: ASCII 0x01-0x7f, NUL-terminated. */
+static void aml_string(struct aml *a, const char *s)
+{
+	for (const char *c = s; *c; c++)
+		if ((unsigned char)*c > 0x7f)
+			a->bad = true;
+	aml_byte(a, AML_STRING);
+	aml_bytes(a, s, strlen(s) + 1);
+}
+
+/* Name (seg, ...): the caller appends the data object. */
+static void aml_name(struct aml *a, const char *seg)
+{
+	aml_byte(a, AML_NAME);
+	aml_nameseg(a, seg);
+}
+
+/* EISA id "PNPdddd" (three letters, four hex digits) as its compressed DWORD. */
+static void aml_eisaid(struct aml *a, const char *id)
+{
+	bool ok = strlen(id) == 7;
+	for (int i = 0; ok && i < 3; i++)
+		ok = id[i] >= 'A' && id[i] <= 'Z';
+	for (int i = 3; ok && i < 7; i++)
+		ok = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'F');
+	if (!ok) {
+		a->bad = true;
+		return;
+	}
+	uint32_t c1 = (uint32_t)(id[0] - 0x40), c2 = (uint32_t)(id[1] - 0x40), c3 = (uint32_t)(id[2] - 0x40);
+	uint8_t b[4] = { (uint8_t)(c1 << 2 | c2 >> 3), (uint8_t)((c2 & 7) << 5 | c3), 0, 0 };
+	for (int i = 0; i < 4; i++) {
+		char c = id[3 + i];
+		uint8_t d = (uint8_t)(c <= '9' ? c - '0' : c - 'A' + 10);
+		b[2 + i / 2] |= (uint8_t)(i % 2 ? d : d << 4);
+	}
+	aml_byte(a, AML_DWORD);
+	aml_bytes(a, b, 4);
+}
+
+static void pkg_begin(struct aml *a)
+{
+	if (a->depth >= AML_MAX_DEPTH) {
+		a->bad = true;
+		return;
+	}
+	a->open[a->depth++] = a->len;
+}
+
+/* Close the innermost package: its PkgLength counts itself and everything
+ * after it up to here. */
+static void pkg_end(struct aml *a)
+{
+	if (a->depth <= 0) {
+		a->bad = true;
+		return;
+	}
+	size_t start = a->open[--a->depth];
+	if (a->bad)
+		return;
+	size_t body = a->len - start, n, total;
+	if (body + 1 <= 63)
+		n = 1;
+	else if (body + 2 < (1u << 12))
+		n = 2;
+	else if (body + 3 < (1u << 20))
+		n = 3;
+	else
+		n = 4;
+	total = body + n;
+	if (total > PKG_MAX || n > AML_CAP - a->len) {
+		a->bad = true;
+		return;
+	}
+	memmove(a->b + start + n, a->b + start, body);
+	if (n == 1) {
+		a->b[start] = (uint8_t)total;
+	} else {
+		a->b[start] = (uint8_t)((n - 1) << 6 | (total & 0xf));
+		for (size_t i = 1; i < n; i++)
+			a->b[start + i] = (uint8_t)(total >> (4 + 8 * (i - 1)));
+	}
+	a->len += n;
+}
+
+/* Name (_CRS, ResourceTemplate () {...}): a Buffer whose BufferSize is
+ * followed by resource descriptors and an End Tag whose checksum makes the
+ * template sum to zero. crs_begin returns where the descriptors start;
+ * crs_end inserts the BufferSize there once the length is known. */
+static size_t crs_begin(struct aml *a)
+{
+	aml_name(a, "_CRS");
+	aml_byte(a, AML_BUFFER);
+	pkg_begin(a);
+	return a->len;
+}
+
+static void crs_end(struct aml *a, size_t res_start)
+{
+	aml_byte(a, RES_END);
+	aml_byte(a, 0);
+	if (!a->bad) {
+		size_t n = a->len - res_start;
+		uint8_t sum = 0, size[9];
+		for (size_t i = res_start; i < a->len; i++)
+			sum = (uint8_t)(sum + a->b[i]);
+		a->b[a->len - 1] = (uint8_t)(0 - sum);
+		size_t sl = int_encode(n, size);
+		if (sl > AML_CAP - a->len) {
+			a->bad = true;
+		} else {
+			memmove(a->b + res_start + sl, a->b + res_start, n);
+			memcpy(a->b + res_start, size, sl);
+			a->len += sl;
+		}
+	}
+	pkg_end(a);
+}
+
+static void res_mem32_fixed(struct aml *a, uint32_t base, uint32_t size)
+{
+	aml_byte(a, RES_MEM32_FIXED);
+	aml_le(a, 9, 2);
+	aml_byte(a, RES_MEM32_RW);
+	aml_le(a, base, 4);
+	aml_le(a, size, 4);
+}
+
+static void res_io(struct aml *a, uint16_t port, uint8_t len)
+{
+	aml_byte(a, RES_IO);
+	aml_byte(a, RES_IO_DECODE16);
+	aml_le(a, port, 2);                    /* range minimum */
+	aml_le(a, port, 2);                    /* range maximum */
+	aml_byte(a, 1);                        /* alignment */
+	aml_byte(a, len);
+}
+
+/* Interrupt (ResourceConsumer, edge or level, ActiveHigh, Exclusive) {gsi} */
+static void res_ext_irq(struct aml *a, uint32_t gsi, bool edge)
+{
+	aml_byte(a, RES_EXT_IRQ);
+	aml_le(a, 6, 2);                       /* flags, count, one DWORD */
+	aml_byte(a, RES_IRQ_CONSUMER | (edge ? RES_IRQ_EDGE : 0));
+	aml_byte(a, 1);
+	aml_le(a, gsi, 4);
+}
+
+/* The DSDT's AML body:
+ *   Scope (\_SB) {
+ *     Device (COM1) { _HID EisaId ("PNP0501"), _UID 1,
+ *                     _CRS { IO (Decode16, 0x3f8, 0x3f8, 1, 8), Interrupt (Edge) {4} } }
+ *     Device (VRnn) { _HID "LNRO0005", _UID n,
+ *                     _CRS { Memory32Fixed (ReadWrite, base, size), Interrupt (Level) {gsi} } }  per transport
+ *   }
+ * The virtio-mmio line stays asserted until the driver writes InterruptACK
+ * (devices/virtio_mmio.c), hence level; the UART is the PC's ISA COM1
+ * (edge, as ISA IRQs are). */
+static void dsdt_body(struct aml *a, const struct acpi_mmio_dev *virtio, unsigned nvirtio)
+{
+	size_t res;
+	aml_byte(a, AML_SCOPE);
+	pkg_begin(a);
+	aml_nameseg(a, "_SB_");
+
+	aml_byte(a, AML_EXT);
+	aml_byte(a, AML_DEVICE);
+	pkg_begin(a);
+	aml_nameseg(a, "COM1");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0501");
+	aml_name(a, "_UID");
+	aml_int(a, 1);
+	res = crs_begin(a);
+	res_io(a, TVM_PORT_COM1, COM1_PORTS);
+	res_ext_irq(a, COM1_IRQ, true);
+	crs_end(a, res);
+	pkg_end(a);
+
+	for (unsigned i = 0; i < nvirtio; i++) {
+		char seg[8];
+		snprintf(seg, sizeof(seg), "VR%02X", i & 0xffu);
+		aml_byte(a, AML_EXT);
+		aml_byte(a, AML_DEVICE);
+		pkg_begin(a);
+		aml_nameseg(a, seg);
+		aml_name(a, "_HID");
+		aml_string(a, "LNRO0005");
+		aml_name(a, "_UID");
+		aml_int(a, i);
+		res = crs_begin(a);
+		res_mem32_fixed(a, (uint32_t)virtio[i].base, virtio[i].size);
+		res_ext_irq(a, virtio[i].irq, false);
+		crs_end(a, res);
+		pkg_end(a);
+	}
+	pkg_end(a);
+	if (a->depth != 0)
+		a->bad = true;
+}
+
+int acpi_write(struct vm *vm, int ncpus, const struct acpi_mmio_dev *virtio, unsigned nvirtio, uint64_t *rsdp_gpa,
+	       struct tvm_err *err)
 {
 	if (ncpus < 1 || ncpus > TVM_MAX_VCPUS)
 		return tvm_seterr(err, "cannot describe %d vCPUs in the ACPI tables (1-%d)", ncpus, TVM_MAX_VCPUS);
+	if (nvirtio > ACPI_MAX_VIRTIO || (nvirtio && !virtio))
+		return tvm_seterr(err, "cannot describe %u virtio-mmio devices in the ACPI DSDT (0-%u)", nvirtio,
+				  ACPI_MAX_VIRTIO);
+	for (unsigned i = 0; i < nvirtio; i++) {
+		const struct acpi_mmio_dev *v = &virtio[i];
+		if (v->size == 0 || v->base > UINT32_MAX || v->size - 1 > UINT32_MAX - v->base || v->irq >= NR_GSIS)
+			return tvm_seterr(err,
+					  "virtio-mmio device %u (0x%llx, %u bytes, GSI %u) cannot be described in the "
+					  "ACPI DSDT: it must lie below 4 GiB and use GSI 0-%u",
+					  i, (unsigned long long)v->base, v->size, v->irq, NR_GSIS - 1);
+	}
+	struct aml *aml = calloc(1, sizeof(*aml));
+	if (!aml)
+		return tvm_seterr(err, "out of memory for the ACPI DSDT");
+	dsdt_body(aml, virtio, nvirtio);
+	if (aml->bad) {
+		free(aml);
+		return tvm_seterr(err, "internal error: the ACPI DSDT's AML could not be encoded");
+	}
 
 	enum { T_RSDP, T_RSDT, T_XSDT, T_FADT, T_DSDT, T_MADT, T_N };
 	static const char *const names[T_N] = { "RSDP", "RSDT", "XSDT", "FADT", "DSDT", "MADT" };
@@ -135,26 +469,32 @@ int acpi_write(struct vm *vm, int ncpus, uint64_t *rsdp_gpa, struct tvm_err *err
 		[T_RSDT] = HDR_SIZE + NR_LISTED * 4u,
 		[T_XSDT] = HDR_SIZE + NR_LISTED * 8u,
 		[T_FADT] = FADT_SIZE,
-		[T_DSDT] = HDR_SIZE,
+		[T_DSDT] = HDR_SIZE + aml->len,
 		[T_MADT] = MADT_ENTRIES + (uint64_t)ncpus * MADT_LAPIC_SIZE + MADT_IOAPIC_SIZE + MADT_LAPIC_NMI_SIZE,
 	};
 	uint64_t at[T_N], cur = TVM_ACPI_START;
 	for (int i = 0; i < T_N; i++)
-		if (!place(&cur, size[i], &at[i]))
+		if (!place(&cur, size[i], &at[i])) {
+			free(aml);
 			return tvm_seterr(err, "internal error: the ACPI %s (%llu bytes) does not fit in 0x%x-0x%x",
 					  names[i], (unsigned long long)size[i], TVM_ACPI_START, TVM_ACPI_END);
+		}
 	/* Every table lies below TVM_ACPI_END (< 4 GiB, < 64 KiB long), so the
 	 * 32-bit pointers and lengths below cannot truncate. */
 	uint64_t total = cur - TVM_ACPI_START;
 	uint8_t *buf = calloc(1, total);
-	if (!buf)
+	if (!buf) {
+		free(aml);
 		return tvm_seterr(err, "out of memory for %llu bytes of ACPI tables", (unsigned long long)total);
+	}
 	uint8_t *t[T_N];
 	for (int i = 0; i < T_N; i++)
 		t[i] = buf + (at[i] - TVM_ACPI_START);
 
-	/* DSDT: a definition block with an empty AML body. */
+	/* DSDT: the definition block header, then the AML body. */
 	header(t[T_DSDT], "DSDT", (uint32_t)size[T_DSDT], DSDT_REVISION);
+	memcpy(t[T_DSDT] + HDR_SIZE, aml->b, aml->len);
+	free(aml);
 	seal(t[T_DSDT], (uint32_t)size[T_DSDT]);
 
 	/* FADT: hardware-reduced, so no PM timer, PM1 blocks, GPEs or SCI. */

@@ -529,11 +529,11 @@ static int pvh_boot(struct vm *vm, const struct load_opts *o, const struct ldr_e
 /* ACPI tables for every boot (Linux finds them through boot_params, PVH
  * kernels through hvm_start_info.rsdp_paddr, others by scanning
  * 0xe0000-0xfffff), and the MP table when there is more than one vCPU. */
-static int platform_tables(struct vm *vm, bool is_linux, struct tvm_err *err)
+static int platform_tables(struct vm *vm, const struct load_opts *o, bool is_linux, struct tvm_err *err)
 {
 	int ncpus = vm_ncpus(vm);
 	uint64_t rsdp;
-	if (acpi_write(vm, ncpus, &rsdp, err) < 0)
+	if (acpi_write(vm, ncpus, o->virtio, o->nvirtio, &rsdp, err) < 0)
 		return -1;
 	if (is_linux) {
 		uint8_t ver[2];
@@ -593,7 +593,7 @@ int load_kernel(struct vm *vm, const struct load_opts *o, struct boot_entry *ent
 		goto out;
 	}
 	if (rc == 0)
-		rc = platform_tables(vm, is_linux, err);
+		rc = platform_tables(vm, o, is_linux, err);
 out:
 	free(img);
 	return rc;

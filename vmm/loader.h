@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acpi.h"
 #include "vm.h"
 
 #define LOADER_BOOT_PARAMS 0x7000u
@@ -49,6 +50,8 @@ struct load_opts {
 	const char *cpio;     /* optional; PVH only: module 1 (error if given for Linux) */
 	const char *cmdline;  /* may be NULL = "" */
 	const char *linux_cmdline_extra; /* Linux only: appended to cmdline (devices) */
+	const struct acpi_mmio_dev *virtio; /* virtio-mmio transports for the ACPI */
+	unsigned nvirtio;                   /* DSDT (every kernel); may be 0 */
 	bool no_decompress;   /* bzImage: skip host-side decompression, use the
 	                         normal 64-bit entry of the protected-mode kernel */
 };
@@ -70,7 +73,8 @@ struct load_opts {
  *     other compressions, or o->no_decompress, load the protected-mode kernel
  *     at 0x100000 and enter it at 0x100200 (its 64-bit entry, which then
  *     decompresses itself inside the guest: slow where ring 0 is emulated).
- *   - ACPI tables (acpi_write, acpi.h) for every kernel: the RSDP address
+ *   - ACPI tables (acpi_write, acpi.h) for every kernel, the DSDT listing
+ *     COM1 and o->virtio[0..o->nvirtio): the RSDP address
  *     goes to boot_params.acpi_rsdp_addr (Linux, boot protocol >= 2.14) or
  *     hvm_start_info.rsdp_paddr (PVH).
  *   - When vm_ncpus(vm) > 1, an Intel MP 1.4 table describing all vCPUs, the

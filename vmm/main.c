@@ -20,6 +20,7 @@
 #include "../monitor/symbols.h"
 #include "../reporter/inspect.h"
 #include "loader.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vm.h"
 
@@ -92,6 +93,7 @@ static const char usage_run[] =
 	"  --console-log FILE   also write the guest console to FILE\n"
 	"  -q, --quiet          do not copy the guest console to stdout\n"
 	"  -v, --verbose        log unclaimed device accesses and other details\n"
+	"  --no-sandbox         debugging only: run without the seccomp sandbox\n"
 	"  --stats              print VM exit counts and run time at the end\n"
 	"\n"
 	"Standard input feeds the guest's serial console when it is a terminal or a pipe.\n"
@@ -231,7 +233,7 @@ static int cmd_run(int argc, char **argv)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
-	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_DISK, O_DISK_MODE, O_STATS };
+	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -250,6 +252,7 @@ static int cmd_run(int argc, char **argv)
 		{ "crash-on", required_argument, NULL, O_CRASH_ON },
 		{ "kernel-symbols", required_argument, NULL, O_KERNEL_SYMBOLS },
 		{ "hang-timeout", required_argument, NULL, O_HANG_TIMEOUT },
+		{ "no-sandbox", no_argument, NULL, O_NO_SANDBOX },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "disk-mode", required_argument, NULL, O_DISK_MODE },
 		{ "stats", no_argument, NULL, O_STATS },
@@ -355,6 +358,7 @@ static int cmd_run(int argc, char **argv)
 				return usage_error("--hang-timeout %s: give seconds, from 0.05 to 86400", optarg);
 			break;
 		}
+		case O_NO_SANDBOX: sandbox_disabled = true; break;
 		case 'q': quiet = true; break;
 		case 'v': tvm_verbose = 1; break;
 		case 'h': fputs(usage_run, stdout); return 0;
@@ -484,6 +488,12 @@ static int cmd_run(int argc, char **argv)
 		char virtio_cmdline[1024];
 		virtio_mmio_cmdline(virtio_cmdline, sizeof(virtio_cmdline));
 		lo.linux_cmdline_extra = virtio_cmdline;
+		struct acpi_mmio_dev acpi_virtio[TVM_VIRTIO_MMIO_SLOTS];
+		lo.nvirtio = virtio_mmio_count();
+		for (unsigned i = 0; i < lo.nvirtio; i++)
+			acpi_virtio[i] = (struct acpi_mmio_dev){ TVM_VIRTIO_MMIO_BASE + i * TVM_VIRTIO_MMIO_STRIDE,
+								 TVM_VIRTIO_MMIO_STRIDE, TVM_VIRTIO_IRQ(i) };
+		lo.virtio = acpi_virtio;
 		struct boot_entry entry;
 		if (ok && load_kernel(vm, &lo, &entry, &err) < 0) {
 			tvm_log("error: %s", err.msg);
@@ -499,6 +509,10 @@ static int cmd_run(int argc, char **argv)
 		}
 		if (ok && stop_requested)
 			ok = false;
+		if (ok && sandbox_enter(SANDBOX_MAIN, &err) < 0) { /* vmm/sandbox.h; a restart keeps it */
+			tvm_log("error: %s", err.msg);
+			ok = false;
+		}
 		if (ok) {
 			running_vm = vm;
 			struct hang_watch *hw = hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(hang_timeout * 1000)) : NULL;
