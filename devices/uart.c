@@ -16,6 +16,8 @@
 
 #include "../guests/include/trialvm_abi.h"
 #include "../vmm/bus.h"
+#include "../vmm/sandbox.h"
+#include "../vmm/util.h"
 
 #define UART_IRQ 4
 #define RX_SIZE 4096
@@ -167,6 +169,11 @@ int uart_init(struct vm *vm, struct tvm_err *err)
 static void *stdin_thread(void *arg)
 {
 	(void)arg;
+	struct tvm_err err;
+	if (sandbox_enter(SANDBOX_STDIN, &err) < 0) {
+		tvm_log("error: %s; the guest gets no input", err.msg);
+		return NULL;
+	}
 	uint8_t buf[256];
 	for (;;) {
 		ssize_t n = read(0, buf, sizeof(buf));

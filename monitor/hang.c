@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../vmm/sandbox.h"
 #include "../vmm/util.h"
 
 #define SAMPLES 8
@@ -28,6 +29,11 @@ struct cpu_watch {
 static void *watch_thread(void *arg)
 {
 	struct hang_watch *hw = arg;
+	struct tvm_err err;
+	if (sandbox_enter(SANDBOX_WATCH, &err) < 0) {
+		tvm_log("error: %s; hangs are not detected", err.msg);
+		return NULL;
+	}
 	int n = vm_ncpus(hw->vm);
 	struct cpu_watch *w = calloc((size_t)n, sizeof(*w));
 	if (!w)

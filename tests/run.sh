@@ -93,6 +93,9 @@ expect_rc tiny-bigmem 7 && pass tiny-bigmem
 # ----------------------------------------------------------- crash capture
 . tests/crash.sh
 
+# ------------------------------------------------------- seccomp sandbox
+. tests/sandbox.sh
+
 # ------------------------------------------------------- Linux bzImage
 . tests/linux.sh
 

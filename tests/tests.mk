@@ -39,7 +39,7 @@ FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 # The virtio transport and devices with what they need of vmm/ (guest memory
 # accessor, bus, logging); vm.c is linked for gmem_ptr but never opens KVM.
 FUZZ_VIRTIO_SRCS := devices/virtqueue.c devices/virtio_mmio.c devices/virtio_rng.c devices/virtio_console.c \
-	devices/console.c devices/entropy.c vmm/vm.c vmm/memory.c vmm/bus.c vmm/util.c
+	devices/console.c devices/entropy.c vmm/vm.c vmm/memory.c vmm/bus.c vmm/util.c vmm/sandbox.c
 FUZZ_SRCS_fuzz_virtqueue := tests/fuzz/fuzz_virtqueue.c $(FUZZ_VIRTIO_SRCS)
 FUZZ_SRCS_fuzz_mmio := tests/fuzz/fuzz_mmio.c $(FUZZ_VIRTIO_SRCS)
 # virtio-blk request parser (needs only gmem_ptr from vm.c) and the overlay map decoder.
@@ -53,4 +53,4 @@ FUZZ_BINS = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%: $$(FUZZ_SRCS_$$*) $$(wildcard devices/*.h vmm/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*) -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*) -lseccomp -lpthread

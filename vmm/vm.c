@@ -15,6 +15,7 @@
 #include "../guests/include/trialvm_abi.h"
 #include "bus.h"
 #include "cpu_state.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vm_internal.h"
 
@@ -651,6 +652,12 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
 	struct vm *vm = c->vm;
+	struct tvm_err serr;
+	if (sandbox_enter(SANDBOX_VCPU, &serr) < 0) { /* before the first KVM_RUN; on failure the VM stops */
+		struct tvm_event ev = { .kind = TVM_EV_VMM_ERROR };
+		snprintf(ev.detail, sizeof(ev.detail), "vCPU %d: %.200s", c->index, serr.msg);
+		vm_raise(vm, c->index, &ev);
+	}
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, KICK_SIGNAL);
