@@ -85,6 +85,8 @@ if expect_rc crash-triple 123 && expect_report crash-triple triple-fault core.el
 		fail crash-triple-2cpus "readelf -n: $(readelf -n "$REPORT/core.elf" | grep -E 'CORE|QEMU' | tr '\n' '|')"
 	elif ! grep -q '"index": 1' "$REPORT/report.json"; then
 		fail crash-triple-2cpus "report.json lacks vCPU 1"
+	elif [ "$(grep -c '"imr": "0xff"' "$REPORT/report.json")" -ne 2 ]; then
+		fail crash-triple-2cpus "the 8259s are not both masked at start: $(grep '"imr"' "$REPORT/report.json" | tr -d ' \n')"
 	else
 		pass crash-triple-2cpus
 	fi

@@ -239,6 +239,22 @@ struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
 		tvm_seterr(err, "KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
 		goto fail;
 	}
+	/* Both 8259s start masked: the ACPI tables say hardware-reduced, so
+	 * Linux never programs them, and an unprogrammed PIC (vector base 0)
+	 * would turn ISA interrupts into exceptions through LINT0 (ExtINT).
+	 * A guest that does use the PIC writes its own masks. */
+	for (uint32_t chip_id = KVM_IRQCHIP_PIC_MASTER; chip_id <= KVM_IRQCHIP_PIC_SLAVE; chip_id++) {
+		struct kvm_irqchip chip = { .chip_id = chip_id };
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0) {
+			tvm_seterr(err, "KVM_GET_IRQCHIP failed: %s", strerror(errno));
+			goto fail;
+		}
+		chip.chip.pic.imr = 0xff;
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
+			tvm_seterr(err, "KVM_SET_IRQCHIP failed: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
 		tvm_seterr(err, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
