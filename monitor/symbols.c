@@ -108,7 +108,8 @@ struct symtab *symtab_load(const char *path)
 			st->s[st->n++] = (struct sym){ sym.st_value, sym.st_size, copy };
 		}
 	}
-	qsort(st->s, st->n, sizeof(*st->s), cmp_sym);
+	if (st->n)
+		qsort(st->s, st->n, sizeof(*st->s), cmp_sym);
 out:
 	if (e)
 		elf_end(e);
