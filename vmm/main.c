@@ -14,6 +14,7 @@
 
 #include "../devices/devices.h"
 #include "../devices/virtio.h"
+#include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../monitor/crash.h"
 #include "../monitor/hang.h"
@@ -229,6 +230,141 @@ static const struct { const char *name; device_init_fn init; } virtio_inits[] = 
 };
 #define MAX_DISKS ((int)TVM_VIRTIO_MMIO_SLOTS - 2)
 
+/* Everything `trialvm run` decided, for one VM after another. */
+struct run_settings {
+	struct vm_config cfg;
+	struct load_opts lo;
+	const char *app, *kernel_symbols, *report_dir;
+	struct disk_spec disks[MAX_DISKS];
+	int ndisks;
+	enum disk_mode disk_mode;
+	uint64_t bp_addr[4];
+	int ncrash_on;
+	enum on_crash { ON_CRASH_EXIT, ON_CRASH_RESTART, ON_CRASH_PAUSE } on_crash;
+	double hang_timeout;
+	bool stats;
+};
+
+/* Create a VM from the settings, run it until it ends, handle how it ended
+ * (crash report, disks), destroy it. Returns the exit status; *crashed says
+ * whether the guest crashed. */
+static int run_once(struct run_settings *rs, bool *crashed)
+{
+	struct tvm_err err = { "" };
+	int status = TVM_EXIT_ERROR;
+	*crashed = false;
+	struct vm *vm = vm_create(&rs->cfg, &err);
+	if (!vm) {
+		tvm_log("error: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	bool ok = true;
+	for (size_t i = 0; ok && i < sizeof(device_inits) / sizeof(device_inits[0]); i++)
+		if (device_inits[i].init(vm, &err) < 0) {
+			tvm_log("error: device %s: %s", device_inits[i].name, err.msg);
+			ok = false;
+		}
+	/* virtio devices in slot order (trialvm_abi.h): disks, console, rng. */
+	struct virtio_blk *blk[MAX_DISKS] = { 0 };
+	virtio_mmio_reset_registry();
+	for (int i = 0; ok && i < rs->ndisks; i++)
+		if (virtio_blk_add(vm, &rs->disks[i], rs->disk_mode, &blk[i], &err) < 0) {
+			tvm_log("error: --disk %s: %s", rs->disks[i].path, err.msg);
+			ok = false;
+		}
+	for (size_t i = 0; ok && i < sizeof(virtio_inits) / sizeof(virtio_inits[0]); i++)
+		if (virtio_inits[i].init(vm, &err) < 0) {
+			tvm_log("error: device %s: %s", virtio_inits[i].name, err.msg);
+			ok = false;
+		}
+	char virtio_cmdline[1024];
+	virtio_mmio_cmdline(virtio_cmdline, sizeof(virtio_cmdline));
+	rs->lo.linux_cmdline_extra = virtio_cmdline;
+	struct acpi_mmio_dev acpi_virtio[TVM_VIRTIO_MMIO_SLOTS];
+	rs->lo.nvirtio = virtio_mmio_count();
+	for (unsigned i = 0; i < rs->lo.nvirtio; i++)
+		acpi_virtio[i] = (struct acpi_mmio_dev){ TVM_VIRTIO_MMIO_BASE + i * TVM_VIRTIO_MMIO_STRIDE,
+							 TVM_VIRTIO_MMIO_STRIDE, TVM_VIRTIO_IRQ(i) };
+	rs->lo.virtio = acpi_virtio;
+	struct boot_entry entry;
+	if (ok && load_kernel(vm, &rs->lo, &entry, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		ok = false;
+	}
+	if (ok && vm_set_boot_entry(vm, &entry, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		ok = false;
+	}
+	if (ok && rs->ncrash_on && vm_set_hw_breakpoints(vm, rs->bp_addr, rs->ncrash_on, &err) < 0) {
+		tvm_log("error: --crash-on: %s", err.msg);
+		ok = false;
+	}
+	if (ok && stop_requested)
+		ok = false;
+	if (ok && sandbox_enter(SANDBOX_MAIN, &err) < 0) { /* vmm/sandbox.h; a restart keeps it */
+		tvm_log("error: %s", err.msg);
+		ok = false;
+	}
+	if (ok) {
+		running_vm = vm;
+		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
+		struct tvm_event ev;
+		int r = vm_run(vm, &ev, &err);
+		hang_watch_stop(hw);
+		running_vm = NULL;
+		if (rs->stats) {
+			struct vm_exit_stats es;
+			vm_exit_stats(vm, &es);
+			tvm_log("stats: %llu VM exits to trialvm (%llu port I/O, %llu MMIO) in %.3f s",
+				(unsigned long long)es.total, (unsigned long long)es.pio,
+				(unsigned long long)es.mmio, vm_uptime_ns(vm) / 1e9);
+		}
+		if (r < 0) {
+			tvm_log("error: %s", err.msg);
+		} else {
+			console_flush();
+			struct overlay *ovs[MAX_DISKS];
+			const char *masters[MAX_DISKS];
+			for (int i = 0; i < rs->ndisks; i++) {
+				ovs[i] = blk[i] ? virtio_blk_overlay(blk[i]) : NULL;
+				masters[i] = rs->disks[i].path;
+			}
+			struct crash_ctx ctx = { .vm = vm, .kernel_path = rs->lo.kernel, .symbols_path = rs->kernel_symbols,
+						 .initrd_path = rs->lo.initrd, .cpio_path = rs->lo.cpio,
+						 .app_path = rs->app ? rs->app : rs->lo.initrd, .report_dir = rs->report_dir,
+						 .disks = ovs, .disk_masters = masters, .ndisks = rs->ndisks };
+			status = crash_handle_event(&ev, &ctx);
+			*crashed = status == TVM_EXIT_CRASHED && ev.kind != TVM_EV_POWEROFF;
+			free(ev.payload);
+			if (*crashed && rs->on_crash == ON_CRASH_PAUSE) {
+				tvm_log("the crashed VM is paused (--on-crash pause); send SIGINT or SIGTERM to end");
+				sigset_t none;
+				sigemptyset(&none);
+				while (!stop_requested)
+					sigsuspend(&none);
+			}
+		}
+	}
+	/* The disks: saved (persist), deleted (discard), or kept after a crash. */
+	for (int i = 0; i < rs->ndisks; i++) {
+		const char *kept = NULL;
+		if (!blk[i])
+			continue;
+		if (virtio_blk_finish(blk[i], *crashed, &kept, &err) < 0) {
+			tvm_log("error: --disk %s: %s", rs->disks[i].path, err.msg);
+			if (!*crashed) /* a crash's status wins; the error is on stderr */
+				status = TVM_EXIT_ERROR;
+		} else if (*crashed && kept && rs->disk_mode == DISK_DISCARD) {
+			tvm_log("the overlay of disk %s is kept for the crash report: %s", rs->disks[i].path, kept);
+		}
+		virtio_blk_free(blk[i]);
+	}
+	rs->lo.linux_cmdline_extra = NULL; /* they pointed into this frame */
+	rs->lo.virtio = NULL;
+	vm_destroy(vm);
+	return status;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
@@ -255,42 +391,37 @@ static int cmd_run(int argc, char **argv)
 		{ "no-sandbox", no_argument, NULL, O_NO_SANDBOX },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "disk-mode", required_argument, NULL, O_DISK_MODE },
-		{ "stats", no_argument, NULL, O_STATS },
+		{ "rs.stats", no_argument, NULL, O_STATS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct load_opts lo = { 0 };
-	struct vm_config cfg = { .ram_size = 128ull << 20, .ncpus = 1 };
-	const char *console_log = NULL, *app = NULL, *trialos = NULL;
-	const char *report_dir = "trialvm-reports", *kernel_symbols = NULL;
+	struct run_settings rs = { .cfg = { .ram_size = 128ull << 20, .ncpus = 1 },
+					  .report_dir = "trialvm-reports",
+					  .disk_mode = DISK_DISCARD,
+					  .on_crash = ON_CRASH_EXIT };
+	const char *console_log = NULL, *trialos = NULL;
 	const char *crash_on[4];
-	int ncrash_on = 0;
-	enum { ON_CRASH_EXIT, ON_CRASH_RESTART, ON_CRASH_PAUSE } on_crash = ON_CRASH_EXIT;
 	long max_restarts = 3;
-	double hang_timeout = 0;
-	struct disk_spec disks[MAX_DISKS];
-	int ndisks = 0;
-	enum disk_mode disk_mode = DISK_DISCARD;
-	bool quiet = false, stats = false;
+	bool quiet = false;
 	int c;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
 		switch (c) {
-		case O_KERNEL: lo.kernel = optarg; break;
-		case O_INITRD: lo.initrd = optarg; break;
-		case O_CPIO: lo.cpio = optarg; break;
-		case O_CMDLINE: lo.cmdline = optarg; break;
+		case O_KERNEL: rs.lo.kernel = optarg; break;
+		case O_INITRD: rs.lo.initrd = optarg; break;
+		case O_CPIO: rs.lo.cpio = optarg; break;
+		case O_CMDLINE: rs.lo.cmdline = optarg; break;
 		case O_MEM:
-			if (parse_size(optarg, &cfg.ram_size) < 0)
+			if (parse_size(optarg, &rs.cfg.ram_size) < 0)
 				return usage_error("--mem %s: not a size (examples: 64M, 1G)", optarg);
-			if (cfg.ram_size < TVM_MIN_RAM)
+			if (rs.cfg.ram_size < TVM_MIN_RAM)
 				return usage_error("--mem %s: too small; trialvm needs at least 2M of guest memory", optarg);
-			if (cfg.ram_size > TVM_MAX_RAM)
+			if (rs.cfg.ram_size > TVM_MAX_RAM)
 				return usage_error("--mem %s: too large; trialvm supports at most 1T", optarg);
-			if (cfg.ram_size & 0xfff)
+			if (rs.cfg.ram_size & 0xfff)
 				return usage_error("--mem %s: give a multiple of 4K", optarg);
 			break;
 		case O_CPUS: {
@@ -299,22 +430,22 @@ static int cmd_run(int argc, char **argv)
 			long n = strtol(optarg, &end, 10);
 			if (errno || *end || end == optarg || n < 1 || n > TVM_MAX_VCPUS)
 				return usage_error("--cpus %s: give a number from 1 to %d", optarg, TVM_MAX_VCPUS);
-			cfg.ncpus = (int)n;
+			rs.cfg.ncpus = (int)n;
 			break;
 		}
 		case O_CONSOLE_LOG: console_log = optarg; break;
-		case O_APP: app = optarg; break;
+		case O_APP: rs.app = optarg; break;
 		case O_TRIALOS: trialos = optarg; break;
-		case O_NO_DECOMPRESS: lo.no_decompress = true; break;
-		case O_REPORT_DIR: report_dir = optarg; break;
-		case O_NO_REPORT: report_dir = NULL; break;
+		case O_NO_DECOMPRESS: rs.lo.no_decompress = true; break;
+		case O_REPORT_DIR: rs.report_dir = optarg; break;
+		case O_NO_REPORT: rs.report_dir = NULL; break;
 		case O_ON_CRASH:
 			if (!strcmp(optarg, "exit"))
-				on_crash = ON_CRASH_EXIT;
+				rs.on_crash = ON_CRASH_EXIT;
 			else if (!strcmp(optarg, "restart"))
-				on_crash = ON_CRASH_RESTART;
+				rs.on_crash = ON_CRASH_RESTART;
 			else if (!strcmp(optarg, "pause"))
-				on_crash = ON_CRASH_PAUSE;
+				rs.on_crash = ON_CRASH_PAUSE;
 			else
 				return usage_error("--on-crash %s: give exit, restart or pause", optarg);
 			break;
@@ -327,34 +458,34 @@ static int cmd_run(int argc, char **argv)
 			break;
 		}
 		case O_CRASH_ON:
-			if (ncrash_on == 4)
+			if (rs.ncrash_on == 4)
 				return usage_error("--crash-on: at most 4 symbols (the CPU has 4 breakpoint registers)");
-			crash_on[ncrash_on++] = optarg;
+			crash_on[rs.ncrash_on++] = optarg;
 			break;
-		case O_KERNEL_SYMBOLS: kernel_symbols = optarg; break;
+		case O_KERNEL_SYMBOLS: rs.kernel_symbols = optarg; break;
 		case O_DISK: {
 			struct tvm_err derr;
-			if (ndisks == MAX_DISKS)
-				return usage_error("--disk: at most %d disks", MAX_DISKS);
-			if (disk_spec_parse(optarg, &disks[ndisks], &derr) < 0)
+			if (rs.ndisks == MAX_DISKS)
+				return usage_error("--disk: at most %d rs.disks", MAX_DISKS);
+			if (disk_spec_parse(optarg, &rs.disks[rs.ndisks], &derr) < 0)
 				return usage_error("--disk %s: %s", optarg, derr.msg);
-			ndisks++;
+			rs.ndisks++;
 			break;
 		}
-		case O_STATS: stats = true; break;
+		case O_STATS: rs.stats = true; break;
 		case O_DISK_MODE:
 			if (!strcmp(optarg, "discard"))
-				disk_mode = DISK_DISCARD;
+				rs.disk_mode = DISK_DISCARD;
 			else if (!strcmp(optarg, "persist"))
-				disk_mode = DISK_PERSIST;
+				rs.disk_mode = DISK_PERSIST;
 			else
 				return usage_error("--disk-mode %s: give discard or persist", optarg);
 			break;
 		case O_HANG_TIMEOUT: {
 			char *end;
 			errno = 0;
-			hang_timeout = strtod(optarg, &end);
-			if (errno || *end || end == optarg || !(hang_timeout >= 0.05 && hang_timeout <= 86400))
+			rs.hang_timeout = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(rs.hang_timeout >= 0.05 && rs.hang_timeout <= 86400))
 				return usage_error("--hang-timeout %s: give seconds, from 0.05 to 86400", optarg);
 			break;
 		}
@@ -373,21 +504,21 @@ static int cmd_run(int argc, char **argv)
 	char **app_args = NULL;
 	int app_nargs = 0;
 	if (optind < argc) {
-		if (!app)
-			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
+		if (!rs.app)
+			return usage_error("unexpected argument '%s' (arguments after -- need --rs.app)", argv[optind]);
 		app_args = argv + optind;
 		app_nargs = argc - optind;
 	}
 	struct tvm_err err = { "" };
 	char *trialos_found = NULL;
 	char cmdline_buf[TVM_CMDLINE_MAX];
-	if (app) {
-		if (lo.kernel)
-			return usage_error("--app and --kernel do not go together (--app boots trialos; use --trialos to "
+	if (rs.app) {
+		if (rs.lo.kernel)
+			return usage_error("--rs.app and --kernel do not go together (--rs.app boots trialos; use --trialos to "
 					   "choose the trialos kernel)");
-		if (lo.initrd)
-			return usage_error("--app and --initrd do not go together (--app is the initrd)");
-		if (check_app(app, &err) < 0) {
+		if (rs.lo.initrd)
+			return usage_error("--rs.app and --initrd do not go together (--rs.app is the initrd)");
+		if (check_app(rs.app, &err) < 0) {
 			tvm_log("error: %s", err.msg);
 			return TVM_EXIT_USAGE;
 		}
@@ -398,17 +529,17 @@ static int cmd_run(int argc, char **argv)
 				"or give --trialos FILE");
 			return TVM_EXIT_ERROR;
 		}
-		lo.kernel = trialos;
-		lo.initrd = app;
+		rs.lo.kernel = trialos;
+		rs.lo.initrd = rs.app;
 		size_t pos = 0;
 		cmdline_buf[0] = 0;
-		if (lo.cmdline) {
-			pos = (size_t)snprintf(cmdline_buf, sizeof(cmdline_buf), "%s", lo.cmdline);
+		if (rs.lo.cmdline) {
+			pos = (size_t)snprintf(cmdline_buf, sizeof(cmdline_buf), "%s", rs.lo.cmdline);
 			if (pos >= sizeof(cmdline_buf))
 				return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
 		}
-		const char *base = strrchr(app, '/');
-		base = base ? base + 1 : app;
+		const char *base = strrchr(rs.app, '/');
+		base = base ? base + 1 : rs.app;
 		int n = snprintf(cmdline_buf + pos, sizeof(cmdline_buf) - pos, "%s--", pos ? " " : "");
 		if (n < 0 || (size_t)n >= sizeof(cmdline_buf) - pos)
 			return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
@@ -419,15 +550,14 @@ static int cmd_run(int argc, char **argv)
 			if (append_quoted(cmdline_buf, sizeof(cmdline_buf), &pos, app_args[i]) < 0)
 				return usage_error("the application's arguments are longer than the %u-byte command line",
 						   TVM_CMDLINE_MAX - 1);
-		lo.cmdline = cmdline_buf;
+		rs.lo.cmdline = cmdline_buf;
 	}
-	if (!lo.kernel)
-		return usage_error("nothing to boot: give --kernel FILE or --app PROGRAM");
+	if (!rs.lo.kernel)
+		return usage_error("nothing to boot: give --kernel FILE or --rs.app PROGRAM");
 
 	/* --crash-on: resolve every symbol before anything starts. */
-	uint64_t bp_addr[4];
-	if (ncrash_on) {
-		const char *symfile = kernel_symbols ? kernel_symbols : lo.kernel;
+	if (rs.ncrash_on) {
+		const char *symfile = rs.kernel_symbols ? rs.kernel_symbols : rs.lo.kernel;
 		struct symtab *st = symtab_load(symfile);
 		if (!st) {
 			tvm_log("error: --crash-on needs the kernel's symbols, and %s has none; give --kernel-symbols "
@@ -435,8 +565,8 @@ static int cmd_run(int argc, char **argv)
 			free(trialos_found);
 			return TVM_EXIT_USAGE;
 		}
-		for (int i = 0; i < ncrash_on; i++)
-			if (symtab_find(st, crash_on[i], &bp_addr[i]) < 0) {
+		for (int i = 0; i < rs.ncrash_on; i++)
+			if (symtab_find(st, crash_on[i], &rs.bp_addr[i]) < 0) {
 				tvm_log("error: --crash-on %s: no such symbol in %s", crash_on[i], symfile);
 				symtab_free(st);
 				free(trialos_found);
@@ -459,115 +589,10 @@ static int cmd_run(int argc, char **argv)
 	uart_start_input();
 
 	int status = TVM_EXIT_ERROR;
+	bool crashed = false;
 	for (long restarts = 0;; restarts++) {
-		struct vm *vm = vm_create(&cfg, &err);
-		bool crashed = false;
-		if (!vm) {
-			tvm_log("error: %s", err.msg);
-			break;
-		}
-		bool ok = true;
-		for (size_t i = 0; ok && i < sizeof(device_inits) / sizeof(device_inits[0]); i++)
-			if (device_inits[i].init(vm, &err) < 0) {
-				tvm_log("error: device %s: %s", device_inits[i].name, err.msg);
-				ok = false;
-			}
-		/* virtio devices in slot order (trialvm_abi.h): disks, console, rng. */
-		struct virtio_blk *blk[MAX_DISKS] = { 0 };
-		virtio_mmio_reset_registry();
-		for (int i = 0; ok && i < ndisks; i++)
-			if (virtio_blk_add(vm, &disks[i], disk_mode, &blk[i], &err) < 0) {
-				tvm_log("error: --disk %s: %s", disks[i].path, err.msg);
-				ok = false;
-			}
-		for (size_t i = 0; ok && i < sizeof(virtio_inits) / sizeof(virtio_inits[0]); i++)
-			if (virtio_inits[i].init(vm, &err) < 0) {
-				tvm_log("error: device %s: %s", virtio_inits[i].name, err.msg);
-				ok = false;
-			}
-		char virtio_cmdline[1024];
-		virtio_mmio_cmdline(virtio_cmdline, sizeof(virtio_cmdline));
-		lo.linux_cmdline_extra = virtio_cmdline;
-		struct acpi_mmio_dev acpi_virtio[TVM_VIRTIO_MMIO_SLOTS];
-		lo.nvirtio = virtio_mmio_count();
-		for (unsigned i = 0; i < lo.nvirtio; i++)
-			acpi_virtio[i] = (struct acpi_mmio_dev){ TVM_VIRTIO_MMIO_BASE + i * TVM_VIRTIO_MMIO_STRIDE,
-								 TVM_VIRTIO_MMIO_STRIDE, TVM_VIRTIO_IRQ(i) };
-		lo.virtio = acpi_virtio;
-		struct boot_entry entry;
-		if (ok && load_kernel(vm, &lo, &entry, &err) < 0) {
-			tvm_log("error: %s", err.msg);
-			ok = false;
-		}
-		if (ok && vm_set_boot_entry(vm, &entry, &err) < 0) {
-			tvm_log("error: %s", err.msg);
-			ok = false;
-		}
-		if (ok && ncrash_on && vm_set_hw_breakpoints(vm, bp_addr, ncrash_on, &err) < 0) {
-			tvm_log("error: --crash-on: %s", err.msg);
-			ok = false;
-		}
-		if (ok && stop_requested)
-			ok = false;
-		if (ok && sandbox_enter(SANDBOX_MAIN, &err) < 0) { /* vmm/sandbox.h; a restart keeps it */
-			tvm_log("error: %s", err.msg);
-			ok = false;
-		}
-		if (ok) {
-			running_vm = vm;
-			struct hang_watch *hw = hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(hang_timeout * 1000)) : NULL;
-			struct tvm_event ev;
-			int r = vm_run(vm, &ev, &err);
-			hang_watch_stop(hw);
-			running_vm = NULL;
-			if (stats) {
-				struct vm_exit_stats es;
-				vm_exit_stats(vm, &es);
-				tvm_log("stats: %llu VM exits to trialvm (%llu port I/O, %llu MMIO) in %.3f s",
-					(unsigned long long)es.total, (unsigned long long)es.pio,
-					(unsigned long long)es.mmio, vm_uptime_ns(vm) / 1e9);
-			}
-			if (r < 0) {
-				tvm_log("error: %s", err.msg);
-			} else {
-				console_flush();
-				struct overlay *ovs[MAX_DISKS];
-				const char *masters[MAX_DISKS];
-				for (int i = 0; i < ndisks; i++) {
-					ovs[i] = blk[i] ? virtio_blk_overlay(blk[i]) : NULL;
-					masters[i] = disks[i].path;
-				}
-				struct crash_ctx ctx = { .vm = vm, .kernel_path = lo.kernel, .symbols_path = kernel_symbols,
-							 .initrd_path = lo.initrd, .cpio_path = lo.cpio,
-							 .app_path = app ? app : lo.initrd, .report_dir = report_dir,
-							 .disks = ovs, .disk_masters = masters, .ndisks = ndisks };
-				status = crash_handle_event(&ev, &ctx);
-				crashed = status == TVM_EXIT_CRASHED && ev.kind != TVM_EV_POWEROFF;
-				free(ev.payload);
-				if (crashed && on_crash == ON_CRASH_PAUSE) {
-					tvm_log("the crashed VM is paused (--on-crash pause); send SIGINT or SIGTERM to end");
-					sigset_t none;
-					sigemptyset(&none);
-					while (!stop_requested)
-						sigsuspend(&none);
-				}
-			}
-		}
-		/* The disks: saved (persist), deleted (discard), or kept after a crash. */
-		for (int i = 0; i < ndisks; i++) {
-			const char *kept = NULL;
-			if (!blk[i])
-				continue;
-			if (virtio_blk_finish(blk[i], crashed, &kept, &err) < 0) {
-				tvm_log("error: --disk %s: %s", disks[i].path, err.msg);
-				if (status < TVM_EXIT_CRASHED)
-					status = TVM_EXIT_ERROR;
-			} else if (crashed && kept && disk_mode == DISK_DISCARD) {
-				tvm_log("the overlay of disk %s is kept for the crash report: %s", disks[i].path, kept);
-			}
-		}
-		vm_destroy(vm);
-		if (!crashed || on_crash != ON_CRASH_RESTART || stop_requested)
+		status = run_once(&rs, &crashed);
+		if (!crashed || rs.on_crash != ON_CRASH_RESTART || stop_requested)
 			break;
 		if (restarts >= max_restarts) {
 			tvm_log("the guest crashed %ld times; not restarting again (--max-restarts %ld)", restarts + 1,
@@ -579,11 +604,11 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (console_close(&err) < 0) {
 		tvm_log("error: %s", err.msg);
-		if (status < TVM_EXIT_CRASHED)
+		if (!crashed)
 			status = TVM_EXIT_ERROR;
 	}
-	for (int i = 0; i < ndisks; i++)
-		disk_spec_free(&disks[i]);
+	for (int i = 0; i < rs.ndisks; i++)
+		disk_spec_free(&rs.disks[i]);
 	free(trialos_found);
 	return status;
 }
