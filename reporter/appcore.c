@@ -114,34 +114,6 @@ static int write_mapping(int fd, const struct crash_state *cs, uint64_t start, u
 
 /* ---- notes ---- */
 
-struct notebuf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static int nb_add(struct notebuf *nb, uint32_t type, const void *desc, size_t descsz)
-{
-	size_t need = 12 + 8 + ALIGN_UP(descsz, 4); /* "CORE\0" padded to 8 */
-	if (nb->len + need > nb->cap) {
-		size_t cap = nb->cap ? nb->cap * 2 : 8192;
-		while (cap < nb->len + need)
-			cap *= 2;
-		uint8_t *np = realloc(nb->p, cap);
-		if (!np)
-			return -1;
-		nb->p = np;
-		nb->cap = cap;
-	}
-	uint8_t *q = nb->p + nb->len;
-	memset(q, 0, need);
-	uint32_t hdr[3] = { 5, (uint32_t)descsz, type };
-	memcpy(q, hdr, 12);
-	memcpy(q + 12, "CORE", 5);
-	memcpy(q + 20, desc, descsz);
-	nb->len += need;
-	return 0;
-}
-
 /* pr_psargs: argv[0..argc) joined by spaces, read through the page tables;
  * 0 when argv is not readable. */
 static int read_psargs(const struct crash_state *cs, char out[80])
@@ -186,7 +158,7 @@ static int build_notes(const struct crash_state *cs, struct notebuf *nb)
 	_Static_assert(sizeof f->regs == 27 * 8, "user_regs_struct");
 	memcpy(pr + 0x70, &f->regs, sizeof f->regs);
 	put32(pr, 0x148, have_fp ? 1 : 0); /* pr_fpvalid */
-	if (nb_add(nb, NT_PRSTATUS, pr, sizeof pr) < 0)
+	if (dump_note_add(nb, "CORE", NT_PRSTATUS, pr, sizeof pr) < 0)
 		return -1;
 
 	uint8_t ps[PRPSINFO_SIZE] = { 0 };
@@ -204,7 +176,7 @@ static int build_notes(const struct crash_state *cs, struct notebuf *nb)
 	if (!read_psargs(cs, args))
 		snprintf(args, sizeof args, "%s", name);
 	memcpy(ps + 0x38, args, strnlen(args, 79));
-	if (nb_add(nb, NT_PRPSINFO, ps, sizeof ps) < 0)
+	if (dump_note_add(nb, "CORE", NT_PRPSINFO, ps, sizeof ps) < 0)
 		return -1;
 
 	uint8_t si[SIGINFO_SIZE] = { 0 };
@@ -215,7 +187,7 @@ static int build_notes(const struct crash_state *cs, struct notebuf *nb)
 		put64(si, 16, f->addr); /* si_addr */
 	else
 		put32(si, 16, 1); /* si_pid (si_uid 0) */
-	if (nb_add(nb, NT_SIGINFO, si, sizeof si) < 0)
+	if (dump_note_add(nb, "CORE", NT_SIGINFO, si, sizeof si) < 0)
 		return -1;
 
 	if (f->auxv_gva && f->auxv_len >= 16) {
@@ -223,10 +195,10 @@ static int build_notes(const struct crash_state *cs, struct notebuf *nb)
 		len &= ~15ull;
 		uint8_t auxv[TVM_APPCORE_AUXV_MAX];
 		if (guest_read_virt(&cs->mem, f->page_table_root, f->auxv_gva, auxv, len) == len &&
-		    nb_add(nb, NT_AUXV, auxv, len) < 0)
+		    dump_note_add(nb, "CORE", NT_AUXV, auxv, len) < 0)
 			return -1;
 	}
-	if (have_fp && nb_add(nb, NT_FPREGSET, cs->cpu[cs->crashing_cpu].fxsave, 512) < 0)
+	if (have_fp && dump_note_add(nb, "CORE", NT_FPREGSET, cs->cpu[cs->crashing_cpu].fxsave, 512) < 0)
 		return -1;
 	return 0;
 }

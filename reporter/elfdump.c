@@ -233,12 +233,7 @@ int dump_finish(int fd, uint64_t size, const char *what, struct tvm_err *err)
 
 /* ---- notes --------------------------------------------------------------- */
 
-struct notebuf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static int nb_add(struct notebuf *nb, const char *name, uint32_t type, const void *desc, size_t descsz)
+int dump_note_add(struct notebuf *nb, const char *name, uint32_t type, const void *desc, size_t descsz)
 {
 	size_t namesz = strlen(name) + 1;
 	size_t need = 12 + ALIGN_UP(namesz, 4) + ALIGN_UP(descsz, 4);
@@ -334,19 +329,19 @@ static int build_notes(const struct crash_state *cs, struct notebuf *nb, struct 
 	uint8_t pr[TVM_PRSTATUS_SIZE], q[TVM_QEMU_CPUSTATE_SIZE];
 	for (int i = 0; i < cs->ncpus; i++) {
 		fill_prstatus(pr, &cs->cpu[i]);
-		if (nb_add(nb, "CORE", NT_PRSTATUS, pr, sizeof pr) < 0)
+		if (dump_note_add(nb, "CORE", NT_PRSTATUS, pr, sizeof pr) < 0)
 			goto oom;
 	}
 	for (int i = 0; i < cs->ncpus; i++) {
 		fill_qemu(q, &cs->cpu[i]);
-		if (nb_add(nb, "QEMU", 0, q, sizeof q) < 0)
+		if (dump_note_add(nb, "QEMU", 0, q, sizeof q) < 0)
 			goto oom;
 	}
 	if (cs->vmcoreinfo && cs->vmcoreinfo_len) {
 		if (cs->vmcoreinfo_len > TVM_VMCOREINFO_MAX)
 			tvm_log("core.elf: VMCOREINFO of %zu bytes left out (over %u)", cs->vmcoreinfo_len,
 				TVM_VMCOREINFO_MAX);
-		else if (nb_add(nb, "VMCOREINFO", 0, cs->vmcoreinfo, cs->vmcoreinfo_len) < 0)
+		else if (dump_note_add(nb, "VMCOREINFO", 0, cs->vmcoreinfo, cs->vmcoreinfo_len) < 0)
 			goto oom;
 	}
 	return 0;

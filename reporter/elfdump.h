@@ -60,4 +60,13 @@ int dump_is_zero(const void *p, size_t n);
 #include <elf.h>
 uint8_t *dump_core_header(unsigned phnum, Elf64_Phdr **phdrs);
 
+/* A growing buffer of ELF notes (start it zeroed; free(p) when done). */
+struct notebuf {
+	uint8_t *p;
+	size_t len, cap;
+};
+/* Append one note: header, NAME (NUL included) and DESC, each padded to 4
+ * bytes. -1 when out of memory. */
+int dump_note_add(struct notebuf *nb, const char *name, uint32_t type, const void *desc, size_t descsz);
+
 #endif

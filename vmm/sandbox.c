@@ -216,10 +216,9 @@ struct sb_ioctl {
 
 static const struct sb_ioctl ioctls[] = {
 	{ KVM_RUN, V },            /* vcpu_thread */
-	{ KVM_GET_REGS, V },       /* take_sample (hang watcher's RIP sample), snapshot_vcpu (vm_raise) */
+	{ KVM_GET_REGS, V },       /* take_sample (hang watcher's RIP sample) */
 	{ KVM_GET_SREGS, V },      /* same */
 	{ KVM_GET_MP_STATE, V },   /* take_sample */
-	{ KVM_TRANSLATE, V },      /* snapshot_vcpu: instruction bytes at RIP */
 	{ KVM_IRQ_LINE, V | S },   /* vm_irq_line: UART (input arrives on S), virtio interrupts */
 	{ TCGETS, M | V },         /* stdio: isatty() when a stream first buffers output */
 	{ BLKGETSIZE64, M },       /* the size of a disk that is a block device (restart reopens it) */

@@ -396,47 +396,6 @@ int vm_set_boot_entry(struct vm *vm, const struct boot_entry *entry, struct tvm_
 
 /* ---------------------------------------------------------------- events */
 
-static void snapshot_vcpu(struct vcpu *c, struct vcpu_snapshot *s)
-{
-	struct kvm_regs r;
-	struct kvm_sregs sr;
-	memset(s, 0, sizeof(*s));
-	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0 || ioctl(c->fd, KVM_GET_SREGS, &sr) < 0)
-		return;
-	s->valid = true;
-	uint64_t g[16] = { r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi,
-			   r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15 };
-	memcpy(s->gpr, g, sizeof(g));
-	s->rip = r.rip;
-	s->rflags = r.rflags;
-	s->cr0 = sr.cr0;
-	s->cr2 = sr.cr2;
-	s->cr3 = sr.cr3;
-	s->cr4 = sr.cr4;
-	s->efer = sr.efer;
-	s->cs = sr.cs.selector;
-	s->ss = sr.ss.selector;
-	s->cs_base = sr.cs.base;
-	s->cpl = sr.cs.dpl;
-	s->long_mode = (sr.efer & 0x400) && sr.cs.l;
-	/* Instruction bytes at CS:RIP, through the guest's own page tables. */
-	uint64_t la = (s->long_mode ? 0 : sr.cs.base) + r.rip;
-	if (!s->long_mode)
-		la &= 0xffffffffull;
-	while (s->insn_len < (int)sizeof(s->insn)) {
-		struct kvm_translation t = { .linear_address = la + (uint64_t)s->insn_len };
-		if (ioctl(c->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
-			break;
-		uint64_t in_page = 4096 - (t.physical_address & 0xfff);
-		uint64_t want = sizeof(s->insn) - (uint64_t)s->insn_len;
-		if (want > in_page)
-			want = in_page;
-		if (gpa_read(c->vm, GPA(t.physical_address), s->insn + s->insn_len, want) < 0)
-			break;
-		s->insn_len += (int)want;
-	}
-}
-
 static void kick_all(struct vm *vm)
 {
 	for (int i = 0; i < vm->ncpus; i++) {
@@ -450,8 +409,6 @@ static void kick_all(struct vm *vm)
 
 void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev)
 {
-	if (vcpu >= 0 && vcpu < vm->ncpus && !ev->regs.valid)
-		snapshot_vcpu(&vm->cpus[vcpu], &ev->regs);
 	ev->vcpu = vcpu;
 	ev->raised_ns = now_ns();
 	pthread_mutex_lock(&vm->ev_lock);

@@ -125,20 +125,6 @@ enum tvm_event_kind {
 	TVM_EV_HANG,           /* the guest made no progress (--hang-timeout) */
 };
 
-/* The state of one vCPU as seen when the event was raised. */
-struct vcpu_snapshot {
-	bool valid;
-	uint64_t gpr[16]; /* rax rcx rdx rbx rsp rbp rsi rdi r8..r15 */
-	uint64_t rip, rflags;
-	uint64_t cr0, cr2, cr3, cr4, efer;
-	uint16_t cs, ss;
-	uint64_t cs_base;
-	int cpl;
-	bool long_mode;
-	uint8_t insn[16];  /* bytes at CS:RIP */
-	int insn_len;      /* how many of them could be read (0: none) */
-};
-
 struct tvm_event {
 	enum tvm_event_kind kind;
 	int vcpu;
@@ -146,7 +132,6 @@ struct tvm_event {
 	uint32_t reason;        /* KVM exit reason / suberror / hw reason / signal */
 	uint64_t data[4];       /* kind-specific (internal error data, pvpanic value) */
 	char detail[256];       /* one sentence */
-	struct vcpu_snapshot regs;
 	uint64_t raised_ns;     /* now_ns() when it was raised */
 	void *payload;          /* kind-specific, malloc'ed (struct tvm_fault for APP_FAULT) */
 	size_t payload_len;
