@@ -25,12 +25,25 @@ mkdir -p "$tmp/root/etc" && echo "trial build 1.2.3 (beta)" >"$tmp/root/etc/vers
 "$TRIALVM" run --app /bin/busybox --cpio "$tmp/files.cpio" -- sha256sum /etc/version
 echo "(exit status $?)"
 
-say "3. The trial software crashes: trialvm diagnoses it from the hypervisor" "trialvm run --app $APPS/null-deref"
-"$TRIALVM" run --app "$APPS/null-deref"
-echo "(exit status $?: 123 means the guest or its application crashed)"
+say "3. A disk: the vendor's master image is never written" "trialvm run --app disk-test --disk master.img"
+head -c $((8 << 20)) /dev/zero >"$tmp/master.img"
+before=$(sha256sum "$tmp/master.img" | cut -c1-16)
+"$TRIALVM" run --app "$APPS/disk-test" --disk "$tmp/master.img"
+echo "(exit status $?; master sha256 before ${before}..., after $(sha256sum "$tmp/master.img" | cut -c1-16)...)"
 
-say "4. A divide error in another function" "trialvm run --app $APPS/div-zero"
-"$TRIALVM" run --app "$APPS/div-zero"
+say "4. The trial software crashes: trialvm diagnoses it from the hypervisor" \
+	"trialvm run --app $APPS/null-deref --report-dir reports"
+"$TRIALVM" run --app "$APPS/null-deref" --report-dir "$tmp/reports"
+echo "(exit status $?: 123 means the guest or its application crashed)"
+report=$(find "$tmp/reports" -mindepth 1 -maxdepth 1 -type d | head -1)
+
+say "5. The crash report: validated, and opened in gdb" "trialvm inspect REPORT/report.json; gdb null-deref REPORT/app.core"
+ls -l "$report"
+"$TRIALVM" inspect "$report/report.json" | head -12
+gdb -nx -batch -ex bt "$APPS/null-deref" "$report/app.core" 2>/dev/null | grep '^#'
+
+say "6. A divide error in another function" "trialvm run --app $APPS/div-zero --no-report"
+"$TRIALVM" run --app "$APPS/div-zero" --no-report
 echo "(exit status $?)"
 echo
 echo "Demo finished. 'make test' runs every test; README.md documents the CLI."
