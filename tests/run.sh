@@ -33,7 +33,15 @@ expect_rc cli-bad-option 126 && expect_grep cli-bad-option err 'unknown option -
 vmrun cli-bad-command 10 fly
 expect_rc cli-bad-command 126 && expect_grep cli-bad-command err "unknown command 'fly'" && pass cli-bad-command
 vmrun cli-no-kernel 10 run
-expect_rc cli-no-kernel 126 && expect_grep cli-no-kernel err 'nothing to boot' && pass cli-no-kernel
+expect_rc cli-no-kernel 126 && expect_grep cli-no-kernel err 'nothing to boot: give --kernel FILE or --app PROGRAM$' && pass cli-no-kernel
+vmrun cli-app-and-kernel 10 run --app "$APPS/hello" --kernel "$TINY/tiny-hello.elf"
+expect_rc cli-app-and-kernel 126 && expect_grep cli-app-and-kernel err '^trialvm: --app and --kernel do not go together' &&
+	pass cli-app-and-kernel
+vmrun cli-args-without-app 10 run --kernel "$TINY/tiny-hello.elf" -- x
+expect_rc cli-args-without-app 126 && expect_grep cli-args-without-app err 'arguments after -- need --app\)' &&
+	pass cli-args-without-app
+vmrun cli-too-many-disks 10 run --app "$APPS/hello" --disk a --disk b --disk c --disk d --disk e
+expect_rc cli-too-many-disks 126 && expect_grep cli-too-many-disks err '--disk: at most 4 disks' && pass cli-too-many-disks
 vmrun cli-mem-1k 10 run --mem 1K --kernel "$TINY/tiny-hello.elf"
 expect_rc cli-mem-1k 126 && expect_grep cli-mem-1k err '--mem 1K.*too small' && pass cli-mem-1k
 vmrun cli-mem-garbage 10 run --mem lots --kernel "$TINY/tiny-hello.elf"
@@ -83,6 +91,11 @@ vmrun tiny-smp 20 run --cpus 4 --kernel "$TINY/tiny-hello.elf"
 expect_rc tiny-smp 7 && pass tiny-smp
 vmrun tiny-bigmem 20 run --mem 4G --kernel "$TINY/tiny-hello.elf"
 expect_rc tiny-bigmem 7 && pass tiny-bigmem
+# --stats counts the exits the guest caused: 11 console bytes + power-off = 12 port writes at least.
+vmrun tiny-stats 20 run --stats --kernel "$TINY/tiny-hello.elf"
+n=$(grep -Eo 'stats: [0-9]+ VM exits to trialvm \([0-9]+ port I/O' "$T/tiny-stats.err" | grep -Eo '\([0-9]+' | tr -d '(')
+expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
+	{ [ "$RC" -eq 7 ] && fail tiny-stats "no or too few port exits: $(cat "$T/tiny-stats.err")"; }
 
 # ------------------------------------------------------ trialos + apps
 . tests/trialos.sh

@@ -393,7 +393,7 @@ static int cmd_run(int argc, char **argv)
 		{ "no-sandbox", no_argument, NULL, O_NO_SANDBOX },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "disk-mode", required_argument, NULL, O_DISK_MODE },
-		{ "rs.stats", no_argument, NULL, O_STATS },
+		{ "stats", no_argument, NULL, O_STATS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -468,7 +468,7 @@ static int cmd_run(int argc, char **argv)
 		case O_DISK: {
 			struct tvm_err derr;
 			if (rs.ndisks == MAX_DISKS)
-				return usage_error("--disk: at most %d rs.disks", MAX_DISKS);
+				return usage_error("--disk: at most %d disks", MAX_DISKS);
 			if (disk_spec_parse(optarg, &rs.disks[rs.ndisks], &derr) < 0)
 				return usage_error("--disk %s: %s", optarg, derr.msg);
 			rs.ndisks++;
@@ -507,7 +507,7 @@ static int cmd_run(int argc, char **argv)
 	int app_nargs = 0;
 	if (optind < argc) {
 		if (!rs.app)
-			return usage_error("unexpected argument '%s' (arguments after -- need --rs.app)", argv[optind]);
+			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
 		app_args = argv + optind;
 		app_nargs = argc - optind;
 	}
@@ -516,10 +516,10 @@ static int cmd_run(int argc, char **argv)
 	char cmdline_buf[TVM_CMDLINE_MAX];
 	if (rs.app) {
 		if (rs.lo.kernel)
-			return usage_error("--rs.app and --kernel do not go together (--rs.app boots trialos; use --trialos to "
+			return usage_error("--app and --kernel do not go together (--app boots trialos; use --trialos to "
 					   "choose the trialos kernel)");
 		if (rs.lo.initrd)
-			return usage_error("--rs.app and --initrd do not go together (--rs.app is the initrd)");
+			return usage_error("--app and --initrd do not go together (--app is the initrd)");
 		if (check_app(rs.app, &err) < 0) {
 			tvm_log("error: %s", err.msg);
 			return TVM_EXIT_USAGE;
@@ -555,7 +555,7 @@ static int cmd_run(int argc, char **argv)
 		rs.lo.cmdline = cmdline_buf;
 	}
 	if (!rs.lo.kernel)
-		return usage_error("nothing to boot: give --kernel FILE or --rs.app PROGRAM");
+		return usage_error("nothing to boot: give --kernel FILE or --app PROGRAM");
 
 	/* --crash-on: resolve every symbol before anything starts. */
 	if (rs.ncrash_on) {
