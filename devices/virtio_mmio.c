@@ -128,6 +128,8 @@ void virtio_push(struct virtio_mmio *t, unsigned q, uint16_t head, uint32_t writ
 		return;
 	if (virtq_push(&t->q[q], &t->mem, head, written) < 0)
 		virtio_fail(t, "used ring no longer in guest RAM");
+	else
+		t->completed++;
 }
 
 static void reset_locked(struct virtio_mmio *t)
@@ -446,6 +448,31 @@ void virtio_mmio_reset_registry(void)
 			pthread_mutex_destroy(&reg.dev[i].lock);
 		memset(&reg.dev[i], 0, sizeof(reg.dev[i]));
 		reg.used[i] = false;
+	}
+	pthread_mutex_unlock(&reg.lock);
+}
+
+void virtio_mmio_stats(char *buf, size_t cap)
+{
+	if (!cap)
+		return;
+	buf[0] = 0;
+	size_t len = 0;
+	pthread_mutex_lock(&reg.lock);
+	for (unsigned i = 0; i < TVM_VIRTIO_MMIO_SLOTS; i++) {
+		if (!reg.used[i])
+			continue;
+		struct virtio_mmio *t = &reg.dev[i];
+		pthread_mutex_lock(&t->lock);
+		int n = snprintf(buf + len, cap - len, "%s%s (slot %u): %llu requests%s", len ? "; " : "",
+				 t->ops->name, i, (unsigned long long)t->completed,
+				 (t->status & VIRTIO_STATUS_NEEDS_RESET) ? ", needs reset" : "");
+		pthread_mutex_unlock(&t->lock);
+		if (n < 0 || (size_t)n >= cap - len) {
+			buf[len] = 0;
+			break;
+		}
+		len += (size_t)n;
 	}
 	pthread_mutex_unlock(&reg.lock);
 }

@@ -320,6 +320,10 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			tvm_log("stats: %llu VM exits to trialvm (%llu port I/O, %llu MMIO) in %.3f s",
 				(unsigned long long)es.total, (unsigned long long)es.pio,
 				(unsigned long long)es.mmio, vm_uptime_ns(vm) / 1e9);
+			char vs[512];
+			virtio_mmio_stats(vs, sizeof(vs));
+			if (vs[0])
+				tvm_log("stats: %s", vs);
 		}
 		if (r < 0) {
 			tvm_log("error: %s", err.msg);
