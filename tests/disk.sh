@@ -116,3 +116,12 @@ expect_rc virtio-rng 0 && expect_grep virtio-rng err 'virtio-rng \(slot [0-9]\):
 	pass virtio-rng-getrandom
 vmrun virtio-hello-stats 30 run --stats --app "$APPS/hello"
 expect_rc virtio-hello-stats 0 && expect_grep virtio-hello-stats err 'virtio-rng \(slot [0-9]\): [1-9]' && pass virtio-rng-at-random
+
+# virtio-console: what the guest writes to /dev/hvc0 reaches the console
+# through the device (2 port exits only: nothing went through the UART).
+if [ -x /bin/busybox ]; then
+	vmrun virtio-console 60 run --stats --app /bin/busybox -- sh -c 'echo via-hvc0 > /dev/hvc0'
+	printf 'via-hvc0\n' >"$T/hvc.want"
+	expect_rc virtio-console 0 && expect_out virtio-console "$T/hvc.want" &&
+		expect_grep virtio-console err 'virtio-console \(slot [0-9]\): 1 requests' && pass virtio-console
+fi
