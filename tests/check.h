@@ -17,4 +17,21 @@ static int failures;
 		}                                                                  \
 	} while (0)
 
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* True when /dev/kvm opens and speaks the KVM API trialvm needs; tests that
+ * create a VM skip (printing why) otherwise. */
+static inline int kvm_usable(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int ok = ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
+	close(fd);
+	return ok;
+}
+
 #endif

@@ -48,7 +48,7 @@ static void dev_fn(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned si
 
 static void test_vm(void)
 {
-	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+	if (!kvm_usable()) {
 		printf("skip vm: /dev/kvm is not usable\n");
 		return;
 	}

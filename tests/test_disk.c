@@ -1039,7 +1039,7 @@ static void test_device(void)
 /* Registration on a real VM (needs /dev/kvm): the next free slot. */
 static void test_register(void)
 {
-	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+	if (!kvm_usable()) {
 		printf("skip register: /dev/kvm is not usable\n");
 		return;
 	}

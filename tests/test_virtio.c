@@ -585,7 +585,7 @@ static void test_registry(void)
 	char line[512];
 	virtio_mmio_cmdline(line, sizeof(line));
 	CHECK("registry-empty", virtio_mmio_count() == 0 && line[0] == 0);
-	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+	if (!kvm_usable()) {
 		printf("skip registry: /dev/kvm is not usable\n");
 		return;
 	}

@@ -193,6 +193,10 @@ struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
 		goto fail;
 	}
 	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api < 0) {
+		tvm_seterr(err, "/dev/kvm does not answer KVM requests (%s): it is not a KVM device", strerror(errno));
+		goto fail;
+	}
 	if (api != KVM_API_VERSION) {
 		tvm_seterr(err, "/dev/kvm speaks KVM API version %d; trialvm needs version %d", api, KVM_API_VERSION);
 		goto fail;
