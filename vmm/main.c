@@ -245,6 +245,7 @@ struct run_settings {
 	enum on_crash { ON_CRASH_EXIT, ON_CRASH_RESTART, ON_CRASH_PAUSE } on_crash;
 	double hang_timeout;
 	bool stats;
+	char *trialos_found;     /* owned: the trialos path found for --app */
 };
 
 /* Create a VM from the settings, run it until it ends, handle how it ended
@@ -371,7 +372,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	return status;
 }
 
-static int cmd_run(int argc, char **argv)
+static int run_command(struct run_settings *rsp, int argc, char **argv)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
@@ -403,10 +404,7 @@ static int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct run_settings rs = { .cfg = { .ram_size = 128ull << 20, .ncpus = 1 },
-					  .report_dir = "trialvm-reports",
-					  .disk_mode = DISK_DISCARD,
-					  .on_crash = ON_CRASH_EXIT };
+
 	const char *console_log = NULL, *trialos = NULL;
 	const char *crash_on[4];
 	long max_restarts = 3;
@@ -416,18 +414,18 @@ static int cmd_run(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
 		switch (c) {
-		case O_KERNEL: rs.lo.kernel = optarg; break;
-		case O_INITRD: rs.lo.initrd = optarg; break;
-		case O_CPIO: rs.lo.cpio = optarg; break;
-		case O_CMDLINE: rs.lo.cmdline = optarg; break;
+		case O_KERNEL: rsp->lo.kernel = optarg; break;
+		case O_INITRD: rsp->lo.initrd = optarg; break;
+		case O_CPIO: rsp->lo.cpio = optarg; break;
+		case O_CMDLINE: rsp->lo.cmdline = optarg; break;
 		case O_MEM:
-			if (parse_size(optarg, &rs.cfg.ram_size) < 0)
+			if (parse_size(optarg, &rsp->cfg.ram_size) < 0)
 				return usage_error("--mem %s: not a size (examples: 64M, 1G)", optarg);
-			if (rs.cfg.ram_size < TVM_MIN_RAM)
+			if (rsp->cfg.ram_size < TVM_MIN_RAM)
 				return usage_error("--mem %s: too small; trialvm needs at least 2M of guest memory", optarg);
-			if (rs.cfg.ram_size > TVM_MAX_RAM)
+			if (rsp->cfg.ram_size > TVM_MAX_RAM)
 				return usage_error("--mem %s: too large; trialvm supports at most 1T", optarg);
-			if (rs.cfg.ram_size & 0xfff)
+			if (rsp->cfg.ram_size & 0xfff)
 				return usage_error("--mem %s: give a multiple of 4K", optarg);
 			break;
 		case O_CPUS: {
@@ -436,22 +434,22 @@ static int cmd_run(int argc, char **argv)
 			long n = strtol(optarg, &end, 10);
 			if (errno || *end || end == optarg || n < 1 || n > TVM_MAX_VCPUS)
 				return usage_error("--cpus %s: give a number from 1 to %d", optarg, TVM_MAX_VCPUS);
-			rs.cfg.ncpus = (int)n;
+			rsp->cfg.ncpus = (int)n;
 			break;
 		}
 		case O_CONSOLE_LOG: console_log = optarg; break;
-		case O_APP: rs.app = optarg; break;
+		case O_APP: rsp->app = optarg; break;
 		case O_TRIALOS: trialos = optarg; break;
-		case O_NO_DECOMPRESS: rs.lo.no_decompress = true; break;
-		case O_REPORT_DIR: rs.report_dir = optarg; break;
-		case O_NO_REPORT: rs.report_dir = NULL; break;
+		case O_NO_DECOMPRESS: rsp->lo.no_decompress = true; break;
+		case O_REPORT_DIR: rsp->report_dir = optarg; break;
+		case O_NO_REPORT: rsp->report_dir = NULL; break;
 		case O_ON_CRASH:
 			if (!strcmp(optarg, "exit"))
-				rs.on_crash = ON_CRASH_EXIT;
+				rsp->on_crash = ON_CRASH_EXIT;
 			else if (!strcmp(optarg, "restart"))
-				rs.on_crash = ON_CRASH_RESTART;
+				rsp->on_crash = ON_CRASH_RESTART;
 			else if (!strcmp(optarg, "pause"))
-				rs.on_crash = ON_CRASH_PAUSE;
+				rsp->on_crash = ON_CRASH_PAUSE;
 			else
 				return usage_error("--on-crash %s: give exit, restart or pause", optarg);
 			break;
@@ -464,34 +462,34 @@ static int cmd_run(int argc, char **argv)
 			break;
 		}
 		case O_CRASH_ON:
-			if (rs.ncrash_on == 4)
+			if (rsp->ncrash_on == 4)
 				return usage_error("--crash-on: at most 4 symbols (the CPU has 4 breakpoint registers)");
-			crash_on[rs.ncrash_on++] = optarg;
+			crash_on[rsp->ncrash_on++] = optarg;
 			break;
-		case O_KERNEL_SYMBOLS: rs.kernel_symbols = optarg; break;
+		case O_KERNEL_SYMBOLS: rsp->kernel_symbols = optarg; break;
 		case O_DISK: {
 			struct tvm_err derr;
-			if (rs.ndisks == MAX_DISKS)
+			if (rsp->ndisks == MAX_DISKS)
 				return usage_error("--disk: at most %d disks", MAX_DISKS);
-			if (disk_spec_parse(optarg, &rs.disks[rs.ndisks], &derr) < 0)
+			if (disk_spec_parse(optarg, &rsp->disks[rsp->ndisks], &derr) < 0)
 				return usage_error("--disk %s: %s", optarg, derr.msg);
-			rs.ndisks++;
+			rsp->ndisks++;
 			break;
 		}
-		case O_STATS: rs.stats = true; break;
+		case O_STATS: rsp->stats = true; break;
 		case O_DISK_MODE:
 			if (!strcmp(optarg, "discard"))
-				rs.disk_mode = DISK_DISCARD;
+				rsp->disk_mode = DISK_DISCARD;
 			else if (!strcmp(optarg, "persist"))
-				rs.disk_mode = DISK_PERSIST;
+				rsp->disk_mode = DISK_PERSIST;
 			else
 				return usage_error("--disk-mode %s: give discard or persist", optarg);
 			break;
 		case O_HANG_TIMEOUT: {
 			char *end;
 			errno = 0;
-			rs.hang_timeout = strtod(optarg, &end);
-			if (errno || *end || end == optarg || !(rs.hang_timeout >= 0.05 && rs.hang_timeout <= 86400))
+			rsp->hang_timeout = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(rsp->hang_timeout >= 0.05 && rsp->hang_timeout <= 86400))
 				return usage_error("--hang-timeout %s: give seconds, from 0.05 to 86400", optarg);
 			break;
 		}
@@ -510,42 +508,41 @@ static int cmd_run(int argc, char **argv)
 	char **app_args = NULL;
 	int app_nargs = 0;
 	if (optind < argc) {
-		if (!rs.app)
+		if (!rsp->app)
 			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
 		app_args = argv + optind;
 		app_nargs = argc - optind;
 	}
 	struct tvm_err err = { "" };
-	char *trialos_found = NULL;
 	char cmdline_buf[TVM_CMDLINE_MAX];
-	if (rs.app) {
-		if (rs.lo.kernel)
+	if (rsp->app) {
+		if (rsp->lo.kernel)
 			return usage_error("--app and --kernel do not go together (--app boots trialos; use --trialos to "
 					   "choose the trialos kernel)");
-		if (rs.lo.initrd)
+		if (rsp->lo.initrd)
 			return usage_error("--app and --initrd do not go together (--app is the initrd)");
-		if (check_app(rs.app, &err) < 0) {
+		if (check_app(rsp->app, &err) < 0) {
 			tvm_log("error: %s", err.msg);
 			return TVM_EXIT_USAGE;
 		}
 		if (!trialos)
-			trialos = trialos_found = find_trialos();
+			trialos = rsp->trialos_found = find_trialos();
 		if (!trialos) {
 			tvm_log("error: the trialos kernel was not found next to trialvm; build it with 'make' "
 				"or give --trialos FILE");
 			return TVM_EXIT_ERROR;
 		}
-		rs.lo.kernel = trialos;
-		rs.lo.initrd = rs.app;
+		rsp->lo.kernel = trialos;
+		rsp->lo.initrd = rsp->app;
 		size_t pos = 0;
 		cmdline_buf[0] = 0;
-		if (rs.lo.cmdline) {
-			pos = (size_t)snprintf(cmdline_buf, sizeof(cmdline_buf), "%s", rs.lo.cmdline);
+		if (rsp->lo.cmdline) {
+			pos = (size_t)snprintf(cmdline_buf, sizeof(cmdline_buf), "%s", rsp->lo.cmdline);
 			if (pos >= sizeof(cmdline_buf))
 				return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
 		}
-		const char *base = strrchr(rs.app, '/');
-		base = base ? base + 1 : rs.app;
+		const char *base = strrchr(rsp->app, '/');
+		base = base ? base + 1 : rsp->app;
 		int n = snprintf(cmdline_buf + pos, sizeof(cmdline_buf) - pos, "%s--", pos ? " " : "");
 		if (n < 0 || (size_t)n >= sizeof(cmdline_buf) - pos)
 			return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
@@ -556,26 +553,24 @@ static int cmd_run(int argc, char **argv)
 			if (append_quoted(cmdline_buf, sizeof(cmdline_buf), &pos, app_args[i]) < 0)
 				return usage_error("the application's arguments are longer than the %u-byte command line",
 						   TVM_CMDLINE_MAX - 1);
-		rs.lo.cmdline = cmdline_buf;
+		rsp->lo.cmdline = cmdline_buf;
 	}
-	if (!rs.lo.kernel)
+	if (!rsp->lo.kernel)
 		return usage_error("nothing to boot: give --kernel FILE or --app PROGRAM");
 
 	/* --crash-on: resolve every symbol before anything starts. */
-	if (rs.ncrash_on) {
-		const char *symfile = rs.kernel_symbols ? rs.kernel_symbols : rs.lo.kernel;
+	if (rsp->ncrash_on) {
+		const char *symfile = rsp->kernel_symbols ? rsp->kernel_symbols : rsp->lo.kernel;
 		struct symtab *st = symtab_load(symfile);
 		if (!st) {
 			tvm_log("error: --crash-on needs the kernel's symbols, and %s has none; give --kernel-symbols "
 				"FILE (a vmlinux with symbols or a System.map)", symfile);
-			free(trialos_found);
 			return TVM_EXIT_USAGE;
 		}
-		for (int i = 0; i < rs.ncrash_on; i++)
-			if (symtab_find(st, crash_on[i], &rs.bp_addr[i]) < 0) {
+		for (int i = 0; i < rsp->ncrash_on; i++)
+			if (symtab_find(st, crash_on[i], &rsp->bp_addr[i]) < 0) {
 				tvm_log("error: --crash-on %s: no such symbol in %s", crash_on[i], symfile);
 				symtab_free(st);
-				free(trialos_found);
 				return TVM_EXIT_USAGE;
 			}
 		symtab_free(st);
@@ -583,7 +578,6 @@ static int cmd_run(int argc, char **argv)
 
 	if (console_open(console_log, quiet, &err) < 0) {
 		tvm_log("error: %s", err.msg);
-		free(trialos_found);
 		return TVM_EXIT_ERROR;
 	}
 	struct sigaction sa;
@@ -597,8 +591,8 @@ static int cmd_run(int argc, char **argv)
 	int status = TVM_EXIT_ERROR;
 	bool crashed = false;
 	for (long restarts = 0;; restarts++) {
-		status = run_once(&rs, &crashed);
-		if (!crashed || rs.on_crash != ON_CRASH_RESTART || stop_requested)
+		status = run_once(rsp, &crashed);
+		if (!crashed || rsp->on_crash != ON_CRASH_RESTART || stop_requested)
 			break;
 		if (restarts >= max_restarts) {
 			tvm_log("the guest crashed %ld times; not restarting again (--max-restarts %ld)", restarts + 1,
@@ -613,9 +607,19 @@ static int cmd_run(int argc, char **argv)
 		if (!crashed)
 			status = TVM_EXIT_ERROR;
 	}
+	return status;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_settings rs = { .cfg = { .ram_size = 128ull << 20, .ncpus = 1 },
+				   .report_dir = "trialvm-reports",
+				   .disk_mode = DISK_DISCARD,
+				   .on_crash = ON_CRASH_EXIT };
+	int status = run_command(&rs, argc, argv);
 	for (int i = 0; i < rs.ndisks; i++)
 		disk_spec_free(&rs.disks[i]);
-	free(trialos_found);
+	free(rs.trialos_found);
 	return status;
 }
 
