@@ -419,27 +419,6 @@ unsigned virtio_mmio_count(void)
 	return n;
 }
 
-void virtio_mmio_cmdline(char *buf, size_t cap)
-{
-	if (!cap)
-		return;
-	buf[0] = 0;
-	size_t len = 0;
-	pthread_mutex_lock(&reg.lock);
-	for (unsigned i = 0; i < TVM_VIRTIO_MMIO_SLOTS; i++) {
-		if (!reg.used[i])
-			continue;
-		int n = snprintf(buf + len, cap - len, "%svirtio_mmio.device=4K@0x%llx:%u", len ? " " : "",
-				 (unsigned long long)reg.dev[i].base, reg.dev[i].irq);
-		if (n < 0 || (size_t)n >= cap - len) {
-			buf[len] = 0; /* never a truncated device */
-			break;
-		}
-		len += (size_t)n;
-	}
-	pthread_mutex_unlock(&reg.lock);
-}
-
 void virtio_mmio_reset_registry(void)
 {
 	pthread_mutex_lock(&reg.lock);
@@ -452,7 +431,10 @@ void virtio_mmio_reset_registry(void)
 	pthread_mutex_unlock(&reg.lock);
 }
 
-void virtio_mmio_stats(char *buf, size_t cap)
+/* Describe every registered device into buf, entries separated by sep; an
+ * entry that does not fit is left out whole, never truncated. */
+static void describe_devices(char *buf, size_t cap, const char *sep,
+			     int (*fmt)(char *out, size_t room, struct virtio_mmio *t))
 {
 	if (!cap)
 		return;
@@ -462,17 +444,35 @@ void virtio_mmio_stats(char *buf, size_t cap)
 	for (unsigned i = 0; i < TVM_VIRTIO_MMIO_SLOTS; i++) {
 		if (!reg.used[i])
 			continue;
-		struct virtio_mmio *t = &reg.dev[i];
-		pthread_mutex_lock(&t->lock);
-		int n = snprintf(buf + len, cap - len, "%s%s (slot %u): %llu requests%s", len ? "; " : "",
-				 t->ops->name, i, (unsigned long long)t->completed,
-				 (t->status & VIRTIO_STATUS_NEEDS_RESET) ? ", needs reset" : "");
-		pthread_mutex_unlock(&t->lock);
-		if (n < 0 || (size_t)n >= cap - len) {
+		size_t s = len ? strlen(sep) : 0;
+		if (s >= cap - len)
+			break;
+		int n = fmt(buf + len + s, cap - len - s, &reg.dev[i]);
+		if (n < 0 || (size_t)n >= cap - len - s) {
 			buf[len] = 0;
 			break;
 		}
-		len += (size_t)n;
+		memcpy(buf + len, sep, s);
+		len += s + (size_t)n;
 	}
 	pthread_mutex_unlock(&reg.lock);
 }
+
+static int fmt_cmdline(char *out, size_t room, struct virtio_mmio *t)
+{
+	return snprintf(out, room, "virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)t->base, t->irq);
+}
+
+void virtio_mmio_cmdline(char *buf, size_t cap) { describe_devices(buf, cap, " ", fmt_cmdline); }
+
+static int fmt_stats(char *out, size_t room, struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	int n = snprintf(out, room, "%s (slot %u): %llu requests%s", t->ops->name, t->slot,
+			 (unsigned long long)t->completed,
+			 (t->status & VIRTIO_STATUS_NEEDS_RESET) ? ", needs reset" : "");
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void virtio_mmio_stats(char *buf, size_t cap) { describe_devices(buf, cap, "; ", fmt_stats); }
