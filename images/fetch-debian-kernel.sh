@@ -1,23 +1,39 @@
 #!/bin/sh
-# images/fetch-debian-kernel.sh OUTDIR
+# images/fetch-debian-kernel.sh [--flavor FLAVOR] [--modules] OUTDIR
 #
-# Fetch Debian's cloud kernel (linux-image-cloud-amd64 and the versioned
-# linux-image-*-cloud-amd64 package it depends on) with apt-get download,
-# unpack it with dpkg-deb -x (nothing is installed on this system), and copy
-#   boot/vmlinuz-*     -> OUTDIR/vmlinuz
-#   boot/System.map-*  -> OUTDIR/System.map
-# Idempotent: does nothing when OUTDIR/vmlinuz already exists.
-# Runs `apt-get update` only when the first download attempt fails.
+# Fetch one of Debian's kernels (the metapackage linux-image-FLAVOR, default
+# cloud-amd64, and the versioned linux-image-*-FLAVOR package it depends on)
+# with apt-get download, unpack it with dpkg-deb -x (nothing is installed on
+# this system), and copy
+#   boot/vmlinuz-*            -> OUTDIR/vmlinuz
+#   boot/System.map-*         -> OUTDIR/System.map
+#   the package's version     -> OUTDIR/release  (e.g. 6.1.0-57-amd64)
+#   lib/modules/RELEASE/      -> OUTDIR/modules/ (with --modules)
+# Idempotent: does nothing when OUTDIR/vmlinuz (and, with --modules,
+# OUTDIR/modules) already exists. Runs `apt-get update` only when the first
+# download attempt fails. Used for the tests' Linux guest (cloud-amd64) and
+# for the emulated KVM host of ci/kvm-host (amd64, with its modules).
 set -eu
 
+flavor=cloud-amd64
+modules=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--flavor) [ $# -ge 2 ] || { echo "$0: --flavor needs a value" >&2; exit 2; }; flavor=$2; shift 2 ;;
+	--modules) modules=1; shift ;;
+	--) shift; break ;;
+	-*) echo "$0: unknown option $1" >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
 if [ $# -ne 1 ]; then
-	echo "usage: $0 OUTDIR" >&2
+	echo "usage: $0 [--flavor FLAVOR] [--modules] OUTDIR" >&2
 	exit 2
 fi
 out=$1
-meta=linux-image-cloud-amd64
+meta=linux-image-$flavor
 
-if [ -s "$out/vmlinuz" ]; then
+if [ -s "$out/vmlinuz" ] && [ -s "$out/release" ] && { [ $modules -eq 0 ] || [ -d "$out/modules" ]; }; then
 	echo "fetch-debian-kernel: $out/vmlinuz already exists, nothing to do"
 	exit 0
 fi
@@ -37,8 +53,8 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # linux-image-6.1.0-26-cloud-amd64 (apt-cache works from the local lists).
 resolve_versioned() {
 	apt-cache depends "$meta" 2>/dev/null |
-		sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-image-[^[:space:]]*-cloud-amd64\)[[:space:]]*$/\1/p' |
-		grep -v -- "^$meta\$" | head -n 1
+		sed -n "s/^[[:space:]]*Depends:[[:space:]]*\\(linux-image-[0-9][^[:space:]]*-$flavor\\)[[:space:]]*\$/\\1/p" |
+		head -n 1
 }
 
 download() {
@@ -81,6 +97,7 @@ if [ -z "$vmlinuz" ]; then
 	echo "fetch-debian-kernel: $deb contains no boot/vmlinuz-*" >&2
 	exit 1
 fi
+release=${vmlinuz##*/vmlinuz-}
 if [ -n "$sysmap" ]; then
 	cp "$sysmap" "$out/System.map.tmp" && mv "$out/System.map.tmp" "$out/System.map"
 	# Debian ships a one-line placeholder; the real map is in the -dbg package.
@@ -90,6 +107,16 @@ if [ -n "$sysmap" ]; then
 else
 	echo "fetch-debian-kernel: warning: $deb contains no boot/System.map-*" >&2
 fi
+if [ $modules -eq 1 ]; then
+	if [ ! -d "$tmp/x/lib/modules/$release" ]; then
+		echo "fetch-debian-kernel: $deb contains no lib/modules/$release" >&2
+		exit 1
+	fi
+	rm -rf "$out/modules.tmp" "$out/modules"
+	mv "$tmp/x/lib/modules/$release" "$out/modules.tmp"
+	mv "$out/modules.tmp" "$out/modules"
+fi
+printf '%s\n' "$release" >"$out/release.tmp" && mv "$out/release.tmp" "$out/release"
 # vmlinuz last, atomically: its presence marks a complete fetch.
 cp "$vmlinuz" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 echo "fetch-debian-kernel: $pkg -> $out/vmlinuz ($(wc -c <"$out/vmlinuz") bytes)"
