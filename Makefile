@@ -2,8 +2,11 @@
 #   make          build trialvm, trialos and the guest apps
 #   make demo     install what is missing, build, run the demo
 #   make test     install what is missing, build, run every test
+#   make test-slow  the same with long fuzzing runs (FUZZ_SECONDS, default 300)
 #   make asan     the same tests against an ASan+UBSan build
 #   make bench    benchmarks (figures printed, nothing asserted)
+# Where /dev/kvm does not work, the parts that run guests go into the
+# emulated KVM host (ci/kvm-host; README "Testing on machines without KVM").
 
 BUILD ?= build
 .DEFAULT_GOAL := all
@@ -28,7 +31,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 -include guests/guests.mk
 include tests/tests.mk
 
-.PHONY: all guests deps demo test test-run asan bench fuzz fuzz-bins clean
+.PHONY: all guests deps demo test test-slow test-run asan bench fuzz fuzz-bins clean
 all: $(BUILD)/trialvm guests $(TEST_BINS) $(TEST_TOOLS) $(BENCH_TOOLS)
 
 $(BUILD)/obj/%.o: %.c
@@ -54,11 +57,15 @@ deps:
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@ci/demo.sh $(BUILD)
+	@ci/with-kvm --timeout 1200 $(BUILD) -- ci/demo.sh $(BUILD)
 
 test: deps
 	@$(MAKE) --no-print-directory all fuzz-bins
 	@tests/run.sh $(BUILD)
+
+test-slow: deps
+	@$(MAKE) --no-print-directory all fuzz-bins
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/run.sh $(BUILD)
 
 test-run: all fuzz-bins
 	@tests/run.sh $(BUILD)
@@ -68,7 +75,8 @@ asan: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@ci/bench.sh $(BUILD)
+	@images/fetch-debian-kernel.sh $(BUILD)/images/debian >/dev/null || true
+	@ci/with-kvm --timeout 3000 $(BUILD) -- ci/bench.sh $(BUILD)
 
 fuzz-bins: $(FUZZ_BINS)
 

@@ -9,8 +9,11 @@ APPS=$BUILD/guests/apps
 say() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "demo: /dev/kvm is not usable on this machine; trialvm needs KVM" >&2
+	echo "demo: /dev/kvm is not usable here; run it as 'make demo', which uses the emulated KVM host (ci/kvm-host) where KVM is missing" >&2
 	exit 1
+fi
+if [ "${TRIALVM_KVM_HOST:-}" = emulated ]; then
+	echo "(inside the emulated KVM host: QEMU's software emulator with AMD-V; times are emulated)"
 fi
 
 say "1. A static Linux program on trialos, inside a KVM guest" "trialvm run --app $APPS/hello"

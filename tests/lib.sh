@@ -50,8 +50,27 @@ expect_grep() {
 	return 0
 }
 
+# summary [LABEL]: the closing line; with LABEL (a part of the suite run
+# by tests/run.sh) it is "(LABEL: N passed, ...)", which run.sh does not
+# mistake for its own.
 summary() {
 	[ -n "$FAILED_NAMES" ] && echo "failed:$FAILED_NAMES"
-	echo "$PASS passed, $FAILN failed, $SKIPN skipped"
+	if [ $# -gt 0 ]; then
+		echo "($1: $PASS passed, $FAILN failed, $SKIPN skipped)"
+	else
+		echo "$PASS passed, $FAILN failed, $SKIPN skipped"
+	fi
 	[ "$FAILN" -eq 0 ]
+}
+
+# count_results FILE: add the ok/FAIL/skip lines of a part's output to ours.
+count_results() {
+	local word name
+	while read -r word name _; do
+		case $word in
+		ok) PASS=$((PASS + 1)) ;;
+		FAIL) FAILN=$((FAILN + 1)); FAILED_NAMES="$FAILED_NAMES ${name%:}" ;;
+		skip) SKIPN=$((SKIPN + 1)) ;;
+		esac
+	done <"$1"
 }
