@@ -182,6 +182,42 @@ static void print_disasm(const struct disasm_insn *d, int n)
 	}
 }
 
+static const char *exit_reason_name(uint32_t r)
+{
+	switch (r) {
+	case 2: return "a port I/O exit";  /* KVM_EXIT_IO */
+	case 6: return "an MMIO exit";     /* KVM_EXIT_MMIO */
+	case 10: return "an interruption"; /* KVM_EXIT_INTR */
+	default: return "a VM exit";
+	}
+}
+
+/* KVM re-initialised the crashing vCPU (AMD after SHUTDOWN): never present
+ * that reset state as the crash state. Use the last state trialvm saw, or
+ * zeros, and say so. */
+static void use_last_seen_state(struct vm *vm, struct crash_state *cs)
+{
+	int i = cs->crashing_cpu;
+	uint64_t exit_no = 0;
+	uint32_t reason = 0;
+	struct cpu_state seen;
+	static const char why[] = "KVM re-initialised the vCPU after the SHUTDOWN intercept (AMD's SVM leaves the "
+				  "state undefined there; Intel keeps it)";
+	if (vm_last_seen_cpu(vm, i, &seen, &exit_no, &reason) == 0) {
+		cs->cpu[i] = seen;
+		snprintf(cs->cpu_state_note, sizeof(cs->cpu_state_note),
+			 "%s; the registers shown are the last ones trialvm saw, at the vCPU's exit %llu (%s), "
+			 "before the fault",
+			 why, (unsigned long long)exit_no, exit_reason_name(reason));
+	} else {
+		memset(&cs->cpu[i], 0, sizeof(cs->cpu[i]));
+		cs->cpu[i].index = i;
+		snprintf(cs->cpu_state_note, sizeof(cs->cpu_state_note),
+			 "%s; trialvm saw no earlier state of this vCPU, so its registers are left zero", why);
+	}
+	cs->cpu_state_lost = true;
+}
+
 int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 {
 	switch (ev->kind) {
@@ -212,6 +248,7 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	}
 
 	/* ---- capture: every vCPU is stopped (vm_run returned) ---- */
+	vm_clear_sw_breakpoints(ctx->vm); /* no dump shows trialvm's int3 */
 	struct crash_state cs;
 	memset(&cs, 0, sizeof(cs));
 	const char *kname;
@@ -235,6 +272,8 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	for (int i = 0; i < cs.ncpus; i++)
 		if (vm_capture_cpu(ctx->vm, i, &cs.cpu[i], &err) < 0)
 			tvm_log("warning: %s", err.msg);
+	if (ev->kind == TVM_EV_TRIPLE_FAULT && ev->data[0])
+		use_last_seen_state(ctx->vm, &cs);
 	cs.mem = vm_guest_mem(ctx->vm);
 	if (vm_capture_irqchip(ctx->vm, &cs.irqchip, &err) < 0)
 		tvm_log("warning: %s", err.msg);
@@ -325,6 +364,8 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 		fprintf(stderr, " FS_BASE %016llx\n", (unsigned long long)r->fs_base);
 	} else {
 		fprintf(stderr, "trialvm: guest crashed on vCPU %d: %s.\n", cs.crashing_cpu, ev->detail);
+		if (cs.cpu_state_lost)
+			fprintf(stderr, "  The CPU state at the fault was lost: %s.\n", cs.cpu_state_note);
 		fprintf(stderr, "  RIP 0x%llx%s%s (CS 0x%x, CPL %d, %s)\n", (unsigned long long)pc, fn ? " in " : "",
 			rip_sym, cpu->cs.selector, cpu->cs.dpl,
 			bits == 64 ? "64-bit mode" : (cpu->cr0 & 1) ? "protected mode" : "real mode");

@@ -210,6 +210,12 @@ static json_t *cause_json(const struct crash_state *cs)
 	json_object_set_new(o, "summary", json_string(cs->summary));
 	json_object_set_new(o, "vcpu", json_integer(cs->crashing_cpu));
 	json_object_set_new(o, "bugcheck_code", hex(crash_bugcheck_code(cs->kind)));
+	if (cs->cpu_state_lost) {
+		json_t *l = json_object();
+		json_object_set_new(l, "vcpu", json_integer(cs->crashing_cpu));
+		json_object_set_new(l, "why", json_string(cs->cpu_state_note));
+		json_object_set_new(o, "cpu_state_lost", l);
+	}
 	if (cs->app) {
 		const struct tvm_fault *f = &cs->app->f;
 		if (f->vector != TVM_FAULT_NO_VECTOR) {

@@ -45,6 +45,11 @@ struct crash_state {
 	size_t vmcoreinfo_len;
 	/* CRASH_APP_FAULT: the fault record and mappings trialos reported. */
 	const struct app_fault *app;
+	/* The crashing vCPU's state at the event is gone (KVM re-initialised
+	 * it: AMD after a triple fault); cpu[crashing_cpu] then holds the last
+	 * state trialvm saw (or zeros), and cpu_state_note says which and why. */
+	bool cpu_state_lost;
+	char cpu_state_note[320];
 	/* Console tail (oldest first). */
 	const uint8_t *console;
 	size_t console_len;

@@ -46,9 +46,12 @@ check_linux_console() {
 	fi
 }
 
-# bzImage, host-side decompression, 2 vCPUs, run until the platform stops it
-# (on hardware KVM it boots on; then the MP table line is enough).
+# bzImage, host-side decompression, 2 vCPUs, run until the kernel panics for
+# want of a root file system (hardware KVM and the emulated KVM host get
+# that far: both CPUs up, the 8250 found through ACPI) or, on the old
+# nested platform, KVM fails to emulate an instruction on the way.
 CMD='console=ttyS0 earlyprintk=serial trialvm.marker=42'
+linux_start=$(date +%s)
 linux_until linux-bzimage 300 'Kernel panic|Run /init' run --kernel "$KDIR/vmlinuz" --mem 256M --cpus 2 \
 	--cmdline "$CMD" --report-dir "$T/linux-bzimage.reports"
 if check_linux_console linux-bzimage && expect_grep linux-bzimage out 'Allowing 2 CPUs'; then
@@ -73,7 +76,9 @@ if check_linux_console linux-bzimage && expect_grep linux-bzimage out 'Allowing 
 			fi
 		fi
 	elif [ "$RC" -eq 143 ]; then
-		pass linux-bzimage
+		echo "linux-bzimage: to the root-mount panic in $(($(date +%s) - linux_start)) s" >&2
+		expect_grep linux-bzimage out 'smp: Brought up 1 node, 2 CPUs' 'ttyS0 at I/O 0x3f8 \(irq = [0-9]+, base_baud = 115200\) is a 16550A' \
+			'Kernel panic - not syncing: VFS: Unable to mount root fs' && pass linux-bzimage
 	else
 		fail linux-bzimage "exit status $RC; stderr: $(head -c 400 "$T/linux-bzimage.err")"
 	fi

@@ -531,6 +531,8 @@ int linux_boot_bzimage(struct vm *vm, const struct load_opts *o, const uint8_t *
 		ls.khi = ke.hi;
 		if (h.init_size && ke.lo + h.init_size > ls.khi)
 			ls.khi = ke.lo + h.init_size;
+		entry->nsegs = ke.nsegs;
+		memcpy(entry->segs, ke.segs, sizeof(entry->segs));
 		tvm_debug("kernel '%s': %s payload decompressed on the host, vmlinux at 0x%llx-0x%llx, entry 0x%llx",
 			  o->kernel, pfmt_name[f], (unsigned long long)ke.lo, (unsigned long long)ke.hi,
 			  (unsigned long long)ke.entry);

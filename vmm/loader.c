@@ -440,6 +440,8 @@ int ldr_elf_load(struct vm *vm, const char *what, const uint8_t *img, size_t len
 		}
 		memcpy(dst, img + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
+		if (info->nsegs < TVM_MAX_KSEGS)
+			info->segs[info->nsegs++] = (struct kernel_seg){ ph.p_vaddr, ph.p_paddr, ph.p_memsz };
 	}
 	rc = 0;
 out:
@@ -557,6 +559,7 @@ int load_kernel(struct vm *vm, const struct load_opts *o, struct boot_entry *ent
 {
 	if (!o || !o->kernel)
 		return tvm_seterr(err, "no kernel given; pass one with --kernel");
+	entry->nsegs = 0;
 	uint8_t *img = NULL;
 	size_t len = 0;
 	if (read_kernel_file(o->kernel, &img, &len, err) < 0)
@@ -571,6 +574,8 @@ int load_kernel(struct vm *vm, const struct load_opts *o, struct boot_entry *ent
 		struct ldr_elf ke;
 		if (ldr_elf_load(vm, what, img, len, &ke, err) < 0)
 			goto out;
+		entry->nsegs = ke.nsegs;
+		memcpy(entry->segs, ke.segs, sizeof(entry->segs));
 		if (ke.is_linux) {
 			rc = linux_boot_vmlinux(vm, o, &ke, entry, err);
 		} else if (ke.has_pvh) {

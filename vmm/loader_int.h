@@ -51,6 +51,8 @@ struct ldr_elf {
 	bool has_pvh;
 	uint64_t pvh_entry;
 	bool is_linux;
+	int nsegs;           /* the PT_LOAD segments as loaded (the first TVM_MAX_KSEGS) */
+	struct kernel_seg segs[TVM_MAX_KSEGS];
 };
 /* Validate img[0..len) as an ELF64 x86-64 executable, parse its notes, and
  * copy its PT_LOAD segments into guest RAM at p_paddr, zeroing the BSS

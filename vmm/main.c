@@ -85,7 +85,8 @@ static const char usage_run[] =
 	"                       images), or pause (keep the crashed VM until a signal)\n"
 	"  --max-restarts N     with --on-crash restart: at most N restarts (default 3)\n"
 	"  --crash-on SYMBOL    treat reaching kernel function SYMBOL as a crash (a\n"
-	"                       hardware breakpoint; repeatable, up to 4)\n"
+	"                       hardware breakpoint, or int3 where those do not\n"
+	"                       fire; repeatable, up to 4)\n"
 	"  --kernel-symbols FILE  vmlinux or System.map for --crash-on and reports\n"
 	"  --hang-timeout SECS  report a hang when a vCPU makes no progress (no exits,\n"
 	"                       RIP in one place) for SECS seconds\n"
@@ -248,6 +249,29 @@ struct run_settings {
 	char *trialos_found;     /* owned: the trialos path found for --app */
 };
 
+/* --crash-on: hardware breakpoints where they fire; else int3 written into
+ * the loaded kernel at each symbol's physical address (by the kernel's ELF
+ * segments as the loader placed them). */
+static int arm_crash_on(struct vm *vm, const struct run_settings *rs, const struct boot_entry *entry,
+			struct tvm_err *err)
+{
+	enum tvm_bp_kind kind;
+	if (vm_breakpoint_kind(&kind, err) < 0)
+		return -1;
+	if (kind == TVM_BP_HW)
+		return vm_set_hw_breakpoints(vm, rs->bp_addr, rs->ncrash_on, err);
+	uint64_t gpa[TVM_MAX_SW_BREAKPOINTS];
+	for (int i = 0; i < rs->ncrash_on; i++)
+		if (boot_entry_virt_to_phys(entry, rs->bp_addr[i], &gpa[i]) < 0)
+			return tvm_seterr(err, "hardware breakpoints do not fire on this machine's KVM, and address 0x%llx "
+					       "is in no segment of the loaded kernel, so no software breakpoint can go "
+					       "there either (a bzImage that decompresses itself in the guest has none: "
+					       "drop --no-decompress)",
+					  (unsigned long long)rs->bp_addr[i]);
+	tvm_debug("--crash-on: hardware breakpoints do not fire on this KVM; using %s", vm_breakpoint_kind_name(kind));
+	return vm_set_sw_breakpoints(vm, kind, rs->bp_addr, gpa, rs->ncrash_on, err);
+}
+
 /* Create a VM from the settings, run it until it ends, handle how it ended
  * (crash report, disks), destroy it. Returns the exit status; *crashed says
  * whether the guest crashed. */
@@ -298,7 +322,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		tvm_log("error: %s", err.msg);
 		ok = false;
 	}
-	if (ok && rs->ncrash_on && vm_set_hw_breakpoints(vm, rs->bp_addr, rs->ncrash_on, &err) < 0) {
+	if (ok && rs->ncrash_on && arm_crash_on(vm, rs, &entry, &err) < 0) {
 		tvm_log("error: --crash-on: %s", err.msg);
 		ok = false;
 	}

@@ -84,3 +84,17 @@ int vm_e820(const struct vm *vm, struct e820_entry *out, int max)
 #undef ADD
 	return n;
 }
+
+int boot_entry_virt_to_phys(const struct boot_entry *e, uint64_t va, uint64_t *pa)
+{
+	for (int i = 0; i < e->nsegs && i < TVM_MAX_KSEGS; i++) {
+		const struct kernel_seg *s = &e->segs[i];
+		if (va >= s->vaddr && va - s->vaddr < s->size) {
+			uint64_t off = va - s->vaddr;
+			if (__builtin_add_overflow(s->paddr, off, pa))
+				return -1;
+			return 0;
+		}
+	}
+	return -1;
+}

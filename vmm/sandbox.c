@@ -216,8 +216,10 @@ struct sb_ioctl {
 
 static const struct sb_ioctl ioctls[] = {
 	{ KVM_RUN, V },            /* vcpu_thread */
-	{ KVM_GET_REGS, V },       /* take_sample (hang watcher's RIP sample) */
+	{ KVM_GET_REGS, V },       /* take_sample (hang watcher's RIP sample); cpu_state_was_reset */
 	{ KVM_GET_SREGS, V },      /* same */
+	{ KVM_GET_VCPU_EVENTS, V }, /* give_back_int3: the guest's own int3 under software breakpoints */
+	{ KVM_SET_VCPU_EVENTS, V }, /* same */
 	{ KVM_GET_MP_STATE, V },   /* take_sample */
 	{ KVM_IRQ_LINE, V | S },   /* vm_irq_line: UART (input arrives on S), virtio interrupts */
 	{ TCGETS, M | V },         /* stdio: isatty() when a stream first buffers output */

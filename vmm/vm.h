@@ -86,11 +86,21 @@ enum boot_mode {
 	                  and builds a GDT (__BOOT_CS 0x10, __BOOT_DS 0x18),
 	                  RSI = arg (boot_params) */
 };
+/* Where the loader put the kernel: each loaded ELF segment's virtual and
+ * physical start (the kernel's own view before it relocates itself; empty
+ * for a bzImage left to decompress itself in the guest). */
+#define TVM_MAX_KSEGS 16
+struct kernel_seg { uint64_t vaddr, paddr, size; };
 struct boot_entry {
 	enum boot_mode mode;
 	uint64_t rip;
 	uint64_t arg;
+	int nsegs;
+	struct kernel_seg segs[TVM_MAX_KSEGS];
 };
+/* The guest-physical address of kernel virtual address va by e's segments:
+ * 0, or -1 when va is in none of them. */
+int boot_entry_virt_to_phys(const struct boot_entry *e, uint64_t va, uint64_t *pa);
 
 /* ---- lifecycle ---- */
 
@@ -115,13 +125,16 @@ enum tvm_event_kind {
 	TVM_EV_RESET,          /* the guest asked for a reset */
 	TVM_EV_APP_FAULT,      /* trialos reported an application crash */
 	TVM_EV_PANIC,          /* the guest kernel panicked (pvpanic) */
-	TVM_EV_TRIPLE_FAULT,   /* KVM_EXIT_SHUTDOWN */
+	TVM_EV_TRIPLE_FAULT,   /* KVM_EXIT_SHUTDOWN; data[0] = 1 when KVM lost the CPU
+	                          state (AMD resets the vCPU), data[1] = the last exit
+	                          whose state vm_last_seen_cpu() has (0: none) */
 	TVM_EV_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR, emulation failure included */
 	TVM_EV_FAIL_ENTRY,     /* KVM_EXIT_FAIL_ENTRY */
 	TVM_EV_UNKNOWN_EXIT,   /* an exit reason trialvm does not handle */
 	TVM_EV_VMM_ERROR,      /* trialvm itself failed (KVM_RUN error, ...) */
 	TVM_EV_SIGNAL,         /* trialvm was interrupted (SIGINT/SIGTERM) */
-	TVM_EV_BREAKPOINT,     /* a --crash-on hardware breakpoint was hit; data[0] = address */
+	TVM_EV_BREAKPOINT,     /* a --crash-on breakpoint was hit; data[0] = address,
+	                          reason = the exception (1: hardware, 3: int3) */
 	TVM_EV_HANG,           /* the guest made no progress (--hang-timeout) */
 };
 
@@ -153,6 +166,12 @@ struct cpu_state;
  * registers, MSRs, LAPIC, MP state). */
 int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *out, struct tvm_err *err);
 struct irqchip_state;
+/* The registers and system registers of vCPU idx as they were at its last
+ * exit before the current stop (KVM_CAP_SYNC_REGS): what trialvm last saw
+ * when KVM has lost the state since (TVM_EV_TRIPLE_FAULT with data[0] = 1).
+ * FPU, MSRs, LAPIC are not kept (zero). *exit_no counts from 1; -1 when
+ * nothing was seen (no exit yet, or no KVM_CAP_SYNC_REGS). */
+int vm_last_seen_cpu(struct vm *vm, int idx, struct cpu_state *out, uint64_t *exit_no, uint32_t *exit_reason);
 /* The PICs, IOAPIC and PIT of the in-kernel irqchip. */
 int vm_capture_irqchip(struct vm *vm, struct irqchip_state *out, struct tvm_err *err);
 /* Nanoseconds since vm_run first started the vCPUs. */
@@ -162,6 +181,33 @@ uint64_t vm_uptime_ns(const struct vm *vm);
 /* Arm up to 4 hardware execution breakpoints (guest-virtual addresses) on
  * every vCPU; a hit raises TVM_EV_BREAKPOINT. */
 int vm_set_hw_breakpoints(struct vm *vm, const uint64_t *addrs, int n, struct tvm_err *err);
+/* Which kind of execution breakpoint to use on this machine's KVM, by
+ * probing in a throwaway one-page VM: hardware breakpoints (DR0-3) where
+ * they fire, else int3 with KVM_GUESTDBG_USE_SW_BP where #BP exits, else a
+ * two-byte port write "out 0xcc, al" (TVM_BP_PORT), which always exits.
+ * QEMU's emulated AMD-V neither fires hardware breakpoints nor intercepts
+ * int3, so there it is the port write. Kept for the process. -1 with *err
+ * when a probe itself failed. */
+#define TVM_BP_PORT 0xcc
+enum tvm_bp_kind { TVM_BP_HW, TVM_BP_INT3, TVM_BP_PIO };
+int vm_breakpoint_kind(enum tvm_bp_kind *out, struct tvm_err *err);
+const char *vm_breakpoint_kind_name(enum tvm_bp_kind k);
+/* Arm up to TVM_MAX_SW_BREAKPOINTS software breakpoints of kind (INT3 or
+ * PIO): int3 (1 byte) or "out 0xcc, al" (2 bytes) written at guest-physical
+ * gpas[i] (through the checked accessor), for the instruction at
+ * guest-virtual vaddrs[i]. A hit at one of vaddrs raises TVM_EV_BREAKPOINT
+ * with the vCPU's RIP on the breakpoint; the guest's own int3 goes back to
+ * it, and its own writes to port 0xcc elsewhere reach the bus as usual.
+ * The run is meant to end at the first hit: a port-write breakpoint covers
+ * two bytes, so code that jumps to the second one runs a broken
+ * instruction. The original bytes are kept for vm_clear_sw_breakpoints. */
+#define TVM_MAX_SW_BREAKPOINTS 4
+int vm_set_sw_breakpoints(struct vm *vm, enum tvm_bp_kind kind, const uint64_t *vaddrs, const uint64_t *gpas, int n,
+			  struct tvm_err *err);
+/* Put the original bytes back where trialvm's breakpoint byte is still in
+ * place (all vCPUs stopped): done before any capture, so no dump, report or
+ * disassembly shows it. Idempotent. */
+void vm_clear_sw_breakpoints(struct vm *vm);
 /* While the VM runs (from another thread): the number of exits vCPU idx
  * has taken so far, and a fresh sample of its RIP, CPL and KVM MP state
  * (0 = runnable; the vCPU is kicked

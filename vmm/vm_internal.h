@@ -37,6 +37,13 @@ struct vcpu {
 	uint64_t sample_rip;
 	int sample_cpl;
 	int sample_mp;
+	/* The registers at the last exit (KVM_CAP_SYNC_REGS), for when KVM
+	 * loses the state (AMD after a SHUTDOWN intercept). Own thread only. */
+	bool seen_valid;
+	uint64_t seen_exit;         /* exit number (1 = the first) */
+	uint32_t seen_reason;       /* its KVM exit reason */
+	struct kvm_regs seen_regs;
+	struct kvm_sregs seen_sregs;
 };
 
 struct vm {
@@ -49,9 +56,14 @@ struct vm {
 	int ncpus;
 	struct vcpu cpus[TVM_MAX_VCPUS];
 	struct io_bus bus[2];
+	uint64_t sync_regs;         /* KVM_SYNC_X86_* bits kept at each exit (0: no KVM_CAP_SYNC_REGS) */
 	uint64_t unclaimed;
 	bool running;
 	uint64_t start_ns;
+
+	int nswbp;                  /* software breakpoints (vm_set_sw_breakpoints) */
+	enum tvm_bp_kind swbp_kind;
+	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed; } swbp[4];
 
 	pthread_mutex_t ev_lock;
 	pthread_cond_t ev_cond;
