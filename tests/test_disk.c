@@ -23,6 +23,7 @@
 #include "../vmm/vm.h"
 
 #include "check.h"
+#include "fake_vm.c"
 /* An error sentence must name the file and say what is wrong. */
 #define CHECK_ERR(name, rc, err, file, phrase)                                              \
 	do {                                                                                \
@@ -1036,18 +1037,19 @@ static void test_device(void)
 	free(m);
 }
 
-/* Registration on a real VM (needs /dev/kvm): the next free slot. */
-static void test_register(void)
+/* Registration: the next free slot; on a fake VM (no KVM), then on a real
+ * one where /dev/kvm works. */
+static void test_register(bool real)
 {
-	if (!kvm_usable()) {
-		printf("skip register: /dev/kvm is not usable\n");
+	if (real && !kvm_usable()) {
+		printf("skip register-kvm: /dev/kvm is not usable (the same checks ran on a fake VM)\n");
 		return;
 	}
 	uint8_t *m = make_master(master, DISK_SIZE);
 	free(m);
 	struct tvm_err err;
 	struct vm_config cfg = { .ram_size = 64ull << 20, .ncpus = 1 };
-	struct vm *vm = vm_create(&cfg, &err);
+	struct vm *vm = real ? vm_create(&cfg, &err) : fake_vm_new(cfg.ram_size, 1);
 	CHECK("register-vm", vm != NULL);
 	if (!vm) {
 		printf("  %s\n", err.msg);
@@ -1067,7 +1069,10 @@ static void test_register(void)
 				      strstr(cmd, "4K@0xd0000000:5") && strstr(cmd, "4K@0xd0001000:6"));
 	CHECK("register-finish", virtio_blk_finish(b1, false, NULL, &err) == 0 &&
 					 virtio_blk_finish(b2, false, NULL, &err) == 0);
-	vm_destroy(vm);
+	if (real)
+		vm_destroy(vm);
+	else
+		fake_vm_free(vm);
 	virtio_mmio_reset_registry();
 	virtio_blk_free(b1);
 	virtio_blk_free(b2);
@@ -1092,7 +1097,8 @@ int main(void)
 	test_spec();
 	test_parser();
 	test_device();
-	test_register();
+	test_register(false);
+	test_register(true);
 	rm_overlay();
 	unlink(master);
 	if (rmdir(dir) < 0)

@@ -4,8 +4,8 @@
  * stand in for vmm/vm.c, so linking against build/libtrialvm.a pulls only
  * loader.o, linux.o, mptable.o, acpi.o and util.o from it (-lelf -lz -llzma -lzstd -llz4).
  * Usage: test_loader [DEBIAN_VMLINUZ [TRIALOS_ELF]]
- *   defaults: $TVM_DEBIAN_KERNEL or build/debian/vmlinuz (fetch it with
- *   images/fetch-debian-kernel.sh build/debian), $TVM_TRIALOS or
+ *   defaults: $TVM_DEBIAN_KERNEL or build/images/debian/vmlinuz (fetch it with
+ *   images/fetch-debian-kernel.sh build/images/debian), $TVM_TRIALOS or
  *   build/guests/trialos.elf; checks that need a missing file are skipped.
  * Prints "ok NAME" or "FAIL NAME: why" per check; exits 1 on any failure. */
 #include <elf.h>
@@ -53,7 +53,7 @@ static void result(const char *name, bool pass, const char *fmt, ...)
 	printf("\n");
 }
 
-static void skip(const char *name, const char *why) { printf("ok %s # skip: %s\n", name, why); }
+static void skip(const char *name, const char *why) { printf("skip %s: %s\n", name, why); }
 
 static uint16_t le16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -1426,7 +1426,7 @@ static void test_debian(const char *path)
 	size_t len;
 	uint8_t *img = slurp(path, &len);
 	if (!img) {
-		skip("debian_bzimage", "no Debian kernel (images/fetch-debian-kernel.sh build/debian)");
+		skip("debian_bzimage", "no Debian kernel (images/fetch-debian-kernel.sh build/images/debian, or TVM_DEBIAN_KERNEL)");
 		return;
 	}
 	struct tvm_err err;
@@ -1524,7 +1524,7 @@ static void test_trialos(const char *path)
 int main(int argc, char **argv)
 {
 	verbose = getenv("TVM_TEST_VERBOSE") != NULL;
-	const char *deb = argc > 1 ? argv[1] : getenv("TVM_DEBIAN_KERNEL") ? getenv("TVM_DEBIAN_KERNEL") : "build/debian/vmlinuz";
+	const char *deb = argc > 1 ? argv[1] : getenv("TVM_DEBIAN_KERNEL") ? getenv("TVM_DEBIAN_KERNEL") : "build/images/debian/vmlinuz";
 	const char *tos = argc > 2 ? argv[2] : getenv("TVM_TRIALOS") ? getenv("TVM_TRIALOS") : "build/guests/trialos.elf";
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
