@@ -15,7 +15,7 @@ W=$(mktemp -d /tmp/trialvm-bench-blk.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 head -c $((4 * MIB << 20)) /dev/zero >"$W/disk.img"
 
-echo "== virtio-blk: blk-bench on /dev/vda, $MIB MiB per case (guest kernel work is emulated on nested KVM: compare ratios)"
+echo "== virtio-blk: blk-bench on /dev/vda, $MIB MiB per case (compare ratios: absolute rates depend on the host, and are emulated inside ci/kvm-host)"
 "$TRIALVM" run --stats --app "$APP" --disk "$W/disk.img" -- all "$MIB" rw >"$W/tv.out" 2>"$W/tv.err"
 tv_exits=$(grep -Eo 'stats: [0-9]+ VM exits' "$W/tv.err" | awk '{ print $2 }')
 cp "$W/disk.img" "$W/qdisk.img"

@@ -82,6 +82,10 @@ else
 	echo "  reference: $QEMU not found (install qemu-system-x86); QEMU columns are left out"
 fi
 echo "  all times: CLOCK_MONOTONIC from the execve of the VMM (tests/bench/spawn-time)"
+if [ "${TRIALVM_KVM_HOST:-}" = emulated ]; then
+	echo "  EMULATED: this runs inside the emulated KVM host (ci/kvm-host: QEMU TCG with AMD-V), QEMU's"
+	echo "  references with -accel kvm there too; absolute times are emulated, compare the ratios"
+fi
 
 # ------------------------------------------------------------------ startup
 echo
@@ -274,8 +278,9 @@ else
 		echo "  ratio qemu/trialvm --no-decompress:      $(lratio "$l_q" "$l_nd")"
 	fi
 	echo "  ratio trialvm --no-decompress/host decompression: $(lratio "$l_nd" "$l_host")"
-	echo "  (guest ring-0 code is emulated on this host, ~1000x slower than on hardware: these"
-	echo "   times measure mostly how many guest kernel instructions run before the e820 map)"
+	if [ "${TRIALVM_KVM_HOST:-}" = emulated ]; then
+		echo "  (emulated KVM host: every instruction, guest's and VMM's, runs under QEMU TCG)"
+	fi
 fi
 
 # == 4 and 5: crash dumps and virtio-blk (their own scripts, same rules)
