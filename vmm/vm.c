@@ -736,6 +736,15 @@ static int probe_breakpoint(enum tvm_bp_kind k, struct tvm_err *err)
 		goto out;
 	}
 	memcpy(mem + gpa_code, code, sizeof(code));
+	/* Every real-mode interrupt vector leads to "out 0x81, al; hlt", so an
+	 * int3 the guest takes itself ends in an exit too, never in a loop. */
+	static const uint8_t handler[] = { 0xe6, 0x81, 0xf4 };
+	const uint16_t handler_at = 0x1100;
+	memcpy(mem + handler_at, handler, sizeof(handler));
+	for (int v = 0; v < 256; v++) {
+		uint16_t ivt[2] = { handler_at, 0 }; /* offset, segment */
+		memcpy(mem + 4 * v, ivt, sizeof(ivt));
+	}
 	struct kvm_userspace_memory_region mr = { .slot = 0, .guest_phys_addr = 0, .memory_size = memsz,
 						  .userspace_addr = (uint64_t)(uintptr_t)mem };
 	(void)ioctl(vmfd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR); /* real mode without unrestricted guest */
@@ -747,7 +756,7 @@ static int probe_breakpoint(enum tvm_bp_kind k, struct tvm_err *err)
 		goto out;
 	}
 	struct kvm_sregs sr;
-	struct kvm_regs r = { .rip = gpa_code, .rflags = 2 };
+	struct kvm_regs r = { .rip = gpa_code, .rflags = 2, .rsp = 0x1f00 };
 	if (ioctl(cpu, KVM_GET_SREGS, &sr) < 0) {
 		tvm_seterr(err, "breakpoint probe: KVM_GET_SREGS: %s", strerror(errno));
 		goto out;
