@@ -72,6 +72,12 @@ struct vm {
 	struct tvm_event event;
 };
 
+/* breakpoints.c: a KVM_EXIT_DEBUG of vCPU c (a breakpoint, or the guest's
+ * own int3 given back to it); and a port write to TVM_BP_PORT, true when it
+ * was a breakpoint hit (the event is raised), false for the bus. */
+void vcpu_debug_exit(struct vcpu *c);
+bool vcpu_pio_breakpoint(struct vcpu *c);
+
 /* Split vm->ram (vm->ram_size bytes) into the RAM regions of vm.h's layout. */
 void vm_layout_ram(struct vm *vm);
 

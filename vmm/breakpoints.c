@@ -1,0 +1,284 @@
+/* vmm/breakpoints.c - execution breakpoints for --crash-on: hardware
+ * (DR0-3), int3 with KVM_GUESTDBG_USE_SW_BP, or a port write, chosen by a
+ * probe of what this machine's KVM delivers (vm.h), and the vCPU exits they
+ * cause. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "vm.h"
+#include "vm_internal.h"
+
+#define TSS_ADDR 0xfffbd000ull
+
+/* Which software breakpoint (index) is at guest-virtual pc, or -1. */
+static int sw_breakpoint_at(const struct vm *vm, uint64_t pc)
+{
+	for (int i = 0; i < vm->nswbp; i++)
+		if (vm->swbp[i].vaddr == pc)
+			return i;
+	return -1;
+}
+
+/* A hit on breakpoint i of this vCPU (its RIP is on the breakpoint). */
+static void sw_breakpoint_hit(struct vcpu *c, int i, uint32_t exception)
+{
+	struct tvm_event ev = { .kind = TVM_EV_BREAKPOINT, .reason = exception };
+	ev.data[0] = c->vm->swbp[i].vaddr;
+	snprintf(ev.detail, sizeof(ev.detail), "the guest reached breakpoint address 0x%llx",
+		 (unsigned long long)ev.data[0]);
+	vm_raise(c->vm, c->index, &ev);
+}
+
+/* With int3 breakpoints armed every #BP exits to trialvm; one that is not
+ * trialvm's goes back to the guest as the exception it raised. */
+static void give_back_exception(struct vcpu *c, uint32_t nr)
+{
+	struct kvm_vcpu_events e;
+	if (ioctl(c->fd, KVM_GET_VCPU_EVENTS, &e) == 0) {
+		e.exception.injected = 1;
+		e.exception.nr = (uint8_t)nr;
+		e.exception.has_error_code = 0;
+		e.exception.error_code = 0;
+		e.flags = 0;
+		if (ioctl(c->fd, KVM_SET_VCPU_EVENTS, &e) == 0)
+			return;
+	}
+	struct tvm_event ev = { .kind = TVM_EV_VMM_ERROR, .reason = KVM_EXIT_DEBUG };
+	snprintf(ev.detail, sizeof(ev.detail), "vCPU %d: cannot hand the guest's own exception %u back to it: %s",
+		 c->index, nr, strerror(errno));
+	vm_raise(c->vm, c->index, &ev);
+}
+
+void vcpu_debug_exit(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	struct vm *vm = c->vm;
+	uint64_t pc = run->debug.arch.pc;
+	if (vm->nswbp > 0 && vm->swbp_kind == TVM_BP_INT3 && run->debug.arch.exception == 3) {
+		int i = sw_breakpoint_at(vm, pc);
+		if (i < 0)
+			give_back_exception(c, 3); /* the guest's own int3 */
+		else
+			sw_breakpoint_hit(c, i, 3);
+		return;
+	}
+	struct tvm_event ev = { .kind = TVM_EV_BREAKPOINT, .reason = run->debug.arch.exception };
+	ev.data[0] = pc;
+	ev.data[1] = run->debug.arch.dr6;
+	snprintf(ev.detail, sizeof(ev.detail), "the guest reached breakpoint address 0x%llx", (unsigned long long)pc);
+	vm_raise(vm, c->index, &ev);
+}
+
+bool vcpu_pio_breakpoint(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	struct vm *vm = c->vm;
+	if (vm->swbp_kind != TVM_BP_PIO || run->io.size != 1 || run->io.count != 1 ||
+	    run->io.direction != KVM_EXIT_IO_OUT)
+		return false;
+	struct kvm_regs r;
+	int i = ioctl(c->fd, KVM_GET_REGS, &r) == 0 ? sw_breakpoint_at(vm, r.rip) : -1;
+	if (i < 0)
+		return false; /* the guest's own write to the port: the bus has it */
+	sw_breakpoint_hit(c, i, 0);
+	return true;
+}
+
+int vm_set_hw_breakpoints(struct vm *vm, const uint64_t *addrs, int n, struct tvm_err *err)
+{
+	if (n < 0 || n > 4)
+		return tvm_seterr(err, "at most 4 hardware breakpoints can be armed (got %d)", n);
+	struct kvm_guest_debug dbg;
+	memset(&dbg, 0, sizeof(dbg));
+	if (n > 0) {
+		dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+		for (int i = 0; i < n; i++) {
+			dbg.arch.debugreg[i] = addrs[i];
+			dbg.arch.debugreg[7] |= 1ull << (2 * i); /* Li: local enable, RW=00 (execute), LEN=00 */
+		}
+		dbg.arch.debugreg[7] |= 1ull << 10; /* reserved bit 10 reads as 1 */
+	}
+	for (int i = 0; i < vm->ncpus; i++)
+		if (ioctl(vm->cpus[i].fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+			return tvm_seterr(err, "KVM_SET_GUEST_DEBUG on vCPU %d failed: %s", i, strerror(errno));
+	return 0;
+}
+
+/* One probe of breakpoint kind k (HW or INT3) in a throwaway one-page
+ * real-mode VM: "nop; X; out 0x80, al" where X is a nop with a hardware
+ * breakpoint on it, or int3. 1 when it exits to trialvm as KVM_EXIT_DEBUG
+ * at X, 0 when it does not, -1 with *err if the probe failed. */
+static int probe_breakpoint(enum tvm_bp_kind k, struct tvm_err *err)
+{
+	int kvm = -1, vmfd = -1, cpu = -1, rc = -1;
+	const size_t memsz = 0x2000, gpa_code = 0x1000;
+	uint8_t *mem = MAP_FAILED;
+	struct kvm_run *run = MAP_FAILED;
+	long runsz = 0;
+	uint8_t code[] = { 0x90, 0x90, 0xe6, 0x80, 0xf4 };
+	struct kvm_guest_debug dbg = { .control = KVM_GUESTDBG_ENABLE };
+	dbg.arch.debugreg[7] = 1ull << 10; /* reserved bit 10 reads as 1 */
+	if (k == TVM_BP_HW) {
+		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+		dbg.arch.debugreg[0] = gpa_code + 1;
+		dbg.arch.debugreg[7] |= 1;
+	} else {
+		dbg.control |= KVM_GUESTDBG_USE_SW_BP;
+		code[1] = 0xcc;
+	}
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0 || (vmfd = ioctl(kvm, KVM_CREATE_VM, 0)) < 0) {
+		tvm_seterr(err, "breakpoint probe: cannot create a VM: %s", strerror(errno));
+		goto out;
+	}
+	mem = mmap(NULL, memsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		tvm_seterr(err, "breakpoint probe: out of memory");
+		goto out;
+	}
+	memcpy(mem + gpa_code, code, sizeof(code));
+	/* Every real-mode interrupt vector leads to "out 0x81, al; hlt", so an
+	 * int3 the guest takes itself ends in an exit too, never in a loop. */
+	static const uint8_t handler[] = { 0xe6, 0x81, 0xf4 };
+	const uint16_t handler_at = 0x1100;
+	memcpy(mem + handler_at, handler, sizeof(handler));
+	for (int v = 0; v < 256; v++) {
+		uint16_t ivt[2] = { handler_at, 0 }; /* offset, segment */
+		memcpy(mem + 4 * v, ivt, sizeof(ivt));
+	}
+	struct kvm_userspace_memory_region mr = { .slot = 0, .guest_phys_addr = 0, .memory_size = memsz,
+						  .userspace_addr = (uint64_t)(uintptr_t)mem };
+	(void)ioctl(vmfd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR); /* real mode without unrestricted guest */
+	runsz = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ioctl(vmfd, KVM_SET_USER_MEMORY_REGION, &mr) < 0 || (cpu = ioctl(vmfd, KVM_CREATE_VCPU, 0)) < 0 ||
+	    runsz < (long)sizeof(struct kvm_run) ||
+	    (run = mmap(NULL, (size_t)runsz, PROT_READ | PROT_WRITE, MAP_SHARED, cpu, 0)) == MAP_FAILED) {
+		tvm_seterr(err, "breakpoint probe: cannot set up its vCPU: %s", strerror(errno));
+		goto out;
+	}
+	struct kvm_sregs sr;
+	struct kvm_regs r = { .rip = gpa_code, .rflags = 2, .rsp = 0x1f00 };
+	if (ioctl(cpu, KVM_GET_SREGS, &sr) < 0) {
+		tvm_seterr(err, "breakpoint probe: KVM_GET_SREGS: %s", strerror(errno));
+		goto out;
+	}
+	sr.cs.base = 0;
+	sr.cs.selector = 0;
+	if (ioctl(cpu, KVM_SET_SREGS, &sr) < 0 || ioctl(cpu, KVM_SET_REGS, &r) < 0 ||
+	    ioctl(cpu, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
+		tvm_seterr(err, "breakpoint probe: cannot set its registers: %s", strerror(errno));
+		goto out;
+	}
+	int n;
+	do
+		n = ioctl(cpu, KVM_RUN, 0);
+	while (n < 0 && (errno == EINTR || errno == EAGAIN));
+	if (n < 0) {
+		tvm_seterr(err, "breakpoint probe: KVM_RUN: %s", strerror(errno));
+		goto out;
+	}
+	rc = run->exit_reason == KVM_EXIT_DEBUG && run->debug.arch.pc == gpa_code + 1;
+	tvm_debug("breakpoint probe: %s: exit reason %u", vm_breakpoint_kind_name(k), run->exit_reason);
+out:
+	if (run != MAP_FAILED)
+		munmap(run, (size_t)runsz);
+	if (cpu >= 0)
+		close(cpu);
+	if (vmfd >= 0)
+		close(vmfd);
+	if (kvm >= 0)
+		close(kvm);
+	if (mem != MAP_FAILED)
+		munmap(mem, memsz);
+	return rc;
+}
+
+const char *vm_breakpoint_kind_name(enum tvm_bp_kind k)
+{
+	switch (k) {
+	case TVM_BP_HW: return "hardware breakpoints";
+	case TVM_BP_INT3: return "software breakpoints (int3)";
+	default: return "software breakpoints (a port write, out 0xcc, al)";
+	}
+}
+
+int vm_breakpoint_kind(enum tvm_bp_kind *out, struct tvm_err *err)
+{
+	static int known = -1;
+	if (known < 0) {
+		enum tvm_bp_kind k;
+		for (k = TVM_BP_HW; k < TVM_BP_PIO; k++) { /* the port write always exits */
+			int r = probe_breakpoint(k, err);
+			if (r < 0)
+				return -1;
+			tvm_debug("breakpoint probe: %s %s on this KVM", vm_breakpoint_kind_name(k), r ? "work" : "do not fire");
+			if (r)
+				break;
+		}
+		known = (int)k;
+	}
+	*out = (enum tvm_bp_kind)known;
+	return 0;
+}
+
+int vm_set_sw_breakpoints(struct vm *vm, enum tvm_bp_kind kind, const uint64_t *vaddrs, const uint64_t *gpas, int n,
+			  struct tvm_err *err)
+{
+	if (kind != TVM_BP_INT3 && kind != TVM_BP_PIO)
+		return tvm_seterr(err, "internal error: %s are not software breakpoints", vm_breakpoint_kind_name(kind));
+	const unsigned len = kind == TVM_BP_INT3 ? 1 : 2;
+	const uint8_t bytes[2] = { kind == TVM_BP_INT3 ? 0xcc : 0xe6, TVM_BP_PORT };
+	if (n < 0 || n > TVM_MAX_SW_BREAKPOINTS)
+		return tvm_seterr(err, "at most %d software breakpoints can be armed (got %d)", TVM_MAX_SW_BREAKPOINTS, n);
+	vm_clear_sw_breakpoints(vm);
+	for (int i = 0; i < n; i++) {
+		uint8_t *p = gpa_ptr(vm, GPA(gpas[i]), len);
+		if (!p) {
+			vm_clear_sw_breakpoints(vm);
+			return tvm_seterr(err, "the breakpoint at 0x%llx would go to guest-physical 0x%llx, which is not guest RAM",
+					  (unsigned long long)vaddrs[i], (unsigned long long)gpas[i]);
+		}
+		bool clash = false; /* the same place twice, or overlapping port writes */
+		for (int j = 0; j < i; j++)
+			clash |= vm->swbp[j].armed && gpas[i] < vm->swbp[j].gpa + len && vm->swbp[j].gpa < gpas[i] + len;
+		vm->swbp[i].vaddr = vaddrs[i];
+		vm->swbp[i].gpa = gpas[i];
+		vm->swbp[i].armed = !clash;
+		vm->swbp_kind = kind;
+		if (!clash) {
+			memcpy(vm->swbp[i].orig, p, len);
+			memcpy(p, bytes, len);
+		}
+		vm->nswbp = i + 1;
+	}
+	struct kvm_guest_debug dbg;
+	memset(&dbg, 0, sizeof(dbg));
+	if (n > 0 && kind == TVM_BP_INT3)
+		dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP; /* every #BP exits */
+	for (int i = 0; kind == TVM_BP_INT3 && i < vm->ncpus; i++)
+		if (ioctl(vm->cpus[i].fd, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
+			int e = errno;
+			vm_clear_sw_breakpoints(vm);
+			return tvm_seterr(err, "KVM_SET_GUEST_DEBUG on vCPU %d failed: %s", i, strerror(e));
+		}
+	return 0;
+}
+
+void vm_clear_sw_breakpoints(struct vm *vm)
+{
+	const unsigned len = vm->swbp_kind == TVM_BP_INT3 ? 1 : 2;
+	const uint8_t bytes[2] = { vm->swbp_kind == TVM_BP_INT3 ? 0xcc : 0xe6, TVM_BP_PORT };
+	for (int i = 0; i < vm->nswbp; i++) {
+		uint8_t *p = gpa_ptr(vm, GPA(vm->swbp[i].gpa), len);
+		if (vm->swbp[i].armed && p && memcmp(p, bytes, len) == 0) /* unless the guest rewrote it */
+			memcpy(p, vm->swbp[i].orig, len);
+		vm->swbp[i].armed = false;
+	}
+}
+
