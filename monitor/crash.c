@@ -182,6 +182,46 @@ static void print_disasm(const struct disasm_insn *d, int n)
 	}
 }
 
+/* A reader of guest-virtual memory: guest_read_virt by a CR3, or
+ * guest_read_cpu by a vCPU's mode. */
+struct vreader {
+	const struct guest_mem *mem;
+	const struct cpu_state *cpu; /* NULL: by cr3 */
+	uint64_t cr3;
+};
+static uint64_t vread(const struct vreader *r, uint64_t va, void *dst, uint64_t len)
+{
+	return r->cpu ? guest_read_cpu(r->mem, r->cpu, va, dst, len) : guest_read_virt(r->mem, r->cr3, va, dst, len);
+}
+
+/* The code window around a guest-supplied pc: up to CODE_BEFORE bytes before
+ * it and CODE_AFTER after, into code[cap] (cap >= CODE_BEFORE + CODE_AFTER),
+ * starting at the first page that reads; never past 2^64. Returns the bytes
+ * read (0: pc itself is not readable) and *base, the address of code[0]. */
+#define CODE_BEFORE 512u
+#define CODE_AFTER 64u
+static uint64_t read_code_window(const struct vreader *r, uint64_t pc, uint8_t *code, size_t cap, uint64_t *base)
+{
+	uint64_t lo = pc >= CODE_BEFORE ? pc - CODE_BEFORE : 0;
+	uint64_t end = pc > UINT64_MAX - CODE_AFTER ? UINT64_MAX : pc + CODE_AFTER; /* exclusive */
+	*base = pc;
+	for (uint64_t b = lo; b <= pc;) {
+		uint64_t want = end - b;
+		if (want > cap)
+			want = cap;
+		uint64_t n = vread(r, b, code, want);
+		if (n > pc - b) {
+			*base = b;
+			return n;
+		}
+		uint64_t next = (b & ~0xfffull) + 0x1000;
+		if (next <= b) /* the last page: no next one */
+			break;
+		b = next;
+	}
+	return 0;
+}
+
 static const char *exit_reason_name(uint32_t r)
 {
 	switch (r) {
@@ -289,7 +329,7 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	struct symtab *st = NULL;
 	uint64_t pc, sp, bias = 0;
 	int bits;
-	uint8_t code[512 + 64];
+	uint8_t code[CODE_BEFORE + CODE_AFTER];
 	uint64_t code_base, code_len = 0;
 	uint64_t stack[16];
 	int nstack = 0;
@@ -300,31 +340,16 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 		sp = f->regs.rsp;
 		bias = f->load_bias;
 		bits = 64;
-		code_base = pc >= 512 ? pc - 512 : 0;
-		/* Read what is mapped: the window may start on an unmapped page. */
-		for (uint64_t b = code_base; b <= pc; b = (b & ~0xfffull) + 0x1000) {
-			code_len = guest_read_virt(&cs.mem, f->page_table_root, b, code, pc + 64 - b);
-			if (code_len > pc - b) {
-				code_base = b;
-				break;
-			}
-			code_len = 0;
-		}
+		struct vreader vr = { .mem = &cs.mem, .cr3 = f->page_table_root };
+		code_len = read_code_window(&vr, pc, code, sizeof(code), &code_base);
 		nstack = (int)(guest_read_virt(&cs.mem, f->page_table_root, sp, stack, sizeof(stack)) / 8);
 	} else {
 		st = symtab_load(ctx->symbols_path ? ctx->symbols_path : ctx->kernel_path);
 		pc = cpu->rip;
 		sp = cpu->gpr[4];
 		bits = ((cpu->efer & 0x400) && cpu->cs.l) ? 64 : cpu->cs.db ? 32 : 16;
-		code_base = pc >= 512 ? pc - 512 : 0;
-		for (uint64_t b = code_base; b <= pc; b = (b & ~0xfffull) + 0x1000) {
-			code_len = guest_read_cpu(&cs.mem, cpu, b, code, pc + 64 - b);
-			if (code_len > pc - b) {
-				code_base = b;
-				break;
-			}
-			code_len = 0;
-		}
+		struct vreader vr = { .mem = &cs.mem, .cpu = cpu };
+		code_len = read_code_window(&vr, pc, code, sizeof(code), &code_base);
 		nstack = (int)(guest_read_cpu(&cs.mem, cpu, sp, stack, sizeof(stack)) / 8);
 	}
 	struct disasm_insn dis[16];

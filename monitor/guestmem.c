@@ -93,11 +93,14 @@ int guest_translate(const struct guest_mem *m, const struct cpu_state *cpu, uint
 	return 0;
 }
 
-/* Copy page by page through a translation; stops at the first unmapped page. */
+/* Copy page by page through a translation; stops at the first unmapped page
+ * and at the top of the address space (a read never wraps to address 0). */
 static uint64_t read_translated(const struct guest_mem *m, int (*translate)(const struct guest_mem *, const void *,
 									   uint64_t, uint64_t *),
 				const void *how, uint64_t va, void *dst, uint64_t len)
 {
+	if (va != 0 && len > 0 - va)
+		len = 0 - va; /* the bytes up to 2^64 */
 	uint64_t done = 0;
 	while (done < len) {
 		uint64_t pa;

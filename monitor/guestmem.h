@@ -12,8 +12,9 @@
  * outside RAM. */
 int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *gpa);
 
-/* Copy up to len bytes at virtual va (page by page); returns the number of
- * bytes copied before the first unmapped page. */
+/* Copy up to len bytes at virtual va (page by page) into dst, which holds at
+ * least len bytes; returns the number of bytes copied before the first
+ * unmapped page or the end of the address space (never wraps past 2^64). */
 uint64_t guest_read_virt(const struct guest_mem *m, uint64_t cr3, uint64_t va, void *dst, uint64_t len);
 
 #endif

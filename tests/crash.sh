@@ -67,6 +67,15 @@ if expect_rc crash-app 123 && expect_report crash-app app-fault core.elf memory.
 	if grep -q "$rip" "$T/gdb2.out"; then pass crash-app-core-rip; else fail crash-app-core-rip "gdb rip: $(cat "$T/gdb2.out")"; fi
 fi
 
+# -- a program that calls through a wild pointer: RIP in the last page of the
+# address space must not make trialvm's code window wrap (it overflowed a
+# stack buffer and hung), whatever RIP the guest hands over.
+for rip in ffffffffffffffff ffffffffffffffea fffffffffffff000; do
+	vmrun crash-wild-rip-$rip 30 run --app "$APPS/jump-wild" --report-dir "$T/crash-wild-rip-$rip.reports" -- $rip
+	expect_rc crash-wild-rip-$rip 123 && expect_report crash-wild-rip-$rip app-fault core.elf memory.dmp app.core &&
+		expect_grep crash-wild-rip-$rip err "SIGSEGV.* at address 0x$rip " "RIP 0x$rip" && pass crash-wild-rip-$rip
+done
+
 # -- pvpanic from a guest kernel
 vmrun crash-panic 30 run --kernel "$TINY/tiny-panic.elf" --report-dir "$T/crash-panic.reports"
 expect_rc crash-panic 123 && expect_report crash-panic panic core.elf memory.dmp && pass crash-panic

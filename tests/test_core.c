@@ -121,6 +121,19 @@ static void test_vm_memory(struct vm *vm)
 	uint8_t buf[16];
 	CHECK("walk-outside-ram", guest_read_virt(&gm, pml4, 0x7000, buf, 16) == 0);
 	CHECK("read-virt-stops", guest_read_virt(&gm, pml4, 0x5ff8, buf, 16) == 8);
+	/* The last page of the address space (va 0xfffffffffffff000 -> 0x50000):
+	 * a read there stops at 2^64 instead of wrapping to address 0. */
+	uint64_t pdpt2 = 0x14000, pd2 = 0x15000, pt2 = 0x16000;
+	ent = pdpt2 | 1; gpa_write(vm, GPA(pml4 + 8 * 511), &ent, 8);
+	ent = pd2 | 1; gpa_write(vm, GPA(pdpt2 + 8 * 511), &ent, 8);
+	ent = pt2 | 1; gpa_write(vm, GPA(pd2 + 8 * 511), &ent, 8);
+	ent = 0x50000 | 1; gpa_write(vm, GPA(pt2 + 8 * 511), &ent, 8);
+	ent = 0x51000 | 1; gpa_write(vm, GPA(pt + 8 * 0), &ent, 8); /* va 0 is mapped too: a wrap would read it */
+	uint8_t top[32];
+	memset(top, 0xee, sizeof(top));
+	CHECK("read-virt-top-no-wrap", guest_read_virt(&gm, pml4, 0xfffffffffffffff8ull, top, sizeof(top)) == 8 &&
+					       top[8] == 0xee && top[31] == 0xee);
+	CHECK("read-virt-last-byte", guest_read_virt(&gm, pml4, ~0ull, top, sizeof(top)) == 1);
 	/* A table that points at itself: the walk still ends after four levels. */
 	ent = 0x10000 | 1; gpa_write(vm, GPA(pml4), &ent, 8);
 	CHECK("walk-self-loop", guest_virt_to_phys(&gm, pml4, 0x5000, &pa) < 0 &&
