@@ -236,6 +236,15 @@ else
 	skip crash-disk-full "cannot mount a small tmpfs here (needs root)"
 fi
 
+# -- a file-size limit (ulimit -f): the same clear error, not death by SIGXFSZ (153)
+(ulimit -f 4096 && exec timeout -k 5 60 "$TRIALVM" run --app "$APPS/null-deref" --report-dir "$T/fsize/reports") \
+	>"$T/crash-fsize.out" 2>"$T/crash-fsize.err" </dev/null
+RC=$?
+left=$(ls -A "$T/fsize/reports" 2>/dev/null)
+if expect_rc crash-fsize 123 && expect_grep crash-fsize err 'crash report could not be written.*File too large'; then
+	[ -z "$left" ] && pass crash-fsize || fail crash-fsize "left behind: $left"
+fi
+
 # -- inspect: bad input
 vmrun inspect-missing 10 inspect "$T/nothing-here"
 expect_rc inspect-missing 125 && expect_grep inspect-missing err 'nothing-here' && pass inspect-missing

@@ -40,6 +40,8 @@ vmrun cli-mem-1k 10 run --mem 1K --kernel "$TINY/tiny-hello.elf"
 expect_rc cli-mem-1k 126 && expect_grep cli-mem-1k err '--mem 1K.*too small' && pass cli-mem-1k
 vmrun cli-mem-garbage 10 run --mem lots --kernel "$TINY/tiny-hello.elf"
 expect_rc cli-mem-garbage 126 && expect_grep cli-mem-garbage err '--mem lots: not a size' && pass cli-mem-garbage
+vmrun cli-mem-2t 10 run --mem 2T --kernel "$TINY/tiny-hello.elf"
+expect_rc cli-mem-2t 126 && expect_grep cli-mem-2t err '--mem 2T: too large; trialvm supports at most 1T' && pass cli-mem-2t
 vmrun cli-cpus-bad 10 run --cpus 0 --kernel "$TINY/tiny-hello.elf"
 expect_rc cli-cpus-bad 126 && expect_grep cli-cpus-bad err '--cpus 0' && pass cli-cpus-bad
 vmrun cli-missing-value 10 run --kernel

@@ -25,6 +25,7 @@ static void test_parse_size(void)
 	uint64_t v = 0;
 	CHECK("size-64M", parse_size("64M", &v) == 0 && v == 64ull << 20);
 	CHECK("size-1G", parse_size("1G", &v) == 0 && v == 1ull << 30);
+	CHECK("size-1T", parse_size("1T", &v) == 0 && v == 1ull << 40); /* --mem's documented maximum */
 	CHECK("size-512KiB", parse_size("512KiB", &v) == 0 && v == 512ull << 10);
 	CHECK("size-bytes", parse_size("4096", &v) == 0 && v == 4096);
 	CHECK("size-empty", parse_size("", &v) < 0);

@@ -713,6 +713,9 @@ bad_range:
 
 int main(int argc, char **argv)
 {
+	/* A file-size limit (ulimit -f) must end a write with EFBIG, reported
+	 * like a full disk, not kill trialvm halfway through a report or commit. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return TVM_EXIT_USAGE;

@@ -112,6 +112,7 @@ int parse_size(const char *s, uint64_t *out)
 		case 'k': case 'K': mult = 1ull << 10; break;
 		case 'm': case 'M': mult = 1ull << 20; break;
 		case 'g': case 'G': mult = 1ull << 30; break;
+		case 't': case 'T': mult = 1ull << 40; break;
 		default: return -1;
 		}
 		end++;

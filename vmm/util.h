@@ -37,7 +37,8 @@ bool ratelimit_ok(struct ratelimit *rl);
 /* Log through a rate limiter ("trialvm: ..."). */
 void tvm_log_limited(struct ratelimit *rl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Parse "64M", "1G", "4096" (bytes), "512K". -1 on syntax error/overflow. */
+/* Parse "64M", "1G", "1T", "4096" (bytes), "512K" (an optional "i"/"B"
+ * after the unit: "64MiB"). -1 on syntax error/overflow. */
 int parse_size(const char *s, uint64_t *out);
 
 /* Read a whole regular file (at most max bytes) into a malloc'ed buffer. */
