@@ -359,12 +359,14 @@ static int open_data_new(struct overlay *ov, struct tvm_err *err)
 
 static int open_data_existing(struct overlay *ov, const struct stat *mst, struct tvm_err *err)
 {
-	ov->dfd = open(ov->path, (ov->inspect ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	ov->dfd = open(ov->path, (ov->inspect ? O_RDONLY : O_RDWR) | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
 	if (ov->dfd < 0)
 		return tvm_seterr(err, "cannot open overlay %s: %s", ov->path, strerror(errno));
 	struct stat st;
 	if (fstat(ov->dfd, &st) < 0)
 		return tvm_seterr(err, "cannot stat overlay %s: %s", ov->path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return tvm_seterr(err, "overlay %s is not a regular file", ov->path);
 	if (same_file(&st, mst))
 		return tvm_seterr(err, "overlay %s is the master image itself; the master is never written",
 				  ov->path);
@@ -405,14 +407,10 @@ int overlay_open(const char *master, const char *overlay_path, unsigned flags, s
 	ov->master_path = strdup(master);
 	if (!ov->master_path)
 		goto nomem;
-	ov->mfd = open(master, O_RDONLY | O_CLOEXEC);
+	struct stat mst;
+	ov->mfd = open_input(master, &mst);
 	if (ov->mfd < 0) {
 		tvm_seterr(err, "cannot open disk image %s: %s", master, strerror(errno));
-		goto fail;
-	}
-	struct stat mst;
-	if (fstat(ov->mfd, &mst) < 0) {
-		tvm_seterr(err, "cannot stat disk image %s: %s", master, strerror(errno));
 		goto fail;
 	}
 	if (S_ISREG(mst.st_mode)) {

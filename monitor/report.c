@@ -32,9 +32,14 @@ static json_t *hex(uint64_t v)
 /* sha256 of a file as lowercase hex; -1 when unreadable. */
 static int sha256_file(const char *path, char out[65])
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	int fd = open_input(path, &st);
 	if (fd < 0)
 		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int rc = -1;
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)

@@ -6,7 +6,14 @@
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "../vmm/util.h"
+
+/* A symbol file larger than this is refused (Debian's vmlinux with debug
+ * info is ~1 GiB). */
+#define SYMTAB_MAX_FILE (4ull << 30)
 
 struct sym {
 	uint64_t addr, size;
@@ -25,11 +32,13 @@ static int cmp_sym(const void *a, const void *b)
 }
 
 /* A System.map: lines "ADDRESS TYPE NAME"; text (t/T) and data symbols. */
-static struct symtab *load_system_map(const char *path)
+static struct symtab *load_system_map(int fd)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
 		return NULL;
+	}
 	struct symtab *st = calloc(1, sizeof(*st));
 	size_t cap = 0;
 	char line[512];
@@ -66,15 +75,23 @@ struct symtab *symtab_load(const char *path)
 {
 	if (!path || elf_version(EV_CURRENT) == EV_NONE)
 		return NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	int fd = open_input(path, &sb);
 	if (fd < 0)
 		return NULL;
+	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > SYMTAB_MAX_FILE) { /* a FIFO, /dev/zero: never read forever */
+		close(fd);
+		return NULL;
+	}
 	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
 	if (!e || elf_kind(e) != ELF_K_ELF) {
 		if (e)
 			elf_end(e);
-		close(fd);
-		return load_system_map(path);
+		if (lseek(fd, 0, SEEK_SET) < 0) {
+			close(fd);
+			return NULL;
+		}
+		return load_system_map(fd);
 	}
 	struct symtab *st = calloc(1, sizeof(*st));
 	if (!st)

@@ -755,7 +755,7 @@ static int check_files(const struct src *s, const json_t *files, FILE *out, stru
 			rc = tvm_seterr(err, "%s: member \"files.%.200s.sha256\" is not 64 hex digits", s->path, name);
 			break;
 		}
-		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 			rc = tvm_seterr(err, "%s: listed file %s/%.200s %s", s->path, dir, name,
@@ -903,15 +903,11 @@ out:
 int inspect_file(const char *path, const struct inspect_opts *o, FILE *out, struct tvm_err *err)
 {
 	struct src s = { .path = path };
-	s.fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	s.fd = open_input(path, &st);
 	if (s.fd < 0)
 		return tvm_seterr(err, "cannot open %s: %s", path, strerror(errno));
-	struct stat st;
 	int rc = -1;
-	if (fstat(s.fd, &st) < 0) {
-		tvm_seterr(err, "cannot stat %s: %s", path, strerror(errno));
-		goto out;
-	}
 	if (!S_ISREG(st.st_mode)) {
 		tvm_seterr(err, "%s is not a regular file", path);
 		goto out;

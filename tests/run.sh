@@ -47,6 +47,27 @@ expect_rc cli-cpus-bad 126 && expect_grep cli-cpus-bad err '--cpus 0' && pass cl
 vmrun cli-missing-value 10 run --kernel
 expect_rc cli-missing-value 126 && expect_grep cli-missing-value err 'needs a value' && pass cli-missing-value
 
+# Special files as inputs: refused at once, never read forever (a FIFO with
+# no writer used to block open(); /dev/zero never ends).
+mkfifo "$T/fifo"
+special() { # NAME REGEX ARGS...
+	local name=$1 re=$2
+	shift 2
+	vmrun "$name" 10 "$@"
+	if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
+		fail "$name" "hung (killed by the 10 s timeout)"
+	elif [ "$RC" -eq 0 ]; then
+		fail "$name" "accepted a special file"
+	else
+		expect_grep "$name" err "$re" && pass "$name"
+	fi
+}
+special fifo-inspect 'is not a regular file' inspect "$T/fifo"
+special fifo-app 'is not a regular file' run --app "$T/fifo"
+special fifo-kernel-symbols 'has none' run --app "$APPS/hello" --crash-on do_write --kernel-symbols "$T/fifo"
+special zero-kernel-symbols 'has none' run --app "$APPS/hello" --crash-on do_write --kernel-symbols /dev/zero
+special fifo-disk-diff 'not a regular file or block device' disk diff "$T/fifo" "$T/fifo"
+
 # -------------------------------------------- fuzzing smoke (30 s each)
 if ls "$BUILD"/fuzz/* >/dev/null 2>&1; then
 	tests/fuzz.sh "$BUILD" "${FUZZ_SECONDS:-30}" >"$T/fuzz.out" 2>&1

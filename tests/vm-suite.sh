@@ -43,6 +43,19 @@ vmrun kernel-outside-ram 10 run --mem 64M --kernel "$TINY/tiny-high.elf"
 expect_rc kernel-outside-ram 125 && expect_grep kernel-outside-ram err 'outside|beyond|does not fit' '--mem|RAM' && pass kernel-outside-ram
 vmrun kernel-dir 10 run --kernel /
 expect_rc kernel-dir 125 && pass kernel-dir
+# FIFOs (kept on this side's tmpfs) as kernel, initrd, cpio and disk: refused, never waited on.
+mkfifo "$T/fifo"
+for what in "kernel:--kernel $T/fifo" "initrd:--kernel $TINY/tiny-hello.elf --initrd $T/fifo" \
+	"cpio:--app $APPS/hello --cpio $T/fifo" "disk:--app $APPS/hello --disk $T/fifo"; do
+	name=fifo-${what%%:*}
+	# shellcheck disable=SC2086
+	vmrun "$name" 10 run ${what#*:}
+	if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
+		fail "$name" "hung (killed by the 10 s timeout)"
+	else
+		expect_rc "$name" 125 && expect_grep "$name" err 'not a regular file' && pass "$name"
+	fi
+done
 
 # ------------------------------------------------ VMM paths via tiny guests
 vmrun tiny-hello 20 run --kernel "$TINY/tiny-hello.elf" --console-log "$T/tiny.log"

@@ -15,6 +15,7 @@
 
 #include "../guests/include/trialvm_abi.h"
 #include "acpi.h"
+#include "util.h"
 
 #define KERNEL_MAX_FILE (1ull << 30)
 
@@ -125,16 +126,11 @@ int ldr_place_high(struct vm *vm, uint64_t size, uint64_t min_addr, uint64_t lim
 static int open_sized(const char *role, const char *opt, const char *path, uint64_t max,
 		      int *fdp, uint64_t *sizep, struct tvm_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	int fd = open_input(path, &st);
 	if (fd < 0)
 		return tvm_seterr(err, "%s '%s': cannot open it (%s); check the path given to %s",
 				  role, path, strerror(errno), opt);
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return tvm_seterr(err, "%s '%s': cannot stat it (%s)", role, path, strerror(e));
-	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		return tvm_seterr(err, "%s '%s' is not a regular file; give %s a file", role, path, opt);

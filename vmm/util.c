@@ -130,17 +130,26 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struct tvm_err *err)
+int open_input(const char *path, struct stat *st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return tvm_seterr(err, "cannot open %s: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
+		return -1;
+	if (fstat(fd, st) < 0) {
 		int e = errno;
 		close(fd);
-		return tvm_seterr(err, "cannot stat %s: %s", path, strerror(e));
+		errno = e;
+		return -1;
 	}
+	return fd;
+}
+
+int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struct tvm_err *err)
+{
+	struct stat st;
+	int fd = open_input(path, &st);
+	if (fd < 0)
+		return tvm_seterr(err, "cannot open %s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		return tvm_seterr(err, "%s is not a regular file", path);

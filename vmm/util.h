@@ -44,6 +44,13 @@ int parse_size(const char *s, uint64_t *out);
 /* Read a whole regular file (at most max bytes) into a malloc'ed buffer. */
 int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struct tvm_err *err);
 
+/* Open an input file read-only without blocking (a FIFO with no writer
+ * would block open() forever; O_NONBLOCK changes nothing for regular files
+ * and block devices) and fstat it into *st, so the caller can refuse what is
+ * not a regular file before reading. The fd, or -1 with errno set. */
+struct stat;
+int open_input(const char *path, struct stat *st);
+
 /* Checked arithmetic. */
 static inline bool add_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
 static inline bool mul_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
