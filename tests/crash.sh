@@ -65,6 +65,17 @@ if expect_rc crash-app 123 && expect_report crash-app app-fault core.elf memory.
 	gdb -nx -batch -ex 'info registers rip' "$APPS/null-deref" "$REPORT/app.core" >"$T/gdb2.out" 2>&1
 	rip=$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/crash-app.err" | head -1 | cut -c5-)
 	if grep -q "$rip" "$T/gdb2.out"; then pass crash-app-core-rip; else fail crash-app-core-rip "gdb rip: $(cat "$T/gdb2.out")"; fi
+	# A report whose listed file has become a FIFO: refused, never waited on.
+	cp -r "$REPORT" "$T/fifo-report"
+	rm "$T/fifo-report/console.log" && mkfifo "$T/fifo-report/console.log"
+	vmrun inspect-report-fifo 10 inspect "$T/fifo-report/report.json"
+	if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
+		fail inspect-report-fifo "hung (killed by the 10 s timeout)"
+	elif [ "$RC" -ne 0 ] && expect_grep inspect-report-fifo err 'console.log is not a regular file'; then
+		pass inspect-report-fifo
+	else
+		[ "$RC" -eq 0 ] && fail inspect-report-fifo "accepted a FIFO as console.log"
+	fi
 fi
 
 # -- a program that calls through a wild pointer: RIP in the last page of the
