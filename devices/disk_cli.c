@@ -77,14 +77,21 @@ static int cmd_commit(const char *master, const char *ovl_path, const char *out)
 {
 	char map_path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
 	if (snprintf(map_path, sizeof(map_path), "%s.map", ovl_path) >= (int)sizeof(map_path) ||
-	    snprintf(tmp, sizeof(tmp), "%s.tmp", out) >= (int)sizeof(tmp))
+	    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", out) >= (int)sizeof(tmp))
 		return usage_error("path too long: %s", out);
 	const char *inputs[] = { master, ovl_path, map_path };
 	for (unsigned i = 0; i < 3; i++) {
-		if (strcmp(out, inputs[i]) == 0 || same_inode(out, inputs[i]) || same_inode(tmp, inputs[i]))
+		if (strcmp(out, inputs[i]) == 0 || same_inode(out, inputs[i]))
 			return usage_error("refusing to write %s: it is one of the inputs (commit never works in place)",
 					   out);
 	}
+	/* The rename at the end replaces OUT: only ever a regular file (never a
+	 * device node, FIFO, directory or symbolic link). */
+	struct stat so;
+	if (lstat(out, &so) == 0 && !S_ISREG(so.st_mode))
+		return usage_error("refusing to write %s: it exists and is not a regular file (a device, FIFO, "
+				   "directory or symbolic link); give a new path, or a regular file to replace",
+				   out);
 	struct overlay *ov;
 	struct tvm_err err;
 	if (overlay_open(master, ovl_path, OVERLAY_INSPECT, &ov, &err) < 0) {
@@ -99,16 +106,12 @@ static int cmd_commit(const char *master, const char *ovl_path, const char *out)
 		errno = ENOMEM;
 		goto fail;
 	}
-	/* A stale OUT.tmp (an interrupted commit) is replaced: unlinking
-	 * never touches another name's data, as O_TRUNC on a link would. */
-	if (unlink(tmp) < 0 && errno != ENOENT) {
-		what = "replace";
-		goto fail;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		what = "create";
-		goto fail;
+	/* A new, unpredictable temporary name (O_EXCL): nothing that exists,
+	 * an interrupted commit's leftover included, is ever deleted or reused. */
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, 0644) < 0) {
+		what = "create a temporary file for";
+		goto fail_tmp_open;
 	}
 	if (ftruncate(fd, (off_t)size) < 0)
 		goto fail_tmp;
@@ -172,6 +175,9 @@ static int cmd_commit(const char *master, const char *ovl_path, const char *out)
 		(unsigned long long)size, (unsigned long long)overlay_changed_count(ov), ovl_path);
 	rc = 0;
 	goto out;
+fail_tmp_open:
+	if (fd < 0)
+		goto fail;
 fail_tmp: {
 	int e = errno;
 	if (fd >= 0)

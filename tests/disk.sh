@@ -36,6 +36,22 @@ if expect_rc disk-diff 0 && expect_rc disk-commit 0; then
 	fi
 	master_unchanged disk-commit && pass disk-commit
 fi
+# commit never replaces what is not a regular file, and never deletes an
+# earlier commit's leftover temporary file.
+mkfifo "$D/out.fifo"
+printf 'keep me\n' >"$D/merged2.img.tmp"
+vmrun disk-commit-special 30 disk commit "$D/master.img" "$D/master.img.overlay" "$D/out.fifo"
+expect_rc disk-commit-special 126 && expect_grep disk-commit-special err 'exists and is not a regular file' &&
+	[ -p "$D/out.fifo" ] && pass disk-commit-special
+vmrun disk-commit-leftover 60 disk commit "$D/master.img" "$D/master.img.overlay" "$D/merged2.img"
+if expect_rc disk-commit-leftover 0; then
+	if [ "$(cat "$D/merged2.img.tmp")" = "keep me" ] && cmp -s "$D/merged.img" "$D/merged2.img" &&
+		[ -z "$(find "$D" -name 'merged2.img.??????')" ]; then
+		pass disk-commit-leftover
+	else
+		fail disk-commit-leftover "the old merged2.img.tmp was touched, the result differs, or a temporary was left: $(ls "$D")"
+	fi
+fi
 vmrun disk-commit-inplace 30 disk commit "$D/master.img" "$D/master.img.overlay" "$D/master.img"
 expect_rc disk-commit-inplace 126 && expect_grep disk-commit-inplace err 'in place' && master_unchanged disk-commit-inplace &&
 	pass disk-commit-refuses-in-place
