@@ -22,9 +22,9 @@ CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE $(SANFLAGS) $(PK
 LDFLAGS := $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
 
-VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c)) $(wildcard devices/*.c) $(wildcard monitor/*.c) $(wildcard reporter/*.c)
+VMM_SRCS := $(wildcard vmm/*.c) $(wildcard devices/*.c) $(wildcard reporter/*.c) $(filter-out monitor/main.c,$(wildcard monitor/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
-MAIN_OBJ := $(BUILD)/obj/vmm/main.o
+MAIN_OBJ := $(BUILD)/obj/monitor/main.o
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 

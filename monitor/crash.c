@@ -13,7 +13,7 @@
 #include "../devices/hcall.h"
 #include "../reporter/crash_state.h"
 #include "../vmm/util.h"
-#include "guestmem.h"
+#include "../vmm/guestmem.h"
 #include "disasm.h"
 #include "report.h"
 #include "symbols.h"

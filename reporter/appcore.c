@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../monitor/guestmem.h"
+#include "../vmm/guestmem.h"
 #include "../vmm/util.h"
 #include "elfdump.h"
 

@@ -47,6 +47,22 @@ expect_rc cli-cpus-bad 126 && expect_grep cli-cpus-bad err '--cpus 0' && pass cl
 vmrun cli-missing-value 10 run --kernel
 expect_rc cli-missing-value 126 && expect_grep cli-missing-value err 'needs a value' && pass cli-missing-value
 
+# Layers depend one way (vmm <- devices <- reporter <- monitor); the check
+# itself must catch an upward #include.
+if tests/check-layers.sh >"$T/layers.out" 2>&1; then
+	pass layers
+else
+	fail layers "$(head -3 "$T/layers.out" | tr '\n' ' ')"
+fi
+mkdir -p "$T/layers/vmm" "$T/layers/monitor"
+printf '#include "../monitor/crash.h"\n' >"$T/layers/vmm/x.c"
+if tests/check-layers.sh "$T/layers" >"$T/layers-check-catches.err" 2>&1; then
+	fail layers-check-catches "an include from vmm/ of monitor/ passed"
+else
+	expect_grep layers-check-catches err 'vmm/x.c:1: vmm includes "../monitor/crash.h"' &&
+		pass layers-check-catches
+fi
+
 # Special files as inputs: refused at once, never read forever (a FIFO with
 # no writer used to block open(); /dev/zero never ends).
 mkfifo "$T/fifo"

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "../devices/devices.h"
-#include "../monitor/guestmem.h"
+#include "../vmm/guestmem.h"
 #include "../monitor/symbols.h"
 #include "../vmm/bus.h"
 #include "../vmm/util.h"

@@ -46,6 +46,8 @@ FUZZ_SRCS_fuzz_mmio := tests/fuzz/fuzz_mmio.c $(FUZZ_VIRTIO_SRCS)
 FUZZ_SRCS_fuzz_blk := tests/fuzz/fuzz_blk.c devices/virtio_blk_req.c $(FUZZ_VIRTIO_SRCS)
 FUZZ_SRCS_fuzz_ovlmap := tests/fuzz/fuzz_ovlmap.c devices/overlay.c vmm/util.c
 FUZZ_LIBS_fuzz_ovlmap := -lcrypto -lz
+# A harness may also define its variables in tests/fuzz/<name>.mk.
+include $(wildcard tests/fuzz/*.mk)
 # Every FUZZ_SRCS_<name> defined anywhere (recursive: evaluated at use).
 FUZZ_TARGETS = $(sort $(patsubst FUZZ_SRCS_%,%,$(filter FUZZ_SRCS_%,$(.VARIABLES))))
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)

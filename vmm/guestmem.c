@@ -1,6 +1,6 @@
 #include "guestmem.h"
 
-#include "../vmm/cpu_state.h"
+#include "cpu_state.h"
 
 #include <stdint.h>
 #include <string.h>

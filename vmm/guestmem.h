@@ -1,10 +1,10 @@
-/* monitor/guestmem.h - reading guest memory the way the guest sees it. */
+/* vmm/guestmem.h - reading guest memory the way the guest sees it. */
 #ifndef TVM_GUESTMEM_H
 #define TVM_GUESTMEM_H
 
 #include <stdint.h>
 
-#include "../vmm/vm.h"
+#include "vm.h"
 
 /* Translate a 4-level (long mode) virtual address through the page tables
  * rooted at cr3, every table read through the checked accessor. Handles 1 GiB

@@ -1,4 +1,4 @@
-/* vmm/main.c - the trialvm command line: the composition root that wires
+/* monitor/main.c - the trialvm command line: the composition root that wires
  * the VM, its devices, the loaders and the crash monitor together. */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,14 +16,14 @@
 #include "../devices/virtio.h"
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
-#include "../monitor/crash.h"
-#include "../monitor/hang.h"
-#include "../monitor/symbols.h"
 #include "../reporter/inspect.h"
-#include "loader.h"
-#include "sandbox.h"
-#include "util.h"
-#include "vm.h"
+#include "../vmm/loader.h"
+#include "../vmm/sandbox.h"
+#include "../vmm/util.h"
+#include "../vmm/vm.h"
+#include "crash.h"
+#include "hang.h"
+#include "symbols.h"
 
 #define TRIALVM_VERSION "0.1.0"
 
