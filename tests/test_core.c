@@ -12,6 +12,7 @@
 
 #include "../devices/devices.h"
 #include "../vmm/guestmem.h"
+#include "../vmm/text.h"
 #include "../monitor/symbols.h"
 #include "../vmm/bus.h"
 #include "../vmm/util.h"
@@ -165,6 +166,34 @@ static void test_vm(void)
 	vm_destroy(vm);
 }
 
+static void test_escape(void)
+{
+	char out[128];
+	tvm_escape("a\x1b[2Jb\x07", 7, TVM_ESC_TERMINAL, out, sizeof out);
+	CHECK("escape-esc-bel", strcmp(out, "a\\x1b[2Jb\\x07") == 0);
+	tvm_escape("x\xe2\x80\xaey", 5, TVM_ESC_TERMINAL, out, sizeof out); /* U+202E */
+	CHECK("escape-bidi", strcmp(out, "x\\u{202e}y") == 0);
+	tvm_escape("\xc2\x85", 2, TVM_ESC_TERMINAL, out, sizeof out); /* U+0085, a C1 control */
+	CHECK("escape-c1", strcmp(out, "\\u{0085}") == 0);
+	tvm_escape("caf\xc3\xa9 \\", 7, TVM_ESC_TERMINAL, out, sizeof out);
+	CHECK("escape-utf8-kept-backslash-doubled", strcmp(out, "caf\xc3\xa9 \\\\") == 0);
+	tvm_escape("l1\nl2\t\r", 7, TVM_ESC_TERMINAL | TVM_ESC_KEEP_NL, out, sizeof out);
+	CHECK("escape-keep-nl", strcmp(out, "l1\nl2\t\\x0d") == 0);
+	/* Invalid UTF-8: a lone continuation, an overlong '/', a surrogate, a
+	 * truncated sequence: every byte kept as \xNN, nothing dropped. */
+	tvm_escape("\x80\xc0\xaf\xed\xa0\x80\xe2\x82", 8, 0, out, sizeof out);
+	CHECK("escape-invalid-utf8", strcmp(out, "\\x80\\xc0\\xaf\\xed\\xa0\\x80\\xe2\\x82") == 0);
+	/* JSON mode keeps controls (JSON escapes them) and the backslash. */
+	tvm_escape("\x1b\\", 2, 0, out, sizeof out);
+	CHECK("escape-json-mode", strcmp(out, "\x1b\\") == 0);
+	/* A small destination: never half an escape. */
+	size_t used = tvm_escape("ab\x1b", 3, TVM_ESC_TERMINAL, out, 5);
+	CHECK("escape-truncates-whole", used == 2 && strcmp(out, "ab") == 0);
+	char *d = tvm_escape_dup("\xff\xfe", 2, 0);
+	CHECK("escape-dup", d && strcmp(d, "\\xff\\xfe") == 0);
+	free(d);
+}
+
 static void test_console_tail(void)
 {
 	struct tvm_err err;
@@ -203,6 +232,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	test_parse_size();
+	test_escape();
 	test_console_tail();
 	test_symbols(argv[0]);
 	test_vm();
