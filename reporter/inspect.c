@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../vmm/text.h"
 #include "../vmm/util.h"
 
 int insp_read(const struct insp_src *s, uint64_t off, void *buf, uint64_t len, const char *what,
@@ -37,13 +38,11 @@ int insp_read(const struct insp_src *s, uint64_t off, void *buf, uint64_t len, c
 
 
 /* Printable copy of at most n bytes of s (stops at NUL or newline). */
-void insp_printable(char *dst, size_t cap, const void *s, size_t n)
+const char *insp_esc(char *buf, size_t cap, const void *s, size_t len)
 {
-	const unsigned char *p = s;
-	size_t j = 0;
-	for (size_t i = 0; i < n && p[i] && p[i] != '\n' && j + 1 < cap; i++)
-		dst[j++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
-	dst[j] = 0;
+	const char *nul = memchr(s, 0, len);
+	tvm_escape(s, nul ? (size_t)(nul - (const char *)s) : len, TVM_ESC_TERMINAL, buf, cap);
+	return buf;
 }
 
 void insp_mib(char *buf, size_t cap, uint64_t v)

@@ -35,8 +35,6 @@ static inline uint64_t insp_get64(const uint8_t *b, size_t off) { uint64_t v; me
 static inline uint32_t insp_get32(const uint8_t *b, size_t off) { uint32_t v; memcpy(&v, b + off, 4); return v; }
 static inline uint16_t insp_get16(const uint8_t *b, size_t off) { uint16_t v; memcpy(&v, b + off, 2); return v; }
 
-/* Printable copy of at most n bytes of s (stops at NUL or newline). */
-void insp_printable(char *dst, size_t cap, const void *s, size_t n);
 /* "4 MiB", "12 KiB", "100 bytes". */
 void insp_mib(char *buf, size_t cap, uint64_t v);
 /* Write len bytes to out and flush; -1 with err. */
@@ -45,10 +43,26 @@ int insp_emit(FILE *out, const void *buf, size_t len, struct tvm_err *err);
 int insp_check_read_opts(const struct inspect_opts *o, const char *path, struct tvm_err *err);
 
 /* ---- ELF (inspect_elf.c) ---- */
+/* What a note is, by its owner name and type (the only ones inspect takes). */
+enum insp_note_kind {
+	INSP_NOTE_UNKNOWN,
+	INSP_NOTE_PRSTATUS,   /* "CORE" NT_PRSTATUS: both formats */
+	INSP_NOTE_QEMU,       /* "QEMU" 0: guest dump */
+	INSP_NOTE_VMCOREINFO, /* "VMCOREINFO" 0: guest dump */
+	INSP_NOTE_PRPSINFO,   /* "CORE" NT_PRPSINFO: process core */
+	INSP_NOTE_SIGINFO,    /* "CORE" NT_SIGINFO */
+	INSP_NOTE_AUXV,       /* "CORE" NT_AUXV */
+	INSP_NOTE_FPREGSET,   /* "CORE" NT_FPREGSET */
+	INSP_NOTE_FILE,       /* "CORE" NT_FILE (Linux writes it; trialvm does not) */
+	INSP_NOTE_XSTATE,     /* "LINUX" NT_X86_XSTATE (likewise) */
+};
+
 struct insp_note {
-	char name[16];
+	enum insp_note_kind kind;
+	char shown[64];    /* the owner name, escaped for a message */
 	uint32_t type;
-	uint64_t desc_off; /* file offset */
+	uint64_t off;      /* file offset of the note header */
+	uint64_t desc_off; /* file offset of the descriptor */
 	uint32_t descsz;
 };
 
@@ -58,15 +72,25 @@ struct insp_elf {
 	unsigned phnum;
 	struct insp_note *notes;
 	size_t nnotes, cap;
-	uint8_t *notedata; /* all PT_NOTE contents, concatenated */
-	size_t notedata_len;
 };
 
+/* Read and check the ELF header, the program headers (PT_LOAD and PT_NOTE
+ * data inside the file, no two of them sharing file bytes nor overlapping
+ * the headers, no address range that wraps) and every note (bounds; kind). */
 int insp_elf_load(const struct insp_src *s, struct insp_elf *e, struct tvm_err *err);
 void insp_elf_free(struct insp_elf *e);
 /* Read a note's descriptor, which must be exactly `want` bytes. */
 int insp_note_desc(const struct insp_src *s, const struct insp_note *n, void *buf, uint32_t want, const char *what,
 		   struct tvm_err *err);
+/* No two PT_LOADs overlap in guest-physical (by_paddr) or virtual address;
+ * -1 with err naming both program headers otherwise. */
+int insp_elf_no_overlap(const struct insp_src *s, const struct insp_elf *e, bool by_paddr, struct tvm_err *err);
+/* "program header 3 at 0xe8" */
+uint64_t insp_phoff(const struct insp_elf *e, unsigned i);
+
+/* Escape untrusted text (len bytes, or up to a NUL) for a terminal into buf
+ * (vmm/text.h, TVM_ESC_TERMINAL); returns buf. */
+const char *insp_esc(char *buf, size_t cap, const void *s, size_t len);
 
 /* ---- the formats ---- */
 /* An ET_CORE ELF: a guest dump or an application core (inspect_elf.c). */

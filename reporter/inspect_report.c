@@ -116,6 +116,14 @@ static int sha256_fd(int fd, char hex[65])
 	return rc;
 }
 
+/* Escaped copies of JSON strings for the output and for messages. */
+#define ESC_SHORT 256
+#define ESC_LONG 2048
+static const char *esc(char *buf, size_t cap, const char *s)
+{
+	return insp_esc(buf, cap, s, strlen(s));
+}
+
 static int check_files(const struct insp_src *s, const json_t *files, FILE *out, struct tvm_err *err)
 {
 	/* The directory that holds report.json. */
@@ -134,65 +142,132 @@ static int check_files(const struct insp_src *s, const json_t *files, FILE *out,
 	const json_t *v;
 	int rc = 0;
 	json_object_foreach((json_t *)files, name, v) {
-		char where[300];
-		snprintf(where, sizeof where, "files.%.200s.", name);
+		char shown[ESC_SHORT], where[ESC_SHORT + 16];
+		esc(shown, sizeof shown, name);
+		snprintf(where, sizeof where, "files.%s.", shown);
 		if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
-			rc = tvm_seterr(err, "%s: member \"files\" lists \"%.200s\", which is not a plain file name", s->path, name);
+			rc = tvm_seterr(err, "%s: member \"files\" lists \"%s\", which is not a plain file name", s->path, shown);
 			break;
 		}
 		if (!json_is_object(v)) {
-			rc = tvm_seterr(err, "%s: member \"files.%.200s\" is %s, expected an object", s->path, name, json_kind(v));
+			rc = tvm_seterr(err, "%s: member \"files.%s\" is %s, expected an object", s->path, shown, json_kind(v));
 			break;
 		}
 		const json_t *size = need_member(s, v, "size", where, JSON_INTEGER, err);
 		/* sha256 is recorded for small files; the large sparse memory dumps
 		 * carry only their size (hashing them would lengthen the capture). */
 		const json_t *sha = json_object_get(v, "sha256");
+		const json_t *disk = json_object_get(v, "disk_bytes");
 		if (!size) {
 			rc = -1;
 			break;
 		}
+		if (json_integer_value(size) < 0 || (disk && (!json_is_integer(disk) || json_integer_value(disk) < 0))) {
+			rc = tvm_seterr(err, "%s: member \"files.%s.%s\" is %s, expected a byte count (an integer, 0 or more)",
+					s->path, shown, json_integer_value(size) < 0 ? "size" : "disk_bytes",
+					json_integer_value(size) < 0 ? "negative" : json_kind(disk));
+			break;
+		}
 		if (sha && (!json_is_string(sha) || !is_hex(json_string_value(sha), 64, 64))) {
-			rc = tvm_seterr(err, "%s: member \"files.%.200s.sha256\" is not 64 hex digits", s->path, name);
+			rc = tvm_seterr(err, "%s: member \"files.%s.sha256\" is not 64 hex digits", s->path, shown);
 			break;
 		}
 		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			rc = tvm_seterr(err, "%s: listed file %s/%.200s %s", s->path, dir, name,
-					fd < 0 ? strerror(errno) : "is not a regular file");
+			rc = tvm_seterr(err, "%s: file \"%s\" listed in \"files\" (in %s) %s%s", s->path, shown, dir,
+					fd < 0 ? "cannot be opened: " : "", fd < 0 ? strerror(errno) : "is not a regular file");
 			if (fd >= 0)
 				close(fd);
 			break;
 		}
 		json_int_t want = json_integer_value(size);
-		if (want < 0 || (uint64_t)want != (uint64_t)st.st_size) {
-			rc = tvm_seterr(err, "%s: listed file %.200s is %lld bytes, report.json says %lld", s->path, name,
-					(long long)st.st_size, (long long)want);
+		if ((uint64_t)want != (uint64_t)st.st_size) {
+			rc = tvm_seterr(err, "%s: listed file %s is %lld bytes, report.json says %lld (member \"files.%s.size\")",
+					s->path, shown, (long long)st.st_size, (long long)want, shown);
 			close(fd);
 			break;
 		}
 		if (!sha) {
 			close(fd);
-			fprintf(out, "  file %-16s %12lld bytes  size ok (no sha256 recorded)\n", name, (long long)want);
+			fprintf(out, "  file %-16s %12lld bytes  size ok (no sha256 recorded)\n", shown, (long long)want);
 			continue;
 		}
 		char hex[65];
 		if (sha256_fd(fd, hex) < 0) {
-			rc = tvm_seterr(err, "%s: cannot hash listed file %.200s: %s", s->path, name, strerror(errno));
+			rc = tvm_seterr(err, "%s: cannot hash listed file %s: %s", s->path, shown, strerror(errno));
 			close(fd);
 			break;
 		}
 		close(fd);
 		if (strcasecmp(hex, json_string_value(sha))) {
-			rc = tvm_seterr(err, "%s: listed file %.200s has sha256 %s, report.json says %s", s->path, name, hex,
+			rc = tvm_seterr(err, "%s: listed file %s has sha256 %s, report.json says %s", s->path, shown, hex,
 					json_string_value(sha));
 			break;
 		}
-		fprintf(out, "  file %-16s %12lld bytes  sha256 ok\n", name, (long long)want);
+		fprintf(out, "  file %-16s %12lld bytes  sha256 ok\n", shown, (long long)want);
 	}
 	close(dfd);
 	return rc;
+}
+
+/* Optional members: when present, of the right type (and, for "app", its
+ * own members too). */
+static int check_optional(const struct insp_src *s, const json_t *root, struct tvm_err *err)
+{
+	static const struct {
+		const char *key;
+		json_type type;
+	} opt[] = { { "images", JSON_OBJECT }, { "app", JSON_OBJECT },	     { "disassembly", JSON_OBJECT },
+		    { "stack", JSON_OBJECT },  { "irqchip", JSON_OBJECT }, { "disks", JSON_ARRAY },
+		    { "uptime_ns", JSON_INTEGER } };
+	for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
+		if (json_object_get(root, opt[i].key) && !need_member(s, root, opt[i].key, "", opt[i].type, err))
+			return -1;
+	const json_t *app = json_object_get(root, "app");
+	static const struct {
+		const char *key;
+		json_type type;
+	} appm[] = { { "name", JSON_STRING }, { "registers", JSON_OBJECT }, { "mappings", JSON_ARRAY } };
+	for (size_t i = 0; app && i < sizeof appm / sizeof appm[0]; i++)
+		if (json_object_get(app, appm[i].key) && !need_member(s, app, appm[i].key, "app.", appm[i].type, err))
+			return -1;
+	return 0;
+}
+
+/* cause.vcpu names an entry of vcpus[] (by its "index", each listed once),
+ * and cause.cpu_state_lost, when present, the same vCPU. */
+static int check_vcpus(const struct insp_src *s, const json_t *cause, const json_t *vcpus, struct tvm_err *err)
+{
+	json_int_t want = json_integer_value(json_object_get(cause, "vcpu"));
+	size_t i, found = SIZE_MAX;
+	const json_t *c;
+	json_array_foreach(vcpus, i, c) {
+		json_int_t idx = json_integer_value(json_object_get(c, "index"));
+		if (idx < 0)
+			return tvm_seterr(err, "%s: member \"vcpus[%zu].index\" is %lld, expected a vCPU number (0 or more)",
+					  s->path, i, (long long)idx);
+		for (size_t k = 0; k < i; k++)
+			if (json_integer_value(json_object_get(json_array_get(vcpus, k), "index")) == idx)
+				return tvm_seterr(err, "%s: member \"vcpus[%zu].index\" is %lld, as is vcpus[%zu].index: each vCPU is listed once",
+						  s->path, i, (long long)idx, k);
+		if (idx == want)
+			found = i;
+	}
+	if (found == SIZE_MAX)
+		return tvm_seterr(err, "%s: member \"cause.vcpu\" is %lld, but \"vcpus\" (%zu entries) lists no vCPU with that index: the report is inconsistent",
+				  s->path, (long long)want, json_array_size(vcpus));
+	const json_t *lost = json_object_get(cause, "cpu_state_lost"), *lv;
+	if (lost) {
+		if (!need_member(s, cause, "cpu_state_lost", "cause.", JSON_OBJECT, err) ||
+		    !(lv = need_member(s, lost, "vcpu", "cause.cpu_state_lost.", JSON_INTEGER, err)) ||
+		    !need_member(s, lost, "why", "cause.cpu_state_lost.", JSON_STRING, err))
+			return -1;
+		if (json_integer_value(lv) != want)
+			return tvm_seterr(err, "%s: member \"cause.cpu_state_lost.vcpu\" is %lld, but \"cause.vcpu\" is %lld: the report is inconsistent",
+					  s->path, (long long)json_integer_value(lv), (long long)want);
+	}
+	return 0;
 }
 
 int insp_json(const struct insp_src *s, const struct inspect_opts *o, FILE *out, struct tvm_err *err)
@@ -212,9 +287,10 @@ int insp_json(const struct insp_src *s, const struct inspect_opts *o, FILE *out,
 	json_error_t je;
 	json_t *root = json_loadb(text, s->size, JSON_REJECT_DUPLICATES, &je);
 	free(text);
+	char e1[ESC_SHORT], e2[ESC_SHORT], e3[ESC_SHORT], e4[ESC_LONG];
 	if (!root)
 		return tvm_seterr(err, "%s: invalid JSON at byte %d (line %d, column %d): %s", s->path, je.position, je.line,
-				  je.column, je.text);
+				  je.column, esc(e1, sizeof e1, je.text));
 	int rc = -1;
 	const json_t *v, *cause, *vcpus, *files;
 	if (!json_is_object(root)) {
@@ -224,7 +300,8 @@ int insp_json(const struct insp_src *s, const struct inspect_opts *o, FILE *out,
 	if (!(v = need_member(s, root, "schema", "", JSON_STRING, err)))
 		goto out;
 	if (strcmp(json_string_value(v), "trialvm-report")) {
-		tvm_seterr(err, "%s: \"schema\" is \"%.100s\", expected \"trialvm-report\"", s->path, json_string_value(v));
+		tvm_seterr(err, "%s: \"schema\" is \"%s\", expected \"trialvm-report\"", s->path,
+			   esc(e1, sizeof e1, json_string_value(v)));
 		goto out;
 	}
 	if (!(v = need_member(s, root, "version", "", JSON_INTEGER, err)))
@@ -239,8 +316,8 @@ int insp_json(const struct insp_src *s, const struct inspect_opts *o, FILE *out,
 	    !(v = need_member(s, root, "time", "", JSON_STRING, err)))
 		goto out;
 	if (!is_iso8601_utc(json_string_value(v))) {
-		tvm_seterr(err, "%s: \"time\" \"%.100s\" is not an ISO 8601 UTC time (YYYY-MM-DDTHH:MM:SSZ)", s->path,
-			   json_string_value(v));
+		tvm_seterr(err, "%s: \"time\" \"%s\" is not an ISO 8601 UTC time (YYYY-MM-DDTHH:MM:SSZ)", s->path,
+			   esc(e1, sizeof e1, json_string_value(v)));
 		goto out;
 	}
 	if (!(cause = need_member(s, root, "cause", "", JSON_OBJECT, err)) ||
@@ -269,27 +346,34 @@ int insp_json(const struct insp_src *s, const struct inspect_opts *o, FILE *out,
 				goto out;
 			const char *str = json_string_value(rv);
 			if (strncmp(str, "0x", 2) || !is_hex(str + 2, 1, 16)) {
-				tvm_seterr(err, "%s: member \"%s%s\" \"%.40s\" is not a 0x-prefixed hex number", s->path, where,
-					   regs[r], str);
+				tvm_seterr(err, "%s: member \"%s%s\" \"%s\" is not a 0x-prefixed hex number", s->path, where,
+					   regs[r], esc(e1, sizeof e1, str));
 				goto out;
 			}
 		}
 	}
+	if (check_vcpus(s, cause, vcpus, err) < 0 || check_optional(s, root, err) < 0)
+		goto out;
+	/* Every string below but the checked hex numbers and the time comes
+	 * from the guest or from whoever wrote the file: escaped. */
 	fprintf(out, "%s: trialvm report, schema version 1\n", s->path);
-	fprintf(out, "  id %s, trialvm %s, time %s\n", json_string_value(json_object_get(root, "id")),
-		json_string_value(json_object_get(root, "trialvm_version")),
+	fprintf(out, "  id %s, trialvm %s, time %s\n", esc(e1, sizeof e1, json_string_value(json_object_get(root, "id"))),
+		esc(e2, sizeof e2, json_string_value(json_object_get(root, "trialvm_version"))),
 		json_string_value(json_object_get(root, "time")));
-	fprintf(out, "  cause: %s on vCPU %lld: %s\n", json_string_value(json_object_get(cause, "kind")),
+	fprintf(out, "  cause: %s on vCPU %lld: %s\n", esc(e3, sizeof e3, json_string_value(json_object_get(cause, "kind"))),
 		(long long)json_integer_value(json_object_get(cause, "vcpu")),
-		json_string_value(json_object_get(cause, "summary")));
+		esc(e4, sizeof e4, json_string_value(json_object_get(cause, "summary"))));
 	json_array_foreach(vcpus, i, c)
 		fprintf(out, "  vcpu %lld: rip %s rsp %s cr3 %s\n", (long long)json_integer_value(json_object_get(c, "index")),
 			json_string_value(json_object_get(c, "rip")), json_string_value(json_object_get(c, "rsp")),
 			json_string_value(json_object_get(c, "cr3")));
 	fprintf(out, "  console tail: %zu bytes\n", json_string_length(json_object_get(root, "console_tail")));
+	const json_t *app = json_object_get(root, "app"), *name = app ? json_object_get(app, "name") : NULL;
+	if (name)
+		fprintf(out, "  app: %s\n", esc(e1, sizeof e1, json_string_value(name)));
 	static const char *const optional[] = { "app", "disassembly", "stack", "images" };
 	for (int k = 0; k < 4; k++)
-		if (json_object_get(root, optional[k]))
+		if (json_object_get(root, optional[k]) && !(k == 0 && name))
 			fprintf(out, "  %s: present (%s)\n", optional[k], json_kind(json_object_get(root, optional[k])));
 	if (check_files(s, files, out, err) < 0)
 		goto out;

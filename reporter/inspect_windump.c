@@ -9,6 +9,9 @@
 #include "../vmm/util.h"
 #include "windump.h"
 
+/* x86-64 guest-physical addresses have at most 52 bits: 2^40 pages. */
+#define GPA_PAGES (1ull << 40)
+
 int insp_windump(const struct insp_src *s, const struct inspect_opts *o, FILE *out, struct tvm_err *err)
 {
 	uint8_t h[TVM_WINDUMP_HEADER_SIZE];
@@ -27,20 +30,22 @@ int insp_windump(const struct insp_src *s, const struct inspect_opts *o, FILE *o
 	uint64_t sum = 0, prev_end = 0;
 	for (uint32_t i = 0; i < nruns; i++) {
 		uint64_t base = insp_get64(h, 0x98 + 16 * i), cnt = insp_get64(h, 0xa0 + 16 * i), end;
-		if (cnt == 0 || base >= (1ull << 52) || add_overflows(base, cnt, &end) || end > (1ull << 52))
-			return tvm_seterr(err, "%s: run %u at offset 0x%x (BasePage 0x%" PRIx64 ", PageCount 0x%" PRIx64 ") is empty or out of range",
-					  s->path, i, 0x98 + 16 * i, base, cnt);
+		if (cnt == 0 || add_overflows(base, cnt, &end) || end > GPA_PAGES)
+			return tvm_seterr(err, "%s: run %u at offset 0x%x (BasePage 0x%" PRIx64 ", PageCount 0x%" PRIx64 ") is %s; the dump is damaged",
+					  s->path, i, 0x98 + 16 * i, base, cnt,
+					  cnt ? "beyond 2^52 bytes, the largest x86-64 guest-physical address" : "empty");
 		if (base < prev_end)
 			return tvm_seterr(err, "%s: run %u at offset 0x%x overlaps or precedes the run before it", s->path, i,
 					  0x98 + 16 * i);
 		prev_end = end;
-		sum += cnt; /* < 2^52 * 43: no overflow */
+		if (add_overflows(sum, cnt, &sum)) /* cannot: disjoint runs below 2^40 pages */
+			return tvm_seterr(err, "%s: the runs' page counts add up to more than 2^64", s->path);
 	}
 	if (sum != npages)
 		return tvm_seterr(err, "%s: NumberOfPages %" PRIu64 " at offset 0x90 differs from the runs' total %" PRIu64,
 				  s->path, npages, sum);
-	uint64_t need = TVM_WINDUMP_HEADER_SIZE + npages * INSP_PAGE; /* npages < 2^52 * 43 < 2^58: may overflow */
-	if (npages > (UINT64_MAX - TVM_WINDUMP_HEADER_SIZE) / INSP_PAGE)
+	uint64_t need;
+	if (mul_overflows(npages, INSP_PAGE, &need) || add_overflows(need, TVM_WINDUMP_HEADER_SIZE, &need))
 		return tvm_seterr(err, "%s: NumberOfPages %" PRIu64 " at offset 0x90 is too large", s->path, npages);
 	uint64_t req = insp_get64(h, 0xfa0);
 	if (req != need)
@@ -49,6 +54,8 @@ int insp_windump(const struct insp_src *s, const struct inspect_opts *o, FILE *o
 	if (s->size < need)
 		return tvm_seterr(err, "%s: the file is %" PRIu64 " bytes but RequiredDumpSpace at offset 0xfa0 says %" PRIu64 ": truncated",
 				  s->path, s->size, need);
+	if (insp_get32(h, 0x34) == 0)
+		return tvm_seterr(err, "%s: NumberProcessors at offset 0x34 is 0; a dump has at least one", s->path);
 	const uint8_t *ctx = h + 0x348;
 	if (insp_get32(ctx, 0x34) != insp_get32(ctx, 0x118))
 		return tvm_seterr(err, "%s: CONTEXT MxCsr 0x%x at offset 0x37c differs from FltSave.MxCsr 0x%x at offset 0x460",
@@ -71,6 +78,7 @@ int insp_windump(const struct insp_src *s, const struct inspect_opts *o, FILE *o
 			for (uint32_t i = 0; i < nruns && !found; i++) {
 				uint64_t base = insp_get64(h, 0x98 + 16 * i), cnt = insp_get64(h, 0xa0 + 16 * i);
 				if (pfn >= base && pfn - base < cnt) {
+					/* disjoint runs below 2^40 pages (checked above): none of this wraps */
 					uint64_t foff = TVM_WINDUMP_HEADER_SIZE + (before + (pfn - base)) * INSP_PAGE + (a & (INSP_PAGE - 1));
 					uint64_t chunk = (base + cnt) * INSP_PAGE - a;
 					if (chunk > o->read_phys_len - done)
@@ -90,7 +98,7 @@ int insp_windump(const struct insp_src *s, const struct inspect_opts *o, FILE *o
 		return rc;
 	}
 
-	char sz[32], when[64] = "?", comment[129];
+	char sz[32], when[64] = "?", comment[128 * 10 + 1];
 	uint64_t ft = insp_get64(h, 0xfa8);
 	if (ft >= 116444736000000000ull) {
 		time_t t = (time_t)((ft - 116444736000000000ull) / 10000000ull);
@@ -98,7 +106,7 @@ int insp_windump(const struct insp_src *s, const struct inspect_opts *o, FILE *o
 		if (gmtime_r(&t, &tm))
 			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
-	insp_printable(comment, sizeof comment, h + 0xfb0, 128);
+	insp_esc(comment, sizeof comment, h + 0xfb0, 128); /* anyone's bytes */
 	fprintf(out, "%s: Windows full memory dump (DUMP_HEADER64)\n", s->path);
 	fprintf(out, "  file: %" PRIu64 " bytes, %" PRIu64 " bytes allocated\n", s->size, s->blocks);
 	fprintf(out, "  version %u.%u, machine 0x%x, %u processors\n", insp_get32(h, 8), insp_get32(h, 12), insp_get32(h, 0x30),
