@@ -14,6 +14,7 @@
 #include "../reporter/crash_state.h"
 #include "../vmm/util.h"
 #include "../vmm/guestmem.h"
+#include "../vmm/text.h"
 #include "disasm.h"
 #include "report.h"
 #include "symbols.h"
@@ -171,14 +172,27 @@ static int disasm_around(const uint8_t *code, uint64_t code_len, uint64_t code_b
 	return k;
 }
 
+/* Guest-supplied text (application names, summaries, symbol names from
+ * guest files) for stderr: controls, bidirectional controls and invalid
+ * UTF-8 escaped (vmm/text.h). Reads at most max bytes of s, which need not
+ * be NUL-terminated; dst holds TERM_CAP(max) bytes, enough for all of it. */
+#define TERM_CAP(max) ((max) * 9 + 1)
+static const char *term_text(const char *s, size_t max, char *dst, size_t cap)
+{
+	tvm_escape(s, strnlen(s, max), TVM_ESC_TERMINAL, dst, cap);
+	return dst;
+}
+
 static void print_disasm(const struct disasm_insn *d, int n)
 {
 	for (int i = 0; i < n; i++) {
 		char bytes[16 * 3 + 1] = "";
 		for (int b = 0; b < d[i].size && b < 10; b++)
 			snprintf(bytes + 3 * b, 4, "%02x ", d[i].bytes[b]);
+		char sym[TERM_CAP(sizeof d[i].symbol)];
 		fprintf(stderr, "  %s %016llx  %-24s %-36s %s\n", d[i].current ? "=>" : "  ",
-			(unsigned long long)d[i].address, bytes, d[i].text, d[i].symbol);
+			(unsigned long long)d[i].address, bytes, d[i].text,
+			term_text(d[i].symbol, sizeof d[i].symbol, sym, sizeof sym));
 	}
 }
 
@@ -258,24 +272,33 @@ static void use_last_seen_state(struct vm *vm, struct crash_state *cs)
 	cs->cpu_state_lost = true;
 }
 
-int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
+/* The exit status of an event that ends the run without a crash (its
+ * one-line reason logged) in *status; false for a crash. */
+static bool ended_without_crash(const struct tvm_event *ev, int *status)
 {
+	char detail[TERM_CAP(sizeof ev->detail)];
+	term_text(ev->detail, sizeof ev->detail, detail, sizeof detail);
 	switch (ev->kind) {
 	case TVM_EV_POWEROFF:
-		tvm_debug("%s", ev->detail);
-		return ev->exit_code;
+		tvm_debug("%s", detail);
+		*status = ev->exit_code;
+		return true;
 	case TVM_EV_RESET:
-		tvm_log("%s; trialvm does not reboot guests, so the run ends here", ev->detail);
-		return 0;
+		tvm_log("%s; trialvm does not reboot guests, so the run ends here", detail);
+		*status = 0;
+		return true;
 	case TVM_EV_SIGNAL:
-		tvm_log("%s; the guest was stopped", ev->detail);
-		return 128 + (int)ev->reason;
+		tvm_log("%s; the guest was stopped", detail);
+		*status = 128 + (int)ev->reason;
+		return true;
 	case TVM_EV_VMM_ERROR:
-		tvm_log("error: %s", ev->detail);
-		return TVM_EXIT_ERROR;
+		tvm_log("error: %s", detail);
+		*status = TVM_EXIT_ERROR;
+		return true;
 	case TVM_EV_NONE:
 		tvm_log("error: the run ended for no known reason");
-		return TVM_EXIT_ERROR;
+		*status = TVM_EXIT_ERROR;
+		return true;
 	case TVM_EV_APP_FAULT:
 	case TVM_EV_PANIC:
 	case TVM_EV_BREAKPOINT:
@@ -286,150 +309,225 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	case TVM_EV_HANG:
 		break;
 	}
+	return false;
+}
 
-	/* ---- capture: every vCPU is stopped (vm_run returned) ---- */
-	vm_clear_sw_breakpoints(ctx->vm); /* no dump shows trialvm's int3 */
-	struct crash_state cs;
-	memset(&cs, 0, sizeof(cs));
+/* Capture the crash: every vCPU (stopped: vm_run returned), the irqchip,
+ * guest memory, the console tail (into tail[tail_cap]), the application's
+ * fault record. 0, or -1 when out of memory; cs->cpu is freed by the
+ * caller. */
+static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash_state *cs, uint8_t *tail,
+			 size_t tail_cap)
+{
+	vm_clear_sw_breakpoints(vm); /* no dump shows trialvm's int3 */
+	memset(cs, 0, sizeof(*cs));
 	const char *kname;
-	cs.kind = kind_of(ev->kind, &kname);
-	snprintf(cs.kind_name, sizeof(cs.kind_name), "%s", kname);
-	snprintf(cs.summary, sizeof(cs.summary), "%s", ev->detail);
+	cs->kind = kind_of(ev->kind, &kname);
+	snprintf(cs->kind_name, sizeof(cs->kind_name), "%s", kname);
+	snprintf(cs->summary, sizeof(cs->summary), "%s", ev->detail);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	cs.time_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-	cs.uptime_ns = vm_uptime_ns(ctx->vm);
-	cs.ncpus = vm_ncpus(ctx->vm);
-	cs.crashing_cpu = ev->kind == TVM_EV_HANG ? (int)ev->data[0] : ev->vcpu;
-	if (cs.crashing_cpu < 0 || cs.crashing_cpu >= cs.ncpus)
-		cs.crashing_cpu = 0;
-	cs.cpu = calloc((size_t)cs.ncpus, sizeof(*cs.cpu));
-	if (!cs.cpu) {
+	cs->time_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	cs->uptime_ns = vm_uptime_ns(vm);
+	cs->ncpus = vm_ncpus(vm);
+	cs->crashing_cpu = ev->kind == TVM_EV_HANG ? (int)ev->data[0] : ev->vcpu;
+	if (cs->crashing_cpu < 0 || cs->crashing_cpu >= cs->ncpus)
+		cs->crashing_cpu = 0;
+	cs->cpu = calloc((size_t)cs->ncpus, sizeof(*cs->cpu));
+	if (!cs->cpu) {
 		tvm_log("error: out of memory capturing the crash");
-		return TVM_EXIT_CRASHED;
+		return -1;
 	}
 	struct tvm_err err = { "" };
-	for (int i = 0; i < cs.ncpus; i++)
-		if (vm_capture_cpu(ctx->vm, i, &cs.cpu[i], &err) < 0)
+	for (int i = 0; i < cs->ncpus; i++)
+		if (vm_capture_cpu(vm, i, &cs->cpu[i], &err) < 0)
 			tvm_log("warning: %s", err.msg);
 	if (ev->kind == TVM_EV_TRIPLE_FAULT && ev->data[0])
-		use_last_seen_state(ctx->vm, &cs);
-	cs.mem = vm_guest_mem(ctx->vm);
-	if (vm_capture_irqchip(ctx->vm, &cs.irqchip, &err) < 0)
+		use_last_seen_state(vm, cs);
+	cs->mem = vm_guest_mem(vm);
+	if (vm_capture_irqchip(vm, &cs->irqchip, &err) < 0)
 		tvm_log("warning: %s", err.msg);
-	cs.vmcoreinfo = find_vmcoreinfo(&cs.mem, &cs.vmcoreinfo_len);
+	cs->vmcoreinfo = find_vmcoreinfo(&cs->mem, &cs->vmcoreinfo_len);
 	if (ev->kind == TVM_EV_APP_FAULT && ev->payload && ev->payload_len == sizeof(struct app_fault))
-		cs.app = ev->payload;
-	static uint8_t tail[CONSOLE_TAIL];
-	cs.console_len = console_tail(tail, sizeof(tail));
-	cs.console = tail;
+		cs->app = ev->payload;
+	cs->console_len = console_tail(tail, tail_cap);
+	cs->console = tail;
+	return 0;
+}
 
-	/* ---- the code and stack at the point of the crash ---- */
-	const struct cpu_state *cpu = &cs.cpu[cs.crashing_cpu];
-	struct symtab *st = NULL;
-	uint64_t pc, sp, bias = 0;
-	int bits;
+/* What the diagnosis knows about the point of the crash. */
+struct crash_site {
+	const struct cpu_state *cpu; /* the crashing vCPU */
+	struct vreader rd;           /* how the guest sees its memory there */
+	struct symtab *st;           /* symbols for pc (application or kernel), or NULL */
+	uint64_t pc, sp, bias;       /* bias: added to the symbols' addresses */
+	int bits;                    /* code size: 64, 32 or 16 */
 	uint8_t code[CODE_BEFORE + CODE_AFTER];
-	uint64_t code_base, code_len = 0;
-	uint64_t stack[16];
-	int nstack = 0;
-	if (cs.app) {
-		const struct tvm_fault *f = &cs.app->f;
-		st = symtab_load(ctx->app_path);
-		pc = f->regs.rip;
-		sp = f->regs.rsp;
-		bias = f->load_bias;
-		bits = 64;
-		struct vreader vr = { .mem = &cs.mem, .cr3 = f->page_table_root };
-		code_len = read_code_window(&vr, pc, code, sizeof(code), &code_base);
-		nstack = (int)(guest_read_virt(&cs.mem, f->page_table_root, sp, stack, sizeof(stack)) / 8);
-	} else {
-		st = symtab_load(ctx->symbols_path ? ctx->symbols_path : ctx->kernel_path);
-		pc = cpu->rip;
-		sp = cpu->gpr[4];
-		bits = ((cpu->efer & 0x400) && cpu->cs.l) ? 64 : cpu->cs.db ? 32 : 16;
-		struct vreader vr = { .mem = &cs.mem, .cpu = cpu };
-		code_len = read_code_window(&vr, pc, code, sizeof(code), &code_base);
-		nstack = (int)(guest_read_cpu(&cs.mem, cpu, sp, stack, sizeof(stack)) / 8);
-	}
+	uint64_t code_base, code_len; /* code[0] is at code_base; 0: pc not readable */
+	uint64_t stack[16];          /* the top stack words */
+	int nstack;
 	struct disasm_insn dis[16];
-	int ndis = code_len ? disasm_around(code, code_len, code_base, pc, bits, st, bias, dis, 12) : 0;
-	uint64_t off;
-	const char *fn = symtab_lookup(st, pc - bias, &off);
-	char rip_sym[160] = "";
-	if (fn)
-		snprintf(rip_sym, sizeof(rip_sym), "%s+0x%llx", fn, (unsigned long long)off);
+	int ndis;
+	const char *fn;              /* the symbol containing pc, or NULL */
+	char rip_sym[160];           /* "fn+0xOFF" (raw guest bytes) when fn */
+	uint64_t ret_addr;           /* application: the return address in the frame at rbp */
+	const char *caller;          /* ... and the symbol containing it, or NULL */
+	uint64_t caller_off;
+};
 
-	/* ---- the one-screen summary ---- */
-	if (cs.app) {
-		const struct tvm_fault *f = &cs.app->f;
-		const char *sname = signal_name(f->signo);
-		const char *code_name = si_code_name(f->signo, f->si_code);
-		fprintf(stderr, "trialvm: the application %s crashed: %s (%s)", f->app_name[0] ? f->app_name : "?",
-			sname ? sname : "unknown signal", signal_meaning(f->signo));
-		if (code_name)
-			fprintf(stderr, ", %s", code_name);
-		if (f->vector != TVM_FAULT_NO_VECTOR)
-			fprintf(stderr, " at address 0x%llx (CPU exception %u, error code 0x%llx)",
-				(unsigned long long)f->addr, f->vector, (unsigned long long)f->error_code);
-		fprintf(stderr, "\n  RIP 0x%llx%s%s\n", (unsigned long long)pc, fn ? " in " : "", rip_sym);
-		uint64_t frame[2];
-		if (f->regs.rbp && guest_read_virt(&cs.mem, f->page_table_root, f->regs.rbp, frame, sizeof(frame)) ==
-					   sizeof(frame)) {
-			const char *caller = symtab_lookup(st, frame[1] - bias, &off);
-			if (caller)
-				fprintf(stderr, "  called from 0x%llx in %s+0x%llx\n", (unsigned long long)frame[1], caller,
-					(unsigned long long)off);
-		}
-		const struct tvm_user_regs *r = &f->regs;
-		uint64_t g[16] = { r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
-				   r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15 };
-		print_disasm(dis, ndis);
-		print_regs(g, r->eflags);
-		fprintf(stderr, " FS_BASE %016llx\n", (unsigned long long)r->fs_base);
+/* The crashing context's registers, its view of memory and its symbols. */
+static void locate_site(const struct crash_state *cs, const struct crash_ctx *ctx, struct crash_site *s)
+{
+	s->cpu = &cs->cpu[cs->crashing_cpu];
+	if (cs->app) {
+		const struct tvm_fault *f = &cs->app->f;
+		s->st = symtab_load(ctx->app_path);
+		s->pc = f->regs.rip;
+		s->sp = f->regs.rsp;
+		s->bias = f->load_bias;
+		s->bits = 64;
+		s->rd = (struct vreader){ .mem = &cs->mem, .cr3 = f->page_table_root };
 	} else {
-		fprintf(stderr, "trialvm: guest crashed on vCPU %d: %s.\n", cs.crashing_cpu, ev->detail);
-		if (cs.cpu_state_lost)
-			fprintf(stderr, "  The CPU state at the fault was lost: %s.\n", cs.cpu_state_note);
-		fprintf(stderr, "  RIP 0x%llx%s%s (CS 0x%x, CPL %d, %s)\n", (unsigned long long)pc, fn ? " in " : "",
-			rip_sym, cpu->cs.selector, cpu->cs.dpl,
-			bits == 64 ? "64-bit mode" : (cpu->cr0 & 1) ? "protected mode" : "real mode");
-		if (ndis)
-			print_disasm(dis, ndis);
-		else
-			fprintf(stderr, "  instruction bytes at RIP: (not readable)\n");
-		char ib[16 * 3 + 1] = "";
-		uint64_t at = pc - code_base;
-		for (uint64_t b = 0; code_len && at + b < code_len && b < 16; b++)
-			snprintf(ib + 3 * b, 4, " %02x", code[at + b]);
-		fprintf(stderr, "  instruction bytes at RIP:%s\n", ib[0] ? ib : " (not readable)");
-		print_regs(cpu->gpr, cpu->rflags);
-		fprintf(stderr, " CR0 %08llx CR2 %016llx CR3 %016llx CR4 %08llx EFER %llx\n",
-			(unsigned long long)cpu->cr0, (unsigned long long)cpu->cr2, (unsigned long long)cpu->cr3,
-			(unsigned long long)cpu->cr4, (unsigned long long)cpu->efer);
-		if (ev->kind == TVM_EV_INTERNAL_ERROR && (ev->data[0] || ev->data[1]))
-			fprintf(stderr, "  KVM internal error data: %llx %llx %llx %llx\n", (unsigned long long)ev->data[0],
-				(unsigned long long)ev->data[1], (unsigned long long)ev->data[2],
-				(unsigned long long)ev->data[3]);
+		const struct cpu_state *cpu = s->cpu;
+		s->st = symtab_load(ctx->symbols_path ? ctx->symbols_path : ctx->kernel_path);
+		s->pc = cpu->rip;
+		s->sp = cpu->gpr[4];
+		s->bias = 0;
+		s->bits = ((cpu->efer & 0x400) && cpu->cs.l) ? 64 : cpu->cs.db ? 32 : 16;
+		s->rd = (struct vreader){ .mem = &cs->mem, .cpu = cpu };
 	}
+}
 
-	/* ---- the report ---- */
-	if (ctx->report_dir) {
-		struct report_inputs in = {
-			.cs = &cs, .dir = ctx->report_dir, .kernel = ctx->kernel_path, .initrd = ctx->initrd_path,
-			.cpio = ctx->cpio_path, .app = ctx->app_path, .dis = dis, .ndis = ndis,
-			.dis_space = "guest-virtual", .stack_rsp = sp, .stack = stack, .nstack = nstack,
-			.rip_symbol = fn ? rip_sym : NULL,
-			.disks = ctx->disks, .disk_masters = ctx->disk_masters, .ndisks = ctx->ndisks,
-		};
-		char path[4096];
-		if (report_write(&in, path, sizeof(path), &err) == 0)
-			fprintf(stderr, "trialvm: crash report: %s (capture pause %.1f ms)\n", path,
-				(now_ns() - ev->raised_ns) / 1e6);
-		else
-			fprintf(stderr, "trialvm: error: the crash report could not be written: %s\n", err.msg);
+/* The code window around pc and the top of the stack, as the guest sees them. */
+static void read_site(struct crash_site *s)
+{
+	s->code_len = read_code_window(&s->rd, s->pc, s->code, sizeof(s->code), &s->code_base);
+	s->nstack = (int)(vread(&s->rd, s->sp, s->stack, sizeof(s->stack)) / 8);
+}
+
+/* Disassembly around pc and the symbols for pc (and, for an application,
+ * for the return address of the frame at rbp). */
+static void name_site(const struct crash_state *cs, struct crash_site *s)
+{
+	s->ndis = s->code_len ? disasm_around(s->code, s->code_len, s->code_base, s->pc, s->bits, s->st, s->bias,
+					      s->dis, 12)
+			      : 0;
+	uint64_t off;
+	s->fn = symtab_lookup(s->st, s->pc - s->bias, &off);
+	if (s->fn)
+		snprintf(s->rip_sym, sizeof(s->rip_sym), "%s+0x%llx", s->fn, (unsigned long long)off);
+	if (cs->app) {
+		uint64_t rbp = cs->app->f.regs.rbp, frame[2];
+		if (rbp && vread(&s->rd, rbp, frame, sizeof(frame)) == sizeof(frame)) {
+			s->ret_addr = frame[1];
+			s->caller = symtab_lookup(s->st, frame[1] - s->bias, &s->caller_off);
+		}
 	}
-	symtab_free(st);
+}
+
+/* The one-screen summary of an application fault. */
+static void print_app_summary(const struct crash_state *cs, const struct crash_site *s)
+{
+	const struct tvm_fault *f = &cs->app->f;
+	const char *sname = signal_name(f->signo);
+	const char *code_name = si_code_name(f->signo, f->si_code);
+	char name[TERM_CAP(sizeof f->app_name)], sym[TERM_CAP(sizeof s->rip_sym)];
+	term_text(f->app_name, sizeof f->app_name, name, sizeof name);
+	fprintf(stderr, "trialvm: the application %s crashed: %s (%s)", name[0] ? name : "?",
+		sname ? sname : "unknown signal", signal_meaning(f->signo));
+	if (code_name)
+		fprintf(stderr, ", %s", code_name);
+	if (f->vector != TVM_FAULT_NO_VECTOR)
+		fprintf(stderr, " at address 0x%llx (CPU exception %u, error code 0x%llx)", (unsigned long long)f->addr,
+			f->vector, (unsigned long long)f->error_code);
+	fprintf(stderr, "\n  RIP 0x%llx%s%s\n", (unsigned long long)s->pc, s->fn ? " in " : "",
+		term_text(s->rip_sym, sizeof s->rip_sym, sym, sizeof sym));
+	if (s->caller) {
+		char *caller = tvm_escape_dup(s->caller, strlen(s->caller), TVM_ESC_TERMINAL);
+		fprintf(stderr, "  called from 0x%llx in %s+0x%llx\n", (unsigned long long)s->ret_addr,
+			caller ? caller : "?", (unsigned long long)s->caller_off);
+		free(caller);
+	}
+	const struct tvm_user_regs *r = &f->regs;
+	uint64_t g[16] = { r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
+			   r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15 };
+	print_disasm(s->dis, s->ndis);
+	print_regs(g, r->eflags);
+	fprintf(stderr, " FS_BASE %016llx\n", (unsigned long long)r->fs_base);
+}
+
+/* The one-screen summary of a guest (kernel) crash. */
+static void print_guest_summary(const struct tvm_event *ev, const struct crash_state *cs, const struct crash_site *s)
+{
+	const struct cpu_state *cpu = s->cpu;
+	char detail[TERM_CAP(sizeof ev->detail)], sym[TERM_CAP(sizeof s->rip_sym)];
+	fprintf(stderr, "trialvm: guest crashed on vCPU %d: %s.\n", cs->crashing_cpu,
+		term_text(ev->detail, sizeof ev->detail, detail, sizeof detail));
+	if (cs->cpu_state_lost)
+		fprintf(stderr, "  The CPU state at the fault was lost: %s.\n", cs->cpu_state_note);
+	fprintf(stderr, "  RIP 0x%llx%s%s (CS 0x%x, CPL %d, %s)\n", (unsigned long long)s->pc, s->fn ? " in " : "",
+		term_text(s->rip_sym, sizeof s->rip_sym, sym, sizeof sym), cpu->cs.selector, cpu->cs.dpl,
+		s->bits == 64 ? "64-bit mode" : (cpu->cr0 & 1) ? "protected mode" : "real mode");
+	if (s->ndis)
+		print_disasm(s->dis, s->ndis);
+	else
+		fprintf(stderr, "  instruction bytes at RIP: (not readable)\n");
+	char ib[16 * 3 + 1] = "";
+	uint64_t at = s->pc - s->code_base;
+	for (uint64_t b = 0; s->code_len && at + b < s->code_len && b < 16; b++)
+		snprintf(ib + 3 * b, 4, " %02x", s->code[at + b]);
+	fprintf(stderr, "  instruction bytes at RIP:%s\n", ib[0] ? ib : " (not readable)");
+	print_regs(cpu->gpr, cpu->rflags);
+	fprintf(stderr, " CR0 %08llx CR2 %016llx CR3 %016llx CR4 %08llx EFER %llx\n", (unsigned long long)cpu->cr0,
+		(unsigned long long)cpu->cr2, (unsigned long long)cpu->cr3, (unsigned long long)cpu->cr4,
+		(unsigned long long)cpu->efer);
+	if (ev->kind == TVM_EV_INTERNAL_ERROR && (ev->data[0] || ev->data[1]))
+		fprintf(stderr, "  KVM internal error data: %llx %llx %llx %llx\n", (unsigned long long)ev->data[0],
+			(unsigned long long)ev->data[1], (unsigned long long)ev->data[2],
+			(unsigned long long)ev->data[3]);
+}
+
+/* The report directory, and a line naming it (or saying why there is none). */
+static void write_crash_report(const struct tvm_event *ev, const struct crash_ctx *ctx, const struct crash_state *cs,
+			       const struct crash_site *s)
+{
+	struct report_inputs in = {
+		.cs = cs, .dir = ctx->report_dir, .kernel = ctx->kernel_path, .initrd = ctx->initrd_path,
+		.cpio = ctx->cpio_path, .app = ctx->app_path, .dis = s->dis, .ndis = s->ndis,
+		.dis_space = "guest-virtual", .stack_rsp = s->sp, .stack = s->stack, .nstack = s->nstack,
+		.rip_symbol = s->fn ? s->rip_sym : NULL,
+		.disks = ctx->disks, .disk_masters = ctx->disk_masters, .ndisks = ctx->ndisks,
+	};
+	char path[4096];
+	struct tvm_err err = { "" };
+	if (report_write(&in, path, sizeof(path), &err) == 0)
+		fprintf(stderr, "trialvm: crash report: %s (capture pause %.1f ms)\n", path,
+			(now_ns() - ev->raised_ns) / 1e6);
+	else
+		fprintf(stderr, "trialvm: error: the crash report could not be written: %s\n", err.msg);
+}
+
+int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
+{
+	int status;
+	if (ended_without_crash(ev, &status))
+		return status;
+	struct crash_state cs;
+	static uint8_t tail[CONSOLE_TAIL];
+	if (capture_crash(ev, ctx->vm, &cs, tail, sizeof(tail)) < 0)
+		return TVM_EXIT_CRASHED;
+	struct crash_site s;
+	memset(&s, 0, sizeof(s));
+	locate_site(&cs, ctx, &s);
+	read_site(&s);
+	name_site(&cs, &s);
+	if (cs.app)
+		print_app_summary(&cs, &s);
+	else
+		print_guest_summary(ev, &cs, &s);
+	if (ctx->report_dir)
+		write_crash_report(ev, ctx, &cs, &s);
+	symtab_free(s.st);
 	free(cs.cpu);
 	return TVM_EXIT_CRASHED;
 }
