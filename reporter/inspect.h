@@ -1,12 +1,16 @@
 /* reporter/inspect.h - `trialvm inspect FILE`: recognise a crash artifact by
  * its content, validate it and print a summary.
  *
- * Recognised: (a) guest-physical ELF dump (core.elf: ET_CORE with QEMU notes,
- * or without NT_PRPSINFO), (b) application core (app.core: ET_CORE with
- * NT_PRPSINFO and no QEMU note), (c) Windows full dump ("PAGEDU64"),
- * (d) report.json (first non-blank byte '{'). Every structure is checked
- * against the file's real size (fstat: sparse holes are fine); a malformed or
- * truncated file gives -1 and one sentence naming what is wrong and where.
+ * Recognised: (a) guest-physical ELF dump (core.elf: ET_CORE whose notes
+ * are CORE NT_PRSTATUS, QEMU and VMCOREINFO only), (b) application core
+ * (app.core: ET_CORE with process-core notes, NT_PRPSINFO among them, and
+ * no QEMU or VMCOREINFO note; any other note is refused), (c) Windows full
+ * dump ("PAGEDU64"), (d) report.json (first non-blank byte '{'). Every
+ * structure is checked against the file's real size (fstat: sparse holes are
+ * fine) and for consistency (no overlapping PT_LOADs or runs, report.json
+ * cross-references); a malformed or truncated file gives -1 and one sentence
+ * naming what is wrong and where. Strings from the file are escaped
+ * (vmm/text.h) in the summary and in err.
  */
 #ifndef TVM_INSPECT_H
 #define TVM_INSPECT_H
