@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../vmm/iothread.h"
 #include "../vmm/util.h"
 #include "overlay.h"
 #include "virtio.h"
@@ -106,6 +107,10 @@ static void blk_config_write(void *opaque, uint32_t off, const void *buf, uint32
 	(void)opaque, (void)off, (void)buf, (void)len; /* nothing is writable (no CONFIG_WCE) */
 }
 
+/* A flush writes the overlay map (a new file renamed over the old one):
+ * file-system work that the vCPU's sandbox forbids, done on the I/O thread. */
+static int flush_on_io_thread(void *ov) { return overlay_flush(ov); }
+
 /* Execute a parsed request; returns the status and sets *prefix to the
  * bytes written from the start of the writable side. */
 static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const struct virtq_elem *e,
@@ -144,7 +149,7 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 		}
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		rc = overlay_flush(b->ov);
+		rc = iothread_call(flush_on_io_thread, b->ov);
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		*prefix = virtq_write(e, &t->mem, 0, b->id, r->len);
@@ -240,8 +245,6 @@ static void remove_overlay_files(struct virtio_blk *b)
 	char p[PATH_MAX + 16];
 	unlink(b->ovl_path);
 	snprintf(p, sizeof(p), "%s.map", b->ovl_path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s.map.tmp", b->ovl_path);
 	unlink(p);
 	if (b->tmp_dir)
 		rmdir(b->tmp_dir);

@@ -17,11 +17,13 @@
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../reporter/inspect.h"
+#include "../vmm/iothread.h"
 #include "../vmm/loader.h"
 #include "../vmm/sandbox.h"
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
 #include "crash.h"
+#include "disasm.h"
 #include "hang.h"
 #include "symbols.h"
 
@@ -328,6 +330,12 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	}
 	if (ok && stop_requested)
 		ok = false;
+	if (ok && rs->ndisks && iothread_start(&err) < 0) { /* disk flushes: before MAIN, in its own class */
+		tvm_log("error: %s", err.msg);
+		ok = false;
+	}
+	if (ok)
+		disasm_preload(); /* its code is mapped before the sandbox forbids executable mappings */
 	if (ok && sandbox_enter(SANDBOX_MAIN, &err) < 0) { /* vmm/sandbox.h; a restart keeps it */
 		tvm_log("error: %s", err.msg);
 		ok = false;
