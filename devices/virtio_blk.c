@@ -19,6 +19,11 @@
 #include "virtio_blk.h"
 
 #define BOUNCE_LEN (256u * 1024)
+/* A write-zeroes range is done in steps of this size (holes punched or
+ * zeroes written), a read or write in BOUNCE_LEN steps; between steps the
+ * request gives up (-EINTR, the guest sees an I/O error) when the VM is
+ * stopping, so a 1 GiB request never holds up the end of a run. */
+#define ZERO_STEP (16ull << 20)
 
 struct virtio_blk {
 	struct virtio_dev_ops ops;
@@ -123,6 +128,10 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
 		for (uint64_t done = 0; done < r->len;) {
+			if (done && vm_stop_pending(t->vm)) {
+				rc = -EINTR;
+				break;
+			}
 			uint64_t n = r->len - done < BOUNCE_LEN ? r->len - done : BOUNCE_LEN;
 			rc = overlay_read(b->ov, r->off + done, b->bounce, (size_t)n);
 			if (rc < 0)
@@ -137,6 +146,10 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 		break;
 	case VIRTIO_BLK_T_OUT:
 		for (uint64_t done = 0; done < r->len;) {
+			if (done && vm_stop_pending(t->vm)) {
+				rc = -EINTR;
+				break;
+			}
 			uint64_t n = r->len - done < BOUNCE_LEN ? r->len - done : BOUNCE_LEN;
 			if (virtq_read(e, &t->mem, r->data_off + done, b->bounce, n) != n) {
 				rc = -EFAULT;
@@ -156,7 +169,15 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		for (unsigned i = 0; i < r->nranges && rc == 0; i++)
-			rc = overlay_write_zeroes(b->ov, r->ranges[i].off, r->ranges[i].len);
+			for (uint64_t done = 0; done < r->ranges[i].len && rc == 0;) {
+				if ((i || done) && vm_stop_pending(t->vm)) {
+					rc = -EINTR;
+					break;
+				}
+				uint64_t n = r->ranges[i].len - done < ZERO_STEP ? r->ranges[i].len - done : ZERO_STEP;
+				rc = overlay_write_zeroes(b->ov, r->ranges[i].off + done, n);
+				done += n;
+			}
 		break;
 	default:
 		return VIRTIO_BLK_S_UNSUPP;

@@ -68,6 +68,8 @@ for what in vcpu:openat vcpu:rename vcpu:unlink vcpu:ftruncate vcpu:mmap-exec ma
 	sbrun "$name" 30 "$what" - run --app "$APPS/hello"
 	expect_rc "$name" 159 && expect_grep "$name" err "the ${what%%:*} thread calls ${what#*:}\\(2\\)" && pass "$name"
 done
+sbrun sandbox-kill-console 30 console - run --app "$APPS/hello"
+expect_rc sandbox-kill-console 159 && expect_grep sandbox-kill-console err 'the console thread calls socket' && pass sandbox-kill-console
 sbrun sandbox-kill-io 30 io - run --app "$APPS/hello" --disk "$T/sb-io.img"
 expect_rc sandbox-kill-io 159 && expect_grep sandbox-kill-io err 'the io thread calls socket' && pass sandbox-kill-io
 # The same switch with nothing to match changes nothing.
@@ -102,8 +104,9 @@ n=$(find "$T/sb-restart.reports" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | w
 expect_rc sandbox-restart-disk 123 && { [ "$n" -eq 2 ] || fail sandbox-restart-disk "$n reports, expected 2"; } &&
 	pass sandbox-restart-disk
 
-# -- every trialvm thread of a running VM has a filter: main and stdin their
-#    own (1), vCPUs and the hang watcher MAIN's plus their own (2); SIGTERM
+# -- every trialvm thread of a running VM has a filter: main, stdin and the
+#    console writer their own (1), vCPUs and the hang watcher MAIN's plus
+#    their own (2); SIGTERM
 #    still stops it (the stop path runs under the sandbox)
 mkfifo "$T/sb-fifo"
 exec 3<>"$T/sb-fifo"
@@ -116,7 +119,7 @@ for _ in $(seq 100); do
 		[ "$(cat "$t/comm" 2>/dev/null)" = trialvm ] || continue # kernel workers (kvm-nx-lpage-recovery)
 		filters="$filters $(awk '$1 == "Seccomp:" { m = $2 } $1 == "Seccomp_filters:" { f = $2 } END { print m ":" f }' "$t/status" 2>/dev/null)"
 	done
-	[ "$(echo $filters | wc -w)" -ge 5 ] && break
+	[ "$(echo $filters | wc -w)" -ge 6 ] && break
 	sleep 0.1
 done
 sorted=$(echo $filters | tr ' ' '\n' | sort | tr '\n' ' ')
@@ -126,8 +129,8 @@ kill -KILL $pid 2>/dev/null
 wait $pid
 rc=$?
 exec 3>&-
-if [ "$sorted" != "2:1 2:1 2:2 2:2 2:2 " ]; then
-	fail sandbox-threads "threads' Seccomp mode:filters: '$sorted', expected main, stdin 2:1 and 2 vCPUs, watcher 2:2"
+if [ "$sorted" != "2:1 2:1 2:1 2:2 2:2 2:2 " ]; then
+	fail sandbox-threads "threads' Seccomp mode:filters: '$sorted', expected main, stdin, console writer 2:1 and 2 vCPUs, watcher 2:2"
 elif ! grep -q 'interrupted by signal 15' "$T/sb-threads.err"; then
 	fail sandbox-threads "exit status $rc after SIGTERM: $(head -c 300 "$T/sb-threads.err")"
 else

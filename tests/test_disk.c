@@ -924,6 +924,24 @@ static void test_device(void)
 	CHECK("dev-write-unaligned", st == VIRTIO_BLK_S_IOERR);
 	st = submit(42, 0, 0x20000, 512, false, NULL);
 	CHECK("dev-unsupported", st == VIRTIO_BLK_S_UNSUPP);
+	/* A VM that is stopping: a large request stops after its first 256 KiB
+	 * step (an I/O error for the guest) instead of running to the end. */
+	struct vm *stopping = fake_vm_new(64ull << 20, 1);
+	if (stopping) {
+		stopping->stopping = true;
+		T.vm = stopping;
+		memset(gram + 0x40000, 0x99, 512 * 1024);
+		uint64_t at = 128 * 1024; /* clear of what the checks below read back */
+		st = submit(VIRTIO_BLK_T_OUT, at / 512, 0x40000, 512 * 1024, false, NULL);
+		uint8_t first[512], after[512];
+		struct overlay *ovb = virtio_blk_overlay(b);
+		overlay_read(ovb, at + 256 * 1024 - 512, first, sizeof first);
+		overlay_read(ovb, at + 256 * 1024, after, sizeof after);
+		CHECK("dev-stop-cuts-large-request", st == VIRTIO_BLK_S_IOERR && first[0] == 0x99 && first[511] == 0x99 &&
+							     memcmp(after, m + at + 256 * 1024, 512) == 0);
+		T.vm = NULL;
+		fake_vm_free(stopping);
+	}
 	CHECK("dev-still-alive", !(rd32(0x070) & VIRTIO_STATUS_NEEDS_RESET));
 	/* a chain with no writable byte: the device fails, the VMM lives */
 	desc(0, 0x8000, 16, 0, 0);

@@ -6,8 +6,9 @@
  * arguments it may carry; the comment says who needs it.
  *   M = main thread  V = vCPU threads  S = stdin thread  W = hang watcher
  *   I = the I/O thread (vmm/iothread.c: the overlay map flush a guest asks for)
+ *   C = the console writer (devices/console.c: guest output to stdout)
  * Threads inherit MAIN from the main thread and add their own filter, so a
- * call a vCPU makes must be in both MAIN and VCPU; the stdin and I/O threads
+ * call a vCPU makes must be in both MAIN and VCPU; the stdin, I/O and console threads
  * start before MAIN is installed and have their own class only. A vCPU
  * thread can open, rename, unlink or truncate no file, and no class maps
  * executable memory (capstone is loaded before the sandbox).
@@ -53,7 +54,8 @@ bool sandbox_disabled;
 #define S (1u << SANDBOX_STDIN)
 #define W (1u << SANDBOX_WATCH)
 #define I (1u << SANDBOX_IO)
-#define ALL (M | V | S | W | I)
+#define C (1u << SANDBOX_CONSOLE)
+#define ALL (M | V | S | W | I | C)
 
 enum arg_rule {
 	ANY,         /* any arguments */
@@ -93,7 +95,8 @@ static const struct sb_call calls[] = {
 	{ SCMP_SYS(rt_sigaction), M, ANY },      /* vm_create installs the vCPU kick handler (restart) */
 	{ SCMP_SYS(rt_sigprocmask), ALL, ANY },  /* pthread_sigmask, pthread_kill, thread exit */
 	{ SCMP_SYS(rt_sigreturn), ALL, ANY },    /* return from the kick (V) and stop (M) handlers */
-	{ SCMP_SYS(rt_sigsuspend), M, ANY },     /* --on-crash pause waits for a signal */
+	{ SCMP_SYS(poll), M, ANY },              /* --on-crash pause waits on the stop signalfd */
+	{ SCMP_SYS(ppoll), M, ANY },             /* same, other libc paths */
 	{ SCMP_SYS(tgkill), M | V | W | I, OWN_TGID }, /* pthread_kill: kick vCPUs out of KVM_RUN (vm_raise,
 	                                            vm_request_stop, vm_sample_rip); raise/abort */
 	{ SCMP_SYS(getpid), M | V | W | I, ANY },    /* pthread_kill; M: report ids */
@@ -232,7 +235,7 @@ static const struct sb_ioctl ioctls[] = {
  * capturing every vCPU's state): it may issue any ioctl of the KVM type
  * (_IOC_TYPE 0xAE), which only /dev/kvm and its VM and vCPU fds accept. */
 
-static const char *const class_names[SANDBOX_NCLASSES] = { "main", "vcpu", "stdin", "watch", "io" };
+static const char *const class_names[SANDBOX_NCLASSES] = { "main", "vcpu", "stdin", "watch", "io", "console" };
 
 const char *sandbox_class_name(enum sandbox_class c)
 {
