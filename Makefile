@@ -32,7 +32,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 include tests/tests.mk
 
 .PHONY: all guests deps demo test test-slow test-run asan bench fuzz fuzz-bins clean
-all: $(BUILD)/trialvm guests $(TEST_BINS) $(TEST_TOOLS) $(BENCH_TOOLS)
+all: $(BUILD)/trialvm $(BUILD)/tests/trialvm-hooks guests $(TEST_BINS) $(TEST_TOOLS) $(BENCH_TOOLS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -45,6 +45,16 @@ $(BUILD)/libtrialvm.a: $(VMM_OBJS)
 guests: $(GUEST_TARGETS) $(TINY_GUESTS)
 
 $(BUILD)/trialvm: $(MAIN_OBJ) $(BUILD)/libtrialvm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The test build of trialvm: the same program with the test-only hooks of
+# vmm/sandbox.c (TVM_TEST_HOOKS; tests/sandbox.sh). build/trialvm has none.
+$(BUILD)/obj/vmm/sandbox-hooks.o: vmm/sandbox.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTVM_TEST_HOOKS -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/trialvm-hooks: $(MAIN_OBJ) $(BUILD)/obj/vmm/sandbox-hooks.o $(BUILD)/libtrialvm.a
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libtrialvm.a
@@ -86,4 +96,4 @@ fuzz: fuzz-bins
 clean:
 	rm -rf build build-asan
 
--include $(VMM_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(VMM_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(BUILD)/obj/vmm/sandbox-hooks.d

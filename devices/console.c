@@ -4,22 +4,41 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "../vmm/sandbox.h"
 #include "../vmm/util.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t tail[CONSOLE_TAIL];
 static size_t tail_pos;   /* next write index */
 static bool tail_full;
-static bool quiet, out_tty, started;
+static bool quiet, started;
 static int log_fd = -1;
 static int log_errno;
-static uint8_t outbuf[4096];
-static size_t outlen;
 
+/* stdout goes through a ring drained by the console writer thread. A slow
+ * reader gets everything (the guest waits for room while the writer makes
+ * progress); a reader that stopped reading (a full pipe nobody drains, a
+ * suspended terminal) never blocks a vCPU for more than STALL_MS, nor stops
+ * trialvm from ending: once the writer made no progress for STALL_MS, what
+ * does not fit is dropped and counted until it moves again, and the count
+ * is said at the end. */
+#define RING (1u << 20)
+#define STALL_MS 1000u
+#define WRITE_MAX 4096u /* per write(2), so that progress on a pipe is seen */
+static uint8_t ring[RING];
+static uint64_t ring_head, ring_tail; /* bytes queued, bytes written (under lock) */
+static uint64_t dropped;
+static int out_errno;
+static bool writer_running, stalled;
+static pthread_cond_t have_data = PTHREAD_COND_INITIALIZER, progress = PTHREAD_COND_INITIALIZER;
+
+/* Write all of p[0..n) to fd; the first error is kept in *err. */
 static void write_all(int fd, const uint8_t *p, size_t n, int *err)
 {
 	while (n) {
@@ -36,25 +55,114 @@ static void write_all(int fd, const uint8_t *p, size_t n, int *err)
 	}
 }
 
+static void *writer_main(void *unused)
+{
+	(void)unused;
+	struct tvm_err err;
+	if (sandbox_enter(SANDBOX_CONSOLE, &err) < 0)
+		tvm_log("error: %s", err.msg); /* then it runs without: nothing else depends on it */
+	pthread_mutex_lock(&lock);
+	for (;;) {
+		while (ring_tail == ring_head)
+			pthread_cond_wait(&have_data, &lock);
+		/* One contiguous piece of the ring, written without the lock. */
+		size_t at = (size_t)(ring_tail % RING);
+		size_t n = (size_t)(ring_head - ring_tail);
+		if (n > RING - at)
+			n = RING - at;
+		if (n > WRITE_MAX)
+			n = WRITE_MAX;
+		pthread_mutex_unlock(&lock);
+		ssize_t r = out_errno ? (ssize_t)n : write(1, ring + at, n);
+		pthread_mutex_lock(&lock);
+		if (r < 0 && errno != EINTR && errno != EAGAIN) {
+			out_errno = errno; /* EPIPE, EIO: stdout is gone; drop from now on */
+			r = (ssize_t)n;
+		}
+		if (r > 0) {
+			ring_tail += (uint64_t)r;
+			stalled = false;
+		}
+		pthread_cond_broadcast(&progress);
+	}
+	return NULL;
+}
+
 int console_open(const char *log_path, bool q, struct tvm_err *err)
 {
 	quiet = q;
-	out_tty = isatty(1);
 	if (log_path) {
 		log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (log_fd < 0)
 			return tvm_seterr(err, "--console-log %s: %s", log_path, strerror(errno));
 	}
+	if (!quiet && !writer_running) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old); /* it takes no signals */
+		pthread_t t;
+		int r = pthread_create(&t, NULL, writer_main, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r != 0)
+			return tvm_seterr(err, "cannot start the console writer thread: %s", strerror(r));
+		pthread_detach(t);
+		writer_running = true;
+	}
 	return 0;
 }
 
-static void flush_locked(void)
+/* A deadline ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline(unsigned ms)
 {
-	if (outlen && !quiet) {
-		int e = 0;
-		write_all(1, outbuf, outlen, &e);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
 	}
-	outlen = 0;
+	return ts;
+}
+
+/* Wait (lock held) until the writer makes progress; false when it made
+ * none for STALL_MS (the reader stalled). */
+static bool wait_progress_locked(void)
+{
+	uint64_t before = ring_tail;
+	struct timespec ts = deadline(STALL_MS);
+	int r = 0;
+	while (ring_tail == before && r == 0)
+		r = pthread_cond_timedwait(&progress, &lock, &ts);
+	return ring_tail != before;
+}
+
+/* Queue guest output for stdout (lock held). */
+static void queue_locked(const uint8_t *buf, size_t len)
+{
+	if (!writer_running) { /* no console_open (unit tests): write directly */
+		int e = 0;
+		write_all(1, buf, len, &e);
+		return;
+	}
+	while (len) {
+		size_t room = (size_t)(RING - (ring_head - ring_tail));
+		if (room == 0) {
+			if (stalled || !wait_progress_locked()) {
+				stalled = true;
+				dropped += len;
+				return;
+			}
+			continue;
+		}
+		size_t n = len < room ? len : room;
+		for (size_t i = 0; i < n; i++)
+			ring[(ring_head + i) % RING] = buf[i];
+		ring_head += n;
+		buf += n;
+		len -= n;
+		pthread_cond_signal(&have_data);
+	}
 }
 
 void console_put(const uint8_t *buf, size_t len)
@@ -70,21 +178,24 @@ void console_put(const uint8_t *buf, size_t len)
 	}
 	if (log_fd >= 0)
 		write_all(log_fd, buf, len, &log_errno);
-	if (!quiet) {
-		/* A terminal sees every byte at once; a pipe or file gets lines. */
-		for (size_t i = 0; i < len; i++) {
-			outbuf[outlen++] = buf[i];
-			if (outlen == sizeof(outbuf) || buf[i] == '\n' || out_tty)
-				flush_locked();
-		}
-	}
+	if (!quiet)
+		queue_locked(buf, len);
 	pthread_mutex_unlock(&lock);
+}
+
+/* Wait (lock held) until the ring is written out, or until the writer made
+ * no progress for STALL_MS. */
+static void drain_locked(void)
+{
+	while (writer_running && !out_errno && ring_tail != ring_head)
+		if (!wait_progress_locked())
+			return;
 }
 
 void console_flush(void)
 {
 	pthread_mutex_lock(&lock);
-	flush_locked();
+	drain_locked();
 	pthread_mutex_unlock(&lock);
 }
 
@@ -113,7 +224,13 @@ size_t console_tail(uint8_t *buf, size_t max)
 int console_close(struct tvm_err *err)
 {
 	pthread_mutex_lock(&lock);
-	flush_locked();
+	drain_locked();
+	/* What the reader never took: counted, not waited for. */
+	uint64_t lost = dropped + (ring_head - ring_tail);
+	if (lost)
+		tvm_log("warning: %llu bytes of guest console output did not reach stdout: %s (--console-log "
+			"FILE keeps all of it)", (unsigned long long)lost,
+			out_errno ? strerror(out_errno) : "nothing was reading it");
 	int e = log_errno;
 	if (log_fd >= 0) {
 		if (fsync(log_fd) < 0 && !e && errno != EINVAL)

@@ -21,7 +21,7 @@
 #define MAP_CRC_OFF 124u
 
 struct overlay {
-	char *master_path, *path, *map_path, *tmp_path, *dir_path;
+	char *master_path, *path, *map_path, *dir_path;
 	int mfd, dfd;
 	uint64_t size, nclusters, changed, generation;
 	size_t bm_bytes;
@@ -268,7 +268,9 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-/* Replace PATH.map with the bitmap in memory: tmp, fsync, rename, dir fsync. */
+/* Replace PATH.map with the bitmap in memory: a new temporary file with an
+ * unpredictable name (PATH.map.XXXXXX, O_EXCL: nothing that exists is ever
+ * truncated or removed), fsync, rename over PATH.map, directory fsync. */
 static int write_map(struct overlay *ov, uint64_t generation)
 {
 	size_t len;
@@ -276,23 +278,31 @@ static int write_map(struct overlay *ov, uint64_t generation)
 	if (!b)
 		return -ENOMEM;
 	int rc;
-	int fd = open(ov->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	char *tmp = cat(ov->map_path, ".XXXXXX");
+	if (!tmp) {
+		free(b);
+		return -ENOMEM;
+	}
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
 	}
-	rc = pwrite_full(fd, b, len, 0);
+	rc = fchmod(fd, 0644) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = pwrite_full(fd, b, len, 0);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
-	if (rc == 0 && rename(ov->tmp_path, ov->map_path) < 0)
+	if (rc == 0 && rename(tmp, ov->map_path) < 0)
 		rc = -errno;
 	if (rc < 0)
-		unlink(ov->tmp_path);
+		unlink(tmp);
 	else
 		rc = fsync_dir(ov->dir_path);
 out:
+	free(tmp);
 	free(b);
 	return rc;
 }
@@ -310,7 +320,6 @@ static void ov_free(struct overlay *ov)
 	free(ov->master_path);
 	free(ov->path);
 	free(ov->map_path);
-	free(ov->tmp_path);
 	free(ov->dir_path);
 	free(ov->bm);
 	free(ov->cbuf);
@@ -449,13 +458,11 @@ int overlay_open(const char *master, const char *overlay_path, unsigned flags, s
 	ov->inspect = flags & OVERLAY_INSPECT;
 	ov->path = strdup(overlay_path);
 	ov->map_path = cat(overlay_path, ".map");
-	ov->tmp_path = cat(overlay_path, ".map.tmp");
 	ov->dir_path = dir_of(overlay_path);
 	ov->cbuf = malloc(CL);
-	if (!ov->path || !ov->map_path || !ov->tmp_path || !ov->dir_path || !ov->cbuf)
+	if (!ov->path || !ov->map_path || !ov->dir_path || !ov->cbuf)
 		goto nomem;
-	if (check_not_master(ov->path, &mst, err) < 0 || check_not_master(ov->map_path, &mst, err) < 0 ||
-	    check_not_master(ov->tmp_path, &mst, err) < 0)
+	if (check_not_master(ov->path, &mst, err) < 0 || check_not_master(ov->map_path, &mst, err) < 0)
 		goto fail;
 	int rc = master_identity(ov->mfd, ov->size, ov->ident);
 	if (rc < 0) {

@@ -6,9 +6,10 @@
  *   PATH      the data file: sparse, exactly the master's size; a changed
  *             cluster lives at the same offset as in the master.
  *   PATH.map  the map: which clusters PATH holds (format below). It is only
- *             ever replaced whole: written to PATH.map.tmp, fsync'ed,
- *             renamed over PATH.map, directory fsync'ed. A map on disk is
- *             therefore never half-written.
+ *             ever replaced whole: written to a new PATH.map.XXXXXX
+ *             (random, O_EXCL), fsync'ed, renamed over PATH.map, directory
+ *             fsync'ed. A map on disk is therefore never half-written, and
+ *             no file that exists is truncated or removed.
  *
  * Durability: writes go to PATH at once but count only after overlay_flush():
  * it fdatasync()s PATH, then replaces PATH.map. After a crash (kill -9,

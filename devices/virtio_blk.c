@@ -12,12 +12,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../vmm/iothread.h"
 #include "../vmm/util.h"
 #include "overlay.h"
 #include "virtio.h"
 #include "virtio_blk.h"
 
 #define BOUNCE_LEN (256u * 1024)
+/* A write-zeroes range is done in steps of this size (holes punched or
+ * zeroes written), a read or write in BOUNCE_LEN steps; between steps the
+ * request gives up (-EINTR, the guest sees an I/O error) when the VM is
+ * stopping, so a 1 GiB request never holds up the end of a run. */
+#define ZERO_STEP (16ull << 20)
 
 struct virtio_blk {
 	struct virtio_dev_ops ops;
@@ -106,6 +112,10 @@ static void blk_config_write(void *opaque, uint32_t off, const void *buf, uint32
 	(void)opaque, (void)off, (void)buf, (void)len; /* nothing is writable (no CONFIG_WCE) */
 }
 
+/* A flush writes the overlay map (a new file renamed over the old one):
+ * file-system work that the vCPU's sandbox forbids, done on the I/O thread. */
+static int flush_on_io_thread(void *ov) { return overlay_flush(ov); }
+
 /* Execute a parsed request; returns the status and sets *prefix to the
  * bytes written from the start of the writable side. */
 static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const struct virtq_elem *e,
@@ -118,6 +128,10 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
 		for (uint64_t done = 0; done < r->len;) {
+			if (done && vm_stop_pending(t->vm)) {
+				rc = -EINTR;
+				break;
+			}
 			uint64_t n = r->len - done < BOUNCE_LEN ? r->len - done : BOUNCE_LEN;
 			rc = overlay_read(b->ov, r->off + done, b->bounce, (size_t)n);
 			if (rc < 0)
@@ -132,6 +146,10 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 		break;
 	case VIRTIO_BLK_T_OUT:
 		for (uint64_t done = 0; done < r->len;) {
+			if (done && vm_stop_pending(t->vm)) {
+				rc = -EINTR;
+				break;
+			}
 			uint64_t n = r->len - done < BOUNCE_LEN ? r->len - done : BOUNCE_LEN;
 			if (virtq_read(e, &t->mem, r->data_off + done, b->bounce, n) != n) {
 				rc = -EFAULT;
@@ -144,14 +162,22 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 		}
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		rc = overlay_flush(b->ov);
+		rc = iothread_call(flush_on_io_thread, b->ov);
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		*prefix = virtq_write(e, &t->mem, 0, b->id, r->len);
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		for (unsigned i = 0; i < r->nranges && rc == 0; i++)
-			rc = overlay_write_zeroes(b->ov, r->ranges[i].off, r->ranges[i].len);
+			for (uint64_t done = 0; done < r->ranges[i].len && rc == 0;) {
+				if ((i || done) && vm_stop_pending(t->vm)) {
+					rc = -EINTR;
+					break;
+				}
+				uint64_t n = r->ranges[i].len - done < ZERO_STEP ? r->ranges[i].len - done : ZERO_STEP;
+				rc = overlay_write_zeroes(b->ov, r->ranges[i].off + done, n);
+				done += n;
+			}
 		break;
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
@@ -240,8 +266,6 @@ static void remove_overlay_files(struct virtio_blk *b)
 	char p[PATH_MAX + 16];
 	unlink(b->ovl_path);
 	snprintf(p, sizeof(p), "%s.map", b->ovl_path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s.map.tmp", b->ovl_path);
 	unlink(p);
 	if (b->tmp_dir)
 		rmdir(b->tmp_dir);

@@ -8,8 +8,10 @@
 
 #include "../vmm/util.h"
 
-/* capstone is loaded when the first crash needs it, not at start: its
- * relocated tables would otherwise add about 3 MiB to every VMM's memory. */
+/* capstone is dlopen()ed before the main thread enters its sandbox
+ * (disasm_preload), so that no sandbox class needs executable mappings; it
+ * costs about 3 MiB of relocated tables per VMM. Without a preload (tools,
+ * tests) the first disassembly loads it. */
 static struct {
 	cs_err (*open)(cs_arch, cs_mode, csh *);
 	cs_err (*close)(csh *);
@@ -39,13 +41,16 @@ static void load_capstone(void)
 		tvm_log("warning: no disassembly: this capstone lacks cs_disasm_iter");
 }
 
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+void disasm_preload(void) { pthread_once(&once, load_capstone); }
+
 int disasm_range(const uint8_t *code, uint64_t len, uint64_t base, uint64_t start, uint64_t pc, int bits,
 		 const struct symtab *st, uint64_t bias, int after, struct disasm_insn *out, int max)
 {
 	if (start < base || start - base >= len || max <= 0)
 		return 0;
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, load_capstone);
+	disasm_preload();
 	if (!cs.ok)
 		return 0;
 	csh h;

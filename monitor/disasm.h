@@ -16,6 +16,10 @@ struct disasm_insn {
 	bool current;     /* the instruction at `pc` */
 };
 
+/* Load capstone now (once): before the sandbox, which allows no
+ * executable mappings. A warning on stderr when it cannot be loaded. */
+void disasm_preload(void);
+
 /* Disassemble code[0..len), which sits at guest address `base`, as 64-bit
  * (bits = 64) or 32/16-bit code. Starts at `start` (>= base) and returns up
  * to max instructions, stopping `after` instructions past pc. The one at pc

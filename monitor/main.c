@@ -17,11 +17,14 @@
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../reporter/inspect.h"
+#include "../vmm/iothread.h"
 #include "../vmm/loader.h"
 #include "../vmm/sandbox.h"
+#include "../vmm/stopsig.h"
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
 #include "crash.h"
+#include "disasm.h"
 #include "hang.h"
 #include "symbols.h"
 
@@ -208,16 +211,6 @@ static int append_quoted(char *buf, size_t cap, size_t *pos, const char *word)
 	return 0;
 }
 
-static struct vm *volatile running_vm;
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
-{
-	stop_requested = sig;
-	struct vm *vm = running_vm;
-	if (vm)
-		vm_request_stop(vm, sig);
-}
 
 typedef int (*device_init_fn)(struct vm *, struct tvm_err *);
 /* Device init order, declared: each entry is logged by name if it fails. */
@@ -326,19 +319,23 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		tvm_log("error: --crash-on: %s", err.msg);
 		ok = false;
 	}
-	if (ok && stop_requested)
+	if (ok && stop_signal_pending())
 		ok = false;
+	if (ok && rs->ndisks && iothread_start(&err) < 0) { /* disk flushes: before MAIN, in its own class */
+		tvm_log("error: %s", err.msg);
+		ok = false;
+	}
+	if (ok)
+		disasm_preload(); /* its code is mapped before the sandbox forbids executable mappings */
 	if (ok && sandbox_enter(SANDBOX_MAIN, &err) < 0) { /* vmm/sandbox.h; a restart keeps it */
 		tvm_log("error: %s", err.msg);
 		ok = false;
 	}
 	if (ok) {
-		running_vm = vm;
 		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
 		struct tvm_event ev;
 		int r = vm_run(vm, &ev, &err);
 		hang_watch_stop(hw);
-		running_vm = NULL;
 		if (rs->stats) {
 			struct vm_exit_stats es;
 			vm_exit_stats(vm, &es);
@@ -369,10 +366,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			free(ev.payload);
 			if (*crashed && rs->on_crash == ON_CRASH_PAUSE) {
 				tvm_log("the crashed VM is paused (--on-crash pause); send SIGINT or SIGTERM to end");
-				sigset_t none;
-				sigemptyset(&none);
-				while (!stop_requested)
-					sigsuspend(&none);
+				stop_signal_wait();
 			}
 		}
 	}
@@ -604,19 +598,19 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 		tvm_log("error: %s", err.msg);
 		return TVM_EXIT_ERROR;
 	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	/* SIGINT/SIGTERM/SIGHUP through a signalfd (vmm/stopsig.h), blocked
+	 * before any thread starts so that every thread inherits the mask. */
+	if (stop_signals_init(&err) < 0) {
+		tvm_log("error: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
 	uart_start_input();
 
 	int status = TVM_EXIT_ERROR;
 	bool crashed = false;
 	for (long restarts = 0;; restarts++) {
 		status = run_once(rsp, &crashed);
-		if (!crashed || rsp->on_crash != ON_CRASH_RESTART || stop_requested)
+		if (!crashed || rsp->on_crash != ON_CRASH_RESTART || stop_signal_pending())
 			break;
 		if (restarts >= max_restarts) {
 			tvm_log("the guest crashed %ld times; not restarting again (--max-restarts %ld)", restarts + 1,

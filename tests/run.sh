@@ -174,7 +174,7 @@ emulated)
 	# binaries still run their KVM-free checks.
 	. tests/unit.sh
 	for n in $(sed -n 's/.*\bpass \([A-Za-z0-9_./-]*[A-Za-z0-9]\)\( .*\)\{0,1\}$/\1/p' tests/vm-suite.sh tests/trialos.sh \
-		tests/disk.sh tests/crash.sh tests/sandbox.sh tests/linux.sh | sort -u); do
+		tests/disk.sh tests/crash.sh tests/sandbox.sh tests/teardown.sh tests/linux.sh | sort -u); do
 		skip "$n" "no KVM: $KVM_WHY"
 	done
 	if [ "${CI:-}" = true ]; then

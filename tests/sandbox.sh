@@ -2,8 +2,10 @@
 # other test already runs under it; these check that it is really there:
 # a system call outside a thread's allowlist kills trialvm with SIGSYS (exit
 # status 159 from a shell), and --no-sandbox turns it off, loudly.
-# TRIALVM_TEST_FORBIDDEN_SYSCALL=CLASS (test only) makes the thread of that
-# class call socket(2) right after installing its filter.
+# TRIALVM_TEST_FORBIDDEN_SYSCALL=CLASS[:CALL] makes the thread of that class
+# make CALL (default socket(2)) right after installing its filter; only the
+# test build $BUILD/tests/trialvm-hooks has that switch.
+HOOKS=$PWD/$BUILD/tests/trialvm-hooks
 
 # sbrun NAME TIMEOUT CLASS INPUT ARGS...: like vmrun, with the switch set to
 # CLASS (- for none) and INPUT on stdin through a pipe (- for /dev/null),
@@ -15,9 +17,9 @@ sbrun() {
 		ulimit -c 0
 		[ "$class" = - ] || export TRIALVM_TEST_FORBIDDEN_SYSCALL=$class
 		if [ "$input" = - ]; then
-			timeout -k 5 "$to" "$TRIALVM" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+			timeout -k 5 "$to" "$HOOKS" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
 		else
-			printf '%s\n' "$input" | timeout -k 5 "$to" "$TRIALVM" "$@" >"$T/$name.out" 2>"$T/$name.err"
+			printf '%s\n' "$input" | timeout -k 5 "$to" "$HOOKS" "$@" >"$T/$name.out" 2>"$T/$name.err"
 		fi
 		exit $?
 	) 2>/dev/null
@@ -42,6 +44,34 @@ sbrun sandbox-kill-stdin 30 stdin 'some input' run --app "$APPS/hello"
 expect_rc sandbox-kill-stdin 159 && expect_grep sandbox-kill-stdin err 'the stdin thread calls socket' && pass sandbox-kill-stdin
 sbrun sandbox-kill-watch 30 watch - run --hang-timeout 30 --app "$APPS/hello"
 expect_rc sandbox-kill-watch 159 && expect_grep sandbox-kill-watch err 'the watch thread calls socket' && pass sandbox-kill-watch
+# The switch is in the test build only, never in the release binary.
+if grep -q TRIALVM_TEST_FORBIDDEN_SYSCALL "$TRIALVM"; then
+	fail sandbox-hooks-not-in-release "$TRIALVM contains the test-only TRIALVM_TEST_FORBIDDEN_SYSCALL switch"
+elif ! grep -q TRIALVM_TEST_FORBIDDEN_SYSCALL "$HOOKS"; then
+	fail sandbox-hooks-not-in-release "the test build $HOOKS lacks the switch (the check would prove nothing)"
+else
+	pass sandbox-hooks-not-in-release
+fi
+# The vCPU thread (the one a guest drives) may open, rename, unlink and
+# truncate no file; no thread may map executable memory; the I/O thread
+# (disk flushes) is sandboxed too. An ASan build's runtime needs open and
+# mmap on every thread, so its filters allow them: those checks skip there.
+head -c $((1 << 20)) /dev/zero >"$T/sb-io.img"
+asan_build=false
+grep -q AddressSanitizer "$TRIALVM" && asan_build=true
+for what in vcpu:openat vcpu:rename vcpu:unlink vcpu:ftruncate vcpu:mmap-exec main:mmap-exec; do
+	name=sandbox-${what%%:*}-no-${what#*:}
+	if $asan_build && { [ "${what#*:}" = openat ] || [ "${what#*:}" = mmap-exec ]; }; then
+		skip "$name" "an ASan build allows open and mmap on every thread (its runtime needs them)"
+		continue
+	fi
+	sbrun "$name" 30 "$what" - run --app "$APPS/hello"
+	expect_rc "$name" 159 && expect_grep "$name" err "the ${what%%:*} thread calls ${what#*:}\\(2\\)" && pass "$name"
+done
+sbrun sandbox-kill-console 30 console - run --app "$APPS/hello"
+expect_rc sandbox-kill-console 159 && expect_grep sandbox-kill-console err 'the console thread calls socket' && pass sandbox-kill-console
+sbrun sandbox-kill-io 30 io - run --app "$APPS/hello" --disk "$T/sb-io.img"
+expect_rc sandbox-kill-io 159 && expect_grep sandbox-kill-io err 'the io thread calls socket' && pass sandbox-kill-io
 # The same switch with nothing to match changes nothing.
 sbrun sandbox-switch-other 30 nothing - run --app "$APPS/hello"
 expect_rc sandbox-switch-other 0 && expect_out sandbox-switch-other "$T/sb-hello.want" && pass sandbox-switch-other
@@ -74,8 +104,9 @@ n=$(find "$T/sb-restart.reports" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | w
 expect_rc sandbox-restart-disk 123 && { [ "$n" -eq 2 ] || fail sandbox-restart-disk "$n reports, expected 2"; } &&
 	pass sandbox-restart-disk
 
-# -- every trialvm thread of a running VM has a filter: main and stdin their
-#    own (1), vCPUs and the hang watcher MAIN's plus their own (2); SIGTERM
+# -- every trialvm thread of a running VM has a filter: main, stdin and the
+#    console writer their own (1), vCPUs and the hang watcher MAIN's plus
+#    their own (2); SIGTERM
 #    still stops it (the stop path runs under the sandbox)
 mkfifo "$T/sb-fifo"
 exec 3<>"$T/sb-fifo"
@@ -88,7 +119,7 @@ for _ in $(seq 100); do
 		[ "$(cat "$t/comm" 2>/dev/null)" = trialvm ] || continue # kernel workers (kvm-nx-lpage-recovery)
 		filters="$filters $(awk '$1 == "Seccomp:" { m = $2 } $1 == "Seccomp_filters:" { f = $2 } END { print m ":" f }' "$t/status" 2>/dev/null)"
 	done
-	[ "$(echo $filters | wc -w)" -ge 5 ] && break
+	[ "$(echo $filters | wc -w)" -ge 6 ] && break
 	sleep 0.1
 done
 sorted=$(echo $filters | tr ' ' '\n' | sort | tr '\n' ' ')
@@ -98,8 +129,8 @@ kill -KILL $pid 2>/dev/null
 wait $pid
 rc=$?
 exec 3>&-
-if [ "$sorted" != "2:1 2:1 2:2 2:2 2:2 " ]; then
-	fail sandbox-threads "threads' Seccomp mode:filters: '$sorted', expected main, stdin 2:1 and 2 vCPUs, watcher 2:2"
+if [ "$sorted" != "2:1 2:1 2:1 2:2 2:2 2:2 " ]; then
+	fail sandbox-threads "threads' Seccomp mode:filters: '$sorted', expected main, stdin, console writer 2:1 and 2 vCPUs, watcher 2:2"
 elif ! grep -q 'interrupted by signal 15' "$T/sb-threads.err"; then
 	fail sandbox-threads "exit status $rc after SIGTERM: $(head -c 300 "$T/sb-threads.err")"
 else

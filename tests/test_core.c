@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "../devices/devices.h"
 #include "../vmm/guestmem.h"
@@ -194,6 +195,71 @@ static void test_escape(void)
 	free(d);
 }
 
+/* In a child whose stdout is a 4 KiB pipe: MB of guest output, read by a
+ * slow reader (everything arrives, in order) or by none (console_put never
+ * blocks for long, and the loss is counted). Returns what the child says. */
+static int console_child(bool reader, int *lines_ok)
+{
+	int p[2], res[2];
+	if (pipe(p) < 0 || pipe(res) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(20); /* a console that blocks for good fails the check, not the suite */
+		close(res[0]);
+		fcntl(p[1], F_SETPIPE_SZ, 4096);
+		dup2(p[1], 1);
+		close(p[1]);
+		struct tvm_err err;
+		console_open(NULL, false, &err);
+		static uint8_t chunk[64 * 1024];
+		uint64_t t0 = now_ns();
+		for (int i = 0; i < 48; i++) { /* 3 MiB: three times the ring */
+			memset(chunk, 'A' + i % 26, sizeof chunk);
+			console_put(chunk, sizeof chunk);
+		}
+		uint64_t put_ms = (now_ns() - t0) / 1000000;
+		console_close(&err);
+		char msg[64];
+		int m = snprintf(msg, sizeof msg, "%llu\n", (unsigned long long)put_ms);
+		(void)!write(res[1], msg, (size_t)m);
+		_exit(0);
+	}
+	close(p[1]);
+	close(res[1]);
+	*lines_ok = 0;
+	if (reader) {
+		static uint8_t buf[4096];
+		uint64_t got = 0;
+		bool order = true;
+		ssize_t r;
+		while ((r = read(p[0], buf, sizeof buf)) > 0) {
+			for (ssize_t i = 0; i < r; i++)
+				order = order && buf[i] == 'A' + (int)((got + (uint64_t)i) / (64 * 1024)) % 26;
+			got += (uint64_t)r;
+			usleep(200); /* slow: about 20 MB/s at most */
+		}
+		*lines_ok = order && got == 48ull * 64 * 1024;
+	}
+	char msg[64] = "";
+	ssize_t n = read(res[0], msg, sizeof msg - 1);
+	int st;
+	waitpid(pid, &st, 0);
+	close(p[0]);
+	close(res[0]);
+	return n > 0 ? atoi(msg) : -1;
+}
+
+static void test_console_stdout(void)
+{
+	int ok;
+	int ms = console_child(true, &ok);
+	CHECK("console-slow-reader-gets-all", ms >= 0 && ok);
+	ms = console_child(false, &ok);
+	/* Nobody reads: each put may wait STALL_MS (1 s) once, then drops. */
+	CHECK("console-stalled-reader-does-not-block", ms >= 0 && ms < 5000);
+}
+
 static void test_console_tail(void)
 {
 	struct tvm_err err;
@@ -234,6 +300,7 @@ int main(int argc, char **argv)
 	test_parse_size();
 	test_escape();
 	test_console_tail();
+	test_console_stdout();
 	test_symbols(argv[0]);
 	test_vm();
 	return failures ? 1 : 0;

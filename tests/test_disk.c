@@ -41,6 +41,7 @@ static char master[300], ovl[300], mapp[300];
 
 /* ------------------------------------------------------------ helpers */
 
+static bool file_has(const char *path, const char *s);
 static uint8_t pattern(uint64_t i) { return (uint8_t)((i * 131) ^ (i >> 16) ^ 0x5a); }
 
 static void write_file(const char *path, const void *buf, size_t len)
@@ -291,7 +292,8 @@ static void test_open_errors(void)
 	CHECK("map-restored", rc == 0);
 	if (rc == 0)
 		overlay_close(ov, &err);
-	/* a leftover PATH.map.tmp (a crash in the middle of a flush) is ignored */
+	/* a file at PATH.map.tmp (an older trialvm's temporary name, or anyone's
+	 * file) is ignored and never touched: flushes write new random names */
 	char tmp[320];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", mapp);
 	write_file(tmp, "garbage", 7);
@@ -299,8 +301,12 @@ static void test_open_errors(void)
 	CHECK("map-tmp-leftover-ignored", rc == 0);
 	if (rc == 0) {
 		overlay_write(ov, 0, buf, 1);
-		CHECK("map-tmp-replaced", overlay_close(ov, &err) == 0 && access(tmp, F_OK) != 0);
+		CHECK("map-tmp-leftover-kept", overlay_close(ov, &err) == 0 && file_has(tmp, "garbage"));
+		char cmd[700];
+		snprintf(cmd, sizeof cmd, "ls %s.?????? 2>/dev/null | grep -q .", mapp);
+		CHECK("map-flush-leaves-no-temporary", system(cmd) != 0);
 	}
+	unlink(tmp);
 	map = (free(map), slurp(mapp, &mlen));
 
 	/* another master of the same size */
@@ -918,6 +924,24 @@ static void test_device(void)
 	CHECK("dev-write-unaligned", st == VIRTIO_BLK_S_IOERR);
 	st = submit(42, 0, 0x20000, 512, false, NULL);
 	CHECK("dev-unsupported", st == VIRTIO_BLK_S_UNSUPP);
+	/* A VM that is stopping: a large request stops after its first 256 KiB
+	 * step (an I/O error for the guest) instead of running to the end. */
+	struct vm *stopping = fake_vm_new(64ull << 20, 1);
+	if (stopping) {
+		stopping->stopping = true;
+		T.vm = stopping;
+		memset(gram + 0x40000, 0x99, 512 * 1024);
+		uint64_t at = 128 * 1024; /* clear of what the checks below read back */
+		st = submit(VIRTIO_BLK_T_OUT, at / 512, 0x40000, 512 * 1024, false, NULL);
+		uint8_t first[512], after[512];
+		struct overlay *ovb = virtio_blk_overlay(b);
+		overlay_read(ovb, at + 256 * 1024 - 512, first, sizeof first);
+		overlay_read(ovb, at + 256 * 1024, after, sizeof after);
+		CHECK("dev-stop-cuts-large-request", st == VIRTIO_BLK_S_IOERR && first[0] == 0x99 && first[511] == 0x99 &&
+							     memcmp(after, m + at + 256 * 1024, 512) == 0);
+		T.vm = NULL;
+		fake_vm_free(stopping);
+	}
 	CHECK("dev-still-alive", !(rd32(0x070) & VIRTIO_STATUS_NEEDS_RESET));
 	/* a chain with no writable byte: the device fails, the VMM lives */
 	desc(0, 0x8000, 16, 0, 0);

@@ -110,6 +110,9 @@ expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
 # ------------------------------------------------------- seccomp sandbox
 . tests/sandbox.sh
 
+# ------------------------------------------- stopping: signals, stalls, races
+. tests/teardown.sh
+
 # ------------------------------------------------------- Linux bzImage
 . tests/linux.sh
 

@@ -5,9 +5,13 @@
  * system call, the classes that may make it and, where it matters, the
  * arguments it may carry; the comment says who needs it.
  *   M = main thread  V = vCPU threads  S = stdin thread  W = hang watcher
+ *   I = the I/O thread (vmm/iothread.c: the overlay map flush a guest asks for)
+ *   C = the console writer (devices/console.c: guest output to stdout)
  * Threads inherit MAIN from the main thread and add their own filter, so a
- * call a vCPU makes must be in both MAIN and VCPU; the stdin thread starts
- * before MAIN is installed and has STDIN only.
+ * call a vCPU makes must be in both MAIN and VCPU; the stdin, I/O and console threads
+ * start before MAIN is installed and have their own class only. A vCPU
+ * thread can open, rename, unlink or truncate no file, and no class maps
+ * executable memory (capstone is loaded before the sandbox).
  *
  * Adding a system call to code that runs on these threads means adding it
  * here, or the process dies of SIGSYS (the kernel logs the call number:
@@ -18,6 +22,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/kvm.h>
 #include <sched.h>
@@ -48,13 +53,13 @@ bool sandbox_disabled;
 #define V (1u << SANDBOX_VCPU)
 #define S (1u << SANDBOX_STDIN)
 #define W (1u << SANDBOX_WATCH)
-#define ALL (M | V | S | W)
+#define I (1u << SANDBOX_IO)
+#define C (1u << SANDBOX_CONSOLE)
+#define ALL (M | V | S | W | I | C)
 
 enum arg_rule {
 	ANY,         /* any arguments */
 	NO_EXEC,     /* mmap/mprotect: prot (arg 2) without PROT_EXEC */
-	NO_ANON_EXEC, /* mmap: no PROT_EXEC, or a file mapping (flags without MAP_ANONYMOUS):
-	                 dlopen() maps a library's code; executable anonymous memory never */
 	THREAD_ONLY, /* clone: flags (arg 0) with CLONE_THREAD: threads, never processes */
 	NNP_ONLY,    /* prctl: PR_SET_NO_NEW_PRIVS only (what seccomp_load() sets) */
 	OWN_TGID,    /* tgkill: thread group (arg 0) = this process: signal our own threads only */
@@ -70,10 +75,8 @@ struct sb_call {
 static const struct sb_call calls[] = {
 	/* ---- memory: malloc arenas, thread stacks, guest RAM ---- */
 	{ SCMP_SYS(brk), ALL, ANY },             /* malloc (main arena) */
-	{ SCMP_SYS(mmap), V | S | W, NO_EXEC },  /* malloc arenas and large blocks */
-	{ SCMP_SYS(mmap), M, NO_ANON_EXEC },     /* same; guest RAM and kvm_run (restart), thread stacks,
-	                                            files; code of libcapstone, dlopen()ed by the first
-	                                            crash that needs disassembly (monitor/disasm.c) */
+	{ SCMP_SYS(mmap), ALL, NO_EXEC },        /* malloc arenas and large blocks; M: guest RAM and kvm_run
+	                                            (restart), thread stacks, files */
 	{ SCMP_SYS(munmap), ALL, ANY },          /* free(); thread stack cache; M: vm_destroy */
 	{ SCMP_SYS(mremap), ALL, ANY },          /* realloc() of large blocks */
 	{ SCMP_SYS(mprotect), ALL, NO_EXEC },    /* malloc grows non-main arenas; M: stack guard pages */
@@ -92,11 +95,12 @@ static const struct sb_call calls[] = {
 	{ SCMP_SYS(rt_sigaction), M, ANY },      /* vm_create installs the vCPU kick handler (restart) */
 	{ SCMP_SYS(rt_sigprocmask), ALL, ANY },  /* pthread_sigmask, pthread_kill, thread exit */
 	{ SCMP_SYS(rt_sigreturn), ALL, ANY },    /* return from the kick (V) and stop (M) handlers */
-	{ SCMP_SYS(rt_sigsuspend), M, ANY },     /* --on-crash pause waits for a signal */
-	{ SCMP_SYS(tgkill), M | V | W, OWN_TGID }, /* pthread_kill: kick vCPUs out of KVM_RUN (vm_raise,
+	{ SCMP_SYS(poll), M, ANY },              /* --on-crash pause waits on the stop signalfd */
+	{ SCMP_SYS(ppoll), M, ANY },             /* same, other libc paths */
+	{ SCMP_SYS(tgkill), M | V | W | I, OWN_TGID }, /* pthread_kill: kick vCPUs out of KVM_RUN (vm_raise,
 	                                            vm_request_stop, vm_sample_rip); raise/abort */
-	{ SCMP_SYS(getpid), M | V | W, ANY },    /* pthread_kill; M: report ids */
-	{ SCMP_SYS(gettid), M | V | W, ANY },    /* pthread_kill / raise */
+	{ SCMP_SYS(getpid), M | V | W | I, ANY },    /* pthread_kill; M: report ids */
+	{ SCMP_SYS(gettid), M | V | W | I, ANY },    /* pthread_kill / raise */
 	{ SCMP_SYS(sched_yield), M, ANY },       /* libraries' spin-then-yield loops */
 	{ SCMP_SYS(sched_getaffinity), M, ANY }, /* sysconf(_SC_NPROCESSORS_*) in libraries */
 	{ SCMP_SYS(exit), ALL, ANY },            /* a thread returns */
@@ -110,40 +114,42 @@ static const struct sb_call calls[] = {
 	{ SCMP_SYS(clock_nanosleep), ALL, ANY }, /* usleep: stdin back-pressure, watcher period,
 	                                            vm_sample_rip, devices pacing */
 	{ SCMP_SYS(nanosleep), ALL, ANY },       /* same, other libc paths */
-	{ SCMP_SYS(getrandom), M | V, ANY },     /* V: entropy_fill (hypercall, virtio-rng); M: hash seeds */
+	{ SCMP_SYS(getrandom), M | V | I, ANY }, /* V: entropy_fill (hypercall, virtio-rng); M: hash seeds;
+	                                            I: temporary names */
 	{ SCMP_SYS(sysinfo), M, ANY },           /* qsort() sizes its buffer from physical memory (symbols) */
 
 	/* ---- file descriptors that are already open ---- */
-	{ SCMP_SYS(read), ALL, ANY },            /* S: stdin; V: device backends; M: images, /proc files */
+	{ SCMP_SYS(read), M | V | S | W, ANY },  /* S: stdin; V: device backends; M: images, /proc files */
 	{ SCMP_SYS(write), ALL, ANY },           /* console (stdout, --console-log), tvm_log on stderr;
 	                                            M: report files */
 	{ SCMP_SYS(readv), M | V, ANY },         /* stdio and device backends (scatter/gather) */
 	{ SCMP_SYS(writev), M | V, ANY },        /* same */
 	{ SCMP_SYS(pread64), M | V, ANY },       /* V: virtio-blk image and overlay; M: /proc/self/pagemap, dumps */
-	{ SCMP_SYS(pwrite64), M | V, ANY },      /* V: virtio-blk overlay; M: dump files */
+	{ SCMP_SYS(pwrite64), M | V | I, ANY },  /* V: virtio-blk overlay; M: dump files; I: overlay map */
 	{ SCMP_SYS(preadv), M | V, ANY },        /* V: virtio-blk scatter/gather */
 	{ SCMP_SYS(pwritev), M | V, ANY },       /* same */
 	{ SCMP_SYS(lseek), M | V, ANY },         /* stdio, libelf, overlay files */
-	{ SCMP_SYS(fsync), M | V, ANY },         /* V: virtio-blk flush; M: reports, console log */
-	{ SCMP_SYS(fdatasync), M | V, ANY },     /* V: virtio-blk flush */
-	{ SCMP_SYS(ftruncate), M | V, ANY },     /* V: overlay grows; M: sparse dump files */
+	{ SCMP_SYS(fsync), M | I, ANY },         /* I: overlay map and its directory; M: reports, console log */
+	{ SCMP_SYS(fdatasync), M | I, ANY },     /* I: virtio-blk flush (the overlay data) */
+	{ SCMP_SYS(ftruncate), M, ANY },         /* sparse dump files, a new overlay */
+	{ SCMP_SYS(fchmod), M | I, ANY },        /* a new overlay map (mkostemp makes it 0600) */
 	{ SCMP_SYS(fallocate), M | V, ANY },     /* V: overlay discard/zeroes; M: dump space */
 	{ SCMP_SYS(fstat), M | V, ANY },         /* stdio, opendir, overlay files */
 	{ SCMP_SYS(newfstatat), M | V, ANY },    /* fstat() in glibc >= 2.33, stat() */
 	{ SCMP_SYS(fcntl), M | V, ANY },         /* stdio fdopen, O_NONBLOCK/flags queries */
-	{ SCMP_SYS(close), M | V, ANY },         /* V: overlay map file; M: everything */
+	{ SCMP_SYS(close), M | I, ANY },         /* I: overlay map file; M: everything */
 	{ SCMP_SYS(flock), M, ANY },             /* disk overlays are locked while in use (restart) */
 
 	/* ---- the file system: names ---- */
-	{ SCMP_SYS(openat), M | V, ANY },        /* V: virtio-blk overlay map flush; M: reports, images,
+	{ SCMP_SYS(openat), M | I, ANY },        /* I: the overlay map flush; M: reports, images,
 	                                            /dev/kvm for a restart, /proc/self/{maps,pagemap} */
 	{ SCMP_SYS(open), M, ANY },              /* libraries using the old call */
-	{ SCMP_SYS(rename), M | V, ANY },        /* V: overlay map flush (write new, rename over);
+	{ SCMP_SYS(rename), M | I, ANY },        /* I: overlay map flush (write new, rename over);
 	                                            M: a finished report gets its final name */
-	{ SCMP_SYS(renameat), M | V, ANY },      /* same, *at form */
-	{ SCMP_SYS(renameat2), M | V, ANY },     /* same */
-	{ SCMP_SYS(unlink), M | V, ANY },        /* V: overlay temporary files; M: a failed report */
-	{ SCMP_SYS(unlinkat), M | V, ANY },      /* same, and remove_tree() of a half-written report */
+	{ SCMP_SYS(renameat), M | I, ANY },      /* same, *at form */
+	{ SCMP_SYS(renameat2), M | I, ANY },     /* same */
+	{ SCMP_SYS(unlink), M | I, ANY },        /* I: overlay temporary files; M: a failed report */
+	{ SCMP_SYS(unlinkat), M | I, ANY },      /* same, and remove_tree() of a half-written report */
 	{ SCMP_SYS(mkdir), M, ANY },             /* the report directory */
 	{ SCMP_SYS(mkdirat), M, ANY },           /* same */
 	{ SCMP_SYS(rmdir), M, ANY },             /* a half-written report */
@@ -229,7 +235,7 @@ static const struct sb_ioctl ioctls[] = {
  * capturing every vCPU's state): it may issue any ioctl of the KVM type
  * (_IOC_TYPE 0xAE), which only /dev/kvm and its VM and vCPU fds accept. */
 
-static const char *const class_names[SANDBOX_NCLASSES] = { "main", "vcpu", "stdin", "watch" };
+static const char *const class_names[SANDBOX_NCLASSES] = { "main", "vcpu", "stdin", "watch", "io", "console" };
 
 const char *sandbox_class_name(enum sandbox_class c)
 {
@@ -243,11 +249,6 @@ static int add_call(scmp_filter_ctx ctx, const struct sb_call *r)
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 0);
 	case NO_EXEC:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	case NO_ANON_EXEC: {
-		int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-		return rc < 0 ? rc : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
-						       SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0));
-	}
 	case THREAD_ONLY:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
@@ -295,22 +296,51 @@ static int build(scmp_filter_ctx ctx, enum sandbox_class c, int *bad_nr)
 	return 0;
 }
 
-/* The test-only switch (sandbox.h): attempt a call no class allows. */
+/* The test-only switch (sandbox.h), compiled into the test build only
+ * (build/tests/trialvm-hooks): TRIALVM_TEST_FORBIDDEN_SYSCALL=CLASS[:CALL]
+ * makes the thread of CLASS attempt CALL, which its class must not allow:
+ * socket (the default), openat, rename, unlink, ftruncate, mmap-exec. */
+#ifdef TVM_TEST_HOOKS
 static void test_forbidden_call(enum sandbox_class c)
 {
 	const char *want = getenv("TRIALVM_TEST_FORBIDDEN_SYSCALL");
-	if (!want || strcmp(want, class_names[c]) != 0)
+	if (!want)
 		return;
-	tvm_log("test: TRIALVM_TEST_FORBIDDEN_SYSCALL=%s: the %s thread calls socket(2), which the sandbox forbids",
-		want, want);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (sandbox_disabled)
-		tvm_log("test: socket(2) on the %s thread was allowed: --no-sandbox", want);
-	else
-		tvm_log("test: socket(2) on the %s thread was NOT stopped by the sandbox", want);
-	if (fd >= 0)
-		close(fd);
+	size_t cl = strcspn(want, ":");
+	if (strlen(class_names[c]) != cl || strncmp(want, class_names[c], cl) != 0)
+		return;
+	const char *call = want[cl] == ':' ? want + cl + 1 : "socket";
+	tvm_log("test: TRIALVM_TEST_FORBIDDEN_SYSCALL=%s: the %s thread calls %s(2), which the sandbox forbids", want,
+		class_names[c], call);
+	long r;
+	if (!strcmp(call, "socket"))
+		r = socket(AF_INET, SOCK_STREAM, 0);
+	else if (!strcmp(call, "openat"))
+		r = openat(AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+	else if (!strcmp(call, "rename"))
+		r = rename("/nonexistent/trialvm-test-a", "/nonexistent/trialvm-test-b");
+	else if (!strcmp(call, "unlink"))
+		r = unlink("/nonexistent/trialvm-test");
+	else if (!strcmp(call, "ftruncate"))
+		r = ftruncate(-1, 0);
+	else if (!strcmp(call, "mmap-exec")) {
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		r = p == MAP_FAILED ? -1 : 0;
+		if (p != MAP_FAILED)
+			munmap(p, 4096);
+	} else {
+		tvm_log("test: unknown call '%s' in TRIALVM_TEST_FORBIDDEN_SYSCALL", call);
+		return;
+	}
+	tvm_log("test: %s(2) on the %s thread was %s (result %ld)", call, class_names[c],
+		sandbox_disabled ? "allowed: --no-sandbox" : "NOT stopped by the sandbox", r);
+	if (!strcmp(call, "socket") || !strcmp(call, "openat"))
+		if (r >= 0)
+			close((int)r);
 }
+#else
+static void test_forbidden_call(enum sandbox_class c) { (void)c; }
+#endif
 
 /* Classes this thread has entered (a restart must not stack MAIN again). */
 static __thread unsigned entered;

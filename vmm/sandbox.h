@@ -11,7 +11,9 @@
  *                  (the broad one: it captures crashes, writes reports and
  *                  may build a new VM for --on-crash restart);
  *   vCPU threads   inherit MAIN and add VCPU as they start, before KVM_RUN;
- *   hang watcher   inherits MAIN and adds WATCH as it starts.
+ *   hang watcher   inherits MAIN and adds WATCH as it starts;
+ *   I/O thread     installs IO as it starts (before MAIN, with the disks);
+ *   console writer installs CONSOLE as it starts (before MAIN).
  *
  * The allowlists, with who needs each call, are the tables in sandbox.c.
  */
@@ -27,6 +29,8 @@ enum sandbox_class {
 	SANDBOX_VCPU,   /* a vCPU thread: KVM_RUN and device emulation */
 	SANDBOX_STDIN,  /* the thread feeding stdin to the UART */
 	SANDBOX_WATCH,  /* the hang watcher (--hang-timeout) */
+	SANDBOX_IO,     /* the I/O thread (vmm/iothread.h) */
+	SANDBOX_CONSOLE, /* the console writer (devices/console.c: guest output to stdout) */
 	SANDBOX_NCLASSES
 };
 
@@ -38,12 +42,14 @@ extern bool sandbox_disabled;
  * and class (a restart does not stack MAIN again). 0 on success (or when
  * the sandbox is disabled); -1 with `err` filled (err may be NULL).
  *
- * Test-only: with TRIALVM_TEST_FORBIDDEN_SYSCALL=main|vcpu|stdin|watch in
- * the environment, the thread of that class then attempts socket(2),
- * which no class allows: the sandbox must kill the process. */
+ * Test build only (vmm/sandbox.c compiled with -DTVM_TEST_HOOKS into
+ * build/tests/trialvm-hooks; never in build/trialvm): with
+ * TRIALVM_TEST_FORBIDDEN_SYSCALL=main|vcpu|stdin|watch|io|console in the
+ * environment, the thread of that class then attempts socket(2), which no
+ * class allows: the sandbox must kill the process. */
 int sandbox_enter(enum sandbox_class c, struct tvm_err *err);
 
-/* The class's name ("main", "vcpu", "stdin", "watch"). */
+/* The class's name ("main", "vcpu", "stdin", "watch", "io", "console"). */
 const char *sandbox_class_name(enum sandbox_class c);
 
 #endif

@@ -16,6 +16,7 @@
 #include "bus.h"
 #include "cpu_state.h"
 #include "sandbox.h"
+#include "stopsig.h"
 #include "util.h"
 #include "vm_internal.h"
 
@@ -176,6 +177,7 @@ struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
 	}
 	vm->vm_fd = -1;
 	pthread_mutex_init(&vm->ev_lock, NULL);
+	pthread_mutex_init(&vm->kick_lock, NULL);
 	pthread_cond_init(&vm->ev_cond, NULL);
 	for (int i = 0; i < TVM_MAX_VCPUS; i++)
 		vm->cpus[i].fd = -1;
@@ -403,14 +405,24 @@ int vm_set_boot_entry(struct vm *vm, const struct boot_entry *entry, struct tvm_
 
 /* ---------------------------------------------------------------- events */
 
+/* Signal vCPU c's thread out of KVM_RUN, only while it is alive: a thread
+ * clears `alive` under kick_lock before it exits, so no signal ever goes to
+ * a thread that vm_run may be joining or has joined. */
+static void kick_one(struct vm *vm, struct vcpu *c)
+{
+	pthread_mutex_lock(&vm->kick_lock);
+	if (c->alive && !pthread_equal(c->thread, pthread_self()))
+		pthread_kill(c->thread, KICK_SIGNAL);
+	pthread_mutex_unlock(&vm->kick_lock);
+}
+
 static void kick_all(struct vm *vm)
 {
 	for (int i = 0; i < vm->ncpus; i++) {
 		struct vcpu *c = &vm->cpus[i];
 		if (c->run)
 			__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		if (c->thread_started && !pthread_equal(c->thread, pthread_self()))
-			pthread_kill(c->thread, KICK_SIGNAL);
+		kick_one(vm, c);
 	}
 }
 
@@ -431,13 +443,18 @@ void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev)
 	ev->payload = NULL;
 }
 
-static volatile sig_atomic_t stop_signal;
+static int stop_signal; /* atomic */
 
 void vm_request_stop(struct vm *vm, int signo)
 {
-	/* Async-signal-safe: no locks; the vCPU threads raise the event. */
-	stop_signal = signo;
+	/* The vCPU threads raise the event (TVM_EV_SIGNAL). */
+	__atomic_store_n(&stop_signal, signo, __ATOMIC_RELEASE);
 	kick_all(vm);
+}
+
+bool vm_stop_pending(struct vm *vm)
+{
+	return vm && (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE) || __atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE));
 }
 
 /* --------------------------------------------------------------- run loop */
@@ -594,12 +611,12 @@ uint64_t vm_exit_count(struct vm *vm, int idx)
 int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, int *cpl, int *mp_state)
 {
 	struct vcpu *c = &vm->cpus[idx];
-	if (!c->thread_started)
+	if (idx < 0 || idx >= vm->ncpus || !__atomic_load_n(&c->alive, __ATOMIC_ACQUIRE))
 		return -1;
 	uint64_t seq = __atomic_load_n(&c->sample_seq, __ATOMIC_ACQUIRE);
 	__atomic_store_n(&c->sample_req, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	pthread_kill(c->thread, KICK_SIGNAL);
+	kick_one(vm, c);
 	for (unsigned waited = 0; waited < timeout_ms * 10; waited++) {
 		if (__atomic_load_n(&c->sample_seq, __ATOMIC_ACQUIRE) != seq) {
 			*rip = c->sample_rip;
@@ -640,9 +657,10 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
-		if (stop_signal) {
-			struct tvm_event ev = { .kind = TVM_EV_SIGNAL, .reason = (uint32_t)stop_signal };
-			snprintf(ev.detail, sizeof(ev.detail), "trialvm was interrupted by signal %d", (int)stop_signal);
+		int sig = __atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE);
+		if (sig) {
+			struct tvm_event ev = { .kind = TVM_EV_SIGNAL, .reason = (uint32_t)sig };
+			snprintf(ev.detail, sizeof(ev.detail), "trialvm was interrupted by signal %d", sig);
 			vm_raise(vm, c->index, &ev);
 			break;
 		}
@@ -671,6 +689,9 @@ static void *vcpu_thread(void *arg)
 		__atomic_fetch_add(&c->exits, 1, __ATOMIC_RELAXED);
 		handle_exit(c);
 	}
+	pthread_mutex_lock(&vm->kick_lock);
+	__atomic_store_n(&c->alive, false, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->kick_lock);
 	pthread_mutex_lock(&vm->ev_lock);
 	vm->threads_done++;
 	pthread_cond_broadcast(&vm->ev_cond);
@@ -689,7 +710,12 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 		vm->start_ns = now_ns();
 	int started = 0;
 	for (int i = 0; i < vm->ncpus; i++) {
+		/* kick_lock: the thread cannot clear `alive` before it is set. */
+		pthread_mutex_lock(&vm->kick_lock);
 		int r = pthread_create(&vm->cpus[i].thread, NULL, vcpu_thread, &vm->cpus[i]);
+		if (r == 0)
+			vm->cpus[i].alive = true;
+		pthread_mutex_unlock(&vm->kick_lock);
 		if (r != 0) {
 			struct tvm_event e = { .kind = TVM_EV_VMM_ERROR };
 			snprintf(e.detail, sizeof(e.detail), "cannot start the thread of vCPU %d: %s", i, strerror(r));
@@ -705,6 +731,13 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 	if (vm->stopping)
 		kick_all(vm);
 	while (vm->threads_done < started) {
+		/* SIGINT/SIGTERM/SIGHUP arrive here, through the signalfd. */
+		int sig = stop_signal_pending();
+		if (sig && !__atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_unlock(&vm->ev_lock);
+			vm_request_stop(vm, sig);
+			pthread_mutex_lock(&vm->ev_lock);
+		}
 		if (vm->stopping)
 			kick_all(vm); /* a thread may have been between its check and KVM_RUN */
 		struct timespec ts;

@@ -157,8 +157,14 @@ void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev);
 /* Run all vCPUs until an event; *ev receives it (caller frees payload). */
 int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err);
 
-/* Ask a running VM to stop from a signal handler or another thread. */
+/* Ask a running VM to stop (any thread; not from a signal handler: stop
+ * signals come through vmm/stopsig.h, which vm_run polls). */
 void vm_request_stop(struct vm *vm, int signo);
+
+/* True once the VM is stopping (an event was raised, or a stop signal came):
+ * long device work (a large disk request) checks it between bounded steps
+ * and gives up. Any thread; vm NULL: false. */
+bool vm_stop_pending(struct vm *vm);
 
 /* ---- inspection (all vCPUs must be stopped: after vm_run returned) ---- */
 struct cpu_state;

@@ -29,7 +29,9 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool thread_started;
+	bool thread_started;        /* created and not yet joined (vm_run's thread only) */
+	bool alive;                 /* atomic, under vm->kick_lock: may be signalled (set at
+	                               creation, cleared by the thread before it exits) */
 	uint64_t exits;             /* atomic: exits handled */
 	uint64_t exits_pio, exits_mmio; /* written by this vCPU's thread only */
 	int sample_req;             /* atomic: 1 = please sample RIP */
@@ -65,6 +67,7 @@ struct vm {
 	enum tvm_bp_kind swbp_kind;
 	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed; } swbp[4];
 
+	pthread_mutex_t kick_lock;  /* vcpu.alive vs pthread_kill; taken after ev_lock, never before */
 	pthread_mutex_t ev_lock;
 	pthread_cond_t ev_cond;
 	bool stopping;
