@@ -84,9 +84,13 @@ special fifo-kernel-symbols 'has none' run --app "$APPS/hello" --crash-on do_wri
 special zero-kernel-symbols 'has none' run --app "$APPS/hello" --crash-on do_write --kernel-symbols /dev/zero
 special fifo-disk-diff 'not a regular file or block device' disk diff "$T/fifo" "$T/fifo"
 
-# -------------------------------------------- fuzzing smoke (30 s each)
+# inspect on crafted files: nonsense refused, guest text escaped (tests/inspect.sh)
+. tests/inspect.sh
+inspect_cli_tests
+
+# -------------------------------------------- fuzzing smoke (15 s each)
 if ls "$BUILD"/fuzz/* >/dev/null 2>&1; then
-	tests/fuzz.sh "$BUILD" "${FUZZ_SECONDS:-30}" >"$T/fuzz.out" 2>&1
+	tests/fuzz.sh "$BUILD" "${FUZZ_SECONDS:-15}" >"$T/fuzz.out" 2>&1
 	while read -r word name rest; do
 		case $word in
 		ok) pass "$name" ;;

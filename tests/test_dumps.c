@@ -582,7 +582,7 @@ static void test_json(void)
 	char good[2048], buf[2048];
 	const char *fmt =
 		"{\"schema\": \"trialvm-report\", \"version\": 1, \"id\": \"r1\", \"trialvm_version\": \"0.1\","
-		" \"time\": \"%s\", \"cause\": {\"kind\": \"app-fault\", \"summary\": \"x\", \"vcpu\": 1},"
+		" \"time\": \"%s\", \"cause\": {\"kind\": \"app-fault\", \"summary\": \"x\", \"vcpu\": 0},"
 		" \"vcpus\": [{\"index\": 0, \"rip\": \"0x1\", \"rsp\": \"0x2\", \"cr3\": \"%s\"}],"
 		" \"console_tail\": \"hi\", \"files\": {\"%s\": {\"size\": %llu, \"sha256\": \"%s\"}}%s}";
 	snprintf(good, sizeof good, fmt, "2024-01-02T03:04:05Z", "0x10000", "app.core", size, hex, ", \"app\": {}");

@@ -53,6 +53,6 @@ FUZZ_TARGETS = $(sort $(patsubst FUZZ_SRCS_%,%,$(filter FUZZ_SRCS_%,$(.VARIABLES
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 
 .SECONDEXPANSION:
-$(BUILD)/fuzz/%: $$(FUZZ_SRCS_$$*) $$(wildcard devices/*.h vmm/*.h)
+$(BUILD)/fuzz/%: $$(FUZZ_SRCS_$$*) $$(wildcard devices/*.h vmm/*.h reporter/*.h monitor/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*) -lseccomp -lpthread
