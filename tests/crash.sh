@@ -262,3 +262,22 @@ expect_rc inspect-missing 125 && expect_grep inspect-missing err 'nothing-here' 
 printf 'not a dump at all\n' >"$T/junk"
 vmrun inspect-junk 10 inspect "$T/junk"
 [ "$RC" -ne 0 ] && [ "$RC" -lt 128 ] && expect_grep inspect-junk err 'junk' && pass inspect-junk || { [ "$RC" -eq 0 ] && fail inspect-junk "exit 0"; }
+
+# -- guest text (app name, console, symbol names) escaped on stderr, kept in report.json (issue 8, item 8)
+HN="$T/hostile"$'\033[2J\007\342\200\256'"name"
+cp "$APPS/hostile-text" "$HN"
+vmrun crash-hostile-text 60 run --app "$HN" --report-dir "$T/crash-hostile-text.reports"
+if expect_rc crash-hostile-text 123 && expect_report crash-hostile-text app-fault core.elf memory.dmp app.core &&
+	expect_grep crash-hostile-text err 'application hostile\\x1b\[2J\\x07\\u\{202e\}name crashed' \
+		'RIP 0x[0-9a-f]+ in crash\\x1b\[2J\\x07\\u\{202e\}here\\xff\+0x'; then
+	if LC_ALL=C grep -q $'[\033\007\377]' "$T/crash-hostile-text.err" || LC_ALL=C grep -q $'\342\200\256' "$T/crash-hostile-text.err"; then
+		fail crash-hostile-text "raw control/bidi/invalid bytes on stderr: $(od -c "$T/crash-hostile-text.err" | head -4 | tr '\n' '|')"
+	elif ! grep -qF '"name": "hostile\u001b[2J\u0007' "$REPORT/report.json" ||
+		! grep -qF '"function": "crash\u001b[2J\u0007' "$REPORT/report.json" ||
+		! grep -qF 'here\\xff+0x' "$REPORT/report.json" ||
+		! grep -qF 'reversed \\xff\\xfe not UTF-8' "$REPORT/report.json"; then
+		fail crash-hostile-text "report.json lacks the escaped name/function/console: $(grep -E '"(name|function)"' "$REPORT/report.json" | tr '\n' '|')"
+	else
+		pass crash-hostile-text
+	fi
+fi
