@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../vmm/fileio.h"
 #include "../vmm/sandbox.h"
 #include "../vmm/util.h"
 
@@ -39,20 +40,11 @@ static bool writer_running, stalled;
 static pthread_cond_t have_data = PTHREAD_COND_INITIALIZER, progress = PTHREAD_COND_INITIALIZER;
 
 /* Write all of p[0..n) to fd; the first error is kept in *err. */
-static void write_all(int fd, const uint8_t *p, size_t n, int *err)
+static void write_keep_err(int fd, const uint8_t *p, size_t n, int *err)
 {
-	while (n) {
-		ssize_t r = write(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			if (err && !*err)
-				*err = r < 0 ? errno : EIO;
-			return;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
+	int rc = write_all(fd, p, n);
+	if (rc < 0 && err && !*err)
+		*err = -rc;
 }
 
 static void *writer_main(void *unused)
@@ -142,7 +134,7 @@ static void queue_locked(const uint8_t *buf, size_t len)
 {
 	if (!writer_running) { /* no console_open (unit tests): write directly */
 		int e = 0;
-		write_all(1, buf, len, &e);
+		write_keep_err(1, buf, len, &e);
 		return;
 	}
 	while (len) {
@@ -177,7 +169,7 @@ void console_put(const uint8_t *buf, size_t len)
 		}
 	}
 	if (log_fd >= 0)
-		write_all(log_fd, buf, len, &log_errno);
+		write_keep_err(log_fd, buf, len, &log_errno);
 	if (!quiet)
 		queue_locked(buf, len);
 	pthread_mutex_unlock(&lock);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../vmm/fileio.h"
 #include "../vmm/util.h"
 #include "overlay.h"
 
@@ -75,7 +76,7 @@ static bool same_inode(const char *a, const char *b)
 
 static int cmd_commit(const char *master, const char *ovl_path, const char *out)
 {
-	char map_path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
+	char map_path[PATH_MAX], tmp[PATH_MAX];
 	if (snprintf(map_path, sizeof(map_path), "%s.map", ovl_path) >= (int)sizeof(map_path) ||
 	    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", out) >= (int)sizeof(tmp))
 		return usage_error("path too long: %s", out);
@@ -126,16 +127,10 @@ static int cmd_commit(const char *master, const char *ovl_path, const char *out)
 			goto fail_tmp;
 		}
 		if (!is_zero(buf, n)) { /* zeroes stay a hole of the sparse file */
-			for (size_t done = 0; done < n;) {
-				ssize_t w = pwrite(fd, buf + done, n - done, (off_t)(off + done));
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0) {
-					if (w == 0)
-						errno = EIO;
-					goto fail_tmp;
-				}
-				done += (size_t)w;
+			int w = pwrite_all(fd, buf, n, off);
+			if (w < 0) {
+				errno = -w;
+				goto fail_tmp;
 			}
 		}
 		unsigned pct = (unsigned)((off + n) * 100 / size);
@@ -157,19 +152,11 @@ static int cmd_commit(const char *master, const char *ovl_path, const char *out)
 		what = "rename into place";
 		goto fail_tmp;
 	}
-	const char *slash = strrchr(out, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", slash == out ? 1 : (int)(slash - out), out);
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		int e = fsync(dfd);
-		close(dfd);
-		if (e < 0) {
-			what = "sync the directory of";
-			goto fail;
-		}
+	int e = fsync_parent(out);
+	if (e < 0 && e != -ENOENT && e != -EACCES) { /* an unopenable directory was never fsync'ed before either */
+		errno = -e;
+		what = "sync the directory of";
+		goto fail;
 	}
 	fprintf(stderr, "trialvm: wrote %s (%llu bytes, %llu changed clusters from %s)\n", out,
 		(unsigned long long)size, (unsigned long long)overlay_changed_count(ov), ovl_path);

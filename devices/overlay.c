@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../vmm/fileio.h"
 #include "../vmm/util.h"
 
 #define CL OVERLAY_CLUSTER
@@ -93,23 +94,6 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
 
 static bool bit(const struct overlay *ov, uint64_t c) { return ov->bm[c / 8] & (1u << (c % 8)); }
 
@@ -258,15 +242,6 @@ static uint8_t *map_encode(const struct overlay *ov, uint64_t generation, size_t
 	return b;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 && errno != EINVAL ? -errno : 0;
-	close(fd);
-	return rc;
-}
 
 /* Replace PATH.map with the bitmap in memory: a new temporary file with an
  * unpredictable name (PATH.map.XXXXXX, O_EXCL: nothing that exists is ever
@@ -290,7 +265,7 @@ static int write_map(struct overlay *ov, uint64_t generation)
 	}
 	rc = fchmod(fd, 0644) < 0 ? -errno : 0;
 	if (rc == 0)
-		rc = pwrite_full(fd, b, len, 0);
+		rc = pwrite_all(fd, b, len, 0);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
@@ -584,13 +559,13 @@ static int write_in_cluster(struct overlay *ov, uint64_t c, uint64_t within, con
 			return 0;
 		}
 		memset(ov->cbuf, 0, clen);
-		rc = pwrite_full(ov->dfd, ov->cbuf, clen, coff);
+		rc = pwrite_all(ov->dfd, ov->cbuf, clen, coff);
 	} else if (bit(ov, c) || (within == 0 && n == clen)) {
 		if (src) {
-			rc = pwrite_full(ov->dfd, src, n, coff + within);
+			rc = pwrite_all(ov->dfd, src, n, coff + within);
 		} else {
 			memset(ov->cbuf, 0, n);
-			rc = pwrite_full(ov->dfd, ov->cbuf, n, coff + within);
+			rc = pwrite_all(ov->dfd, ov->cbuf, n, coff + within);
 		}
 	} else {
 		/* Copy on write: the whole cluster from the master, merged. */
@@ -601,7 +576,7 @@ static int write_in_cluster(struct overlay *ov, uint64_t c, uint64_t within, con
 			memcpy(ov->cbuf + within, src, n);
 		else
 			memset(ov->cbuf + within, 0, n);
-		rc = pwrite_full(ov->dfd, ov->cbuf, clen, coff);
+		rc = pwrite_all(ov->dfd, ov->cbuf, clen, coff);
 	}
 	if (rc < 0)
 		return rc;

@@ -26,7 +26,5 @@ struct crash_ctx {
  * must be stopped (vm_run returned). */
 int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx);
 
-/* Linux name of a signal ("SIGSEGV"), or NULL. */
-const char *signal_name(unsigned signo);
 
 #endif

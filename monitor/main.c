@@ -28,7 +28,6 @@
 #include "hang.h"
 #include "symbols.h"
 
-#define TRIALVM_VERSION "0.1.0"
 
 static const char usage_main[] =
 	"Usage: trialvm COMMAND [OPTIONS]\n"

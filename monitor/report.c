@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +16,27 @@
 #include "../reporter/appcore.h"
 #include "../reporter/elfdump.h"
 #include "../reporter/windump.h"
+#include "../vmm/fileio.h"
 #include "../vmm/text.h"
 #include "../vmm/util.h"
 #include "crash.h"
 
-#define TRIALVM_VERSION_STR "0.1.0"
+
+/* sha256 of a regular file as lowercase hex; -1 when unreadable. */
+static int sha256_file(const char *path, char out[65])
+{
+	struct stat st;
+	int fd = open_input(path, &st);
+	if (fd < 0)
+		return -1;
+	uint8_t md[32];
+	int rc = S_ISREG(st.st_mode) ? sha256_fd(fd, md) : -1;
+	close(fd);
+	if (rc < 0)
+		return -1;
+	sha256_hex(md, out);
+	return 0;
+}
 
 static json_t *hex(uint64_t v)
 {
@@ -30,43 +45,6 @@ static json_t *hex(uint64_t v)
 	return json_string(b);
 }
 
-/* sha256 of a file as lowercase hex; -1 when unreadable. */
-static int sha256_file(const char *path, char out[65])
-{
-	struct stat st;
-	int fd = open_input(path, &st);
-	if (fd < 0)
-		return -1;
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -1;
-	}
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int rc = -1;
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		goto out;
-	static __thread uint8_t buf[1 << 16];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto out;
-		if (n == 0)
-			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-	}
-	uint8_t md[32];
-	unsigned mdlen = 0;
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	rc = 0;
-out:
-	EVP_MD_CTX_free(ctx);
-	close(fd);
-	return rc;
-}
 
 static const char *cpu_mode(const struct cpu_state *c)
 {
@@ -116,20 +94,6 @@ static int open_new(const char *dir, const char *name, struct tvm_err *err)
 	return fd;
 }
 
-static int write_all_fd(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static void remove_tree(const char *dir)
 {
@@ -146,15 +110,6 @@ static void remove_tree(const char *dir)
 	rmdir(dir);
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	close(fd);
-	return r;
-}
 
 static int mkdir_p(const char *path, struct tvm_err *err)
 {
@@ -452,7 +407,7 @@ static json_t *report_json(const struct report_inputs *in, const struct report_f
 	json_object_set_new(root, "schema", json_string(REPORT_SCHEMA));
 	json_object_set_new(root, "version", json_integer(REPORT_VERSION));
 	json_object_set_new(root, "id", json_string(f->id));
-	json_object_set_new(root, "trialvm_version", json_string(TRIALVM_VERSION_STR));
+	json_object_set_new(root, "trialvm_version", json_string(TRIALVM_VERSION));
 	json_object_set_new(root, "time", json_string(f->iso));
 	json_object_set_new(root, "uptime_ns", json_integer((json_int_t)cs->uptime_ns));
 	json_object_set_new(root, "images", images_json(f));
@@ -520,8 +475,9 @@ static int finish_file(int fd, const char *dir, const char *name, struct file_fa
 
 static int write_console_log(const struct crash_state *cs, int fd, const char *dir, struct tvm_err *err)
 {
-	if (write_all_fd(fd, cs->console, cs->console_len) < 0)
-		return tvm_seterr(err, "cannot write %s/console.log: %s", dir, strerror(errno));
+	int w = write_all(fd, cs->console, cs->console_len);
+	if (w < 0)
+		return tvm_seterr(err, "cannot write %s/console.log: %s", dir, strerror(-w));
 	return 0;
 }
 
@@ -599,11 +555,12 @@ static int write_report_json(const json_t *root, const char *dir, struct tvm_err
 		free(dump);
 		return -1;
 	}
-	int w = write_all_fd(fd, dump, strlen(dump));
-	w |= write_all_fd(fd, "\n", 1);
+	int w = write_all(fd, dump, strlen(dump));
+	if (w == 0)
+		w = write_all(fd, "\n", 1);
 	free(dump);
 	if (w < 0) {
-		tvm_seterr(err, "cannot write %s/report.json: %s", dir, strerror(errno));
+		tvm_seterr(err, "cannot write %s/report.json: %s", dir, strerror(-w));
 		close(fd);
 		return -1;
 	}

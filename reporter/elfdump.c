@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../vmm/fileio.h"
 #include "../vmm/util.h"
 
 #define PAGE 4096ull
@@ -40,23 +41,13 @@ int dump_is_zero(const void *p, size_t n)
 int dump_pwrite_all(int fd, const void *buf, size_t len, uint64_t off, const char *what,
 		    struct tvm_err *err)
 {
-	const uint8_t *p = buf;
-	while (len > 0) {
-		size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-		ssize_t n = pwrite(fd, p, chunk, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return tvm_seterr(err, "cannot write %s at offset 0x%llx: %s", what,
-					  (unsigned long long)off, strerror(errno));
-		}
-		if (n == 0)
-			return tvm_seterr(err, "cannot write %s at offset 0x%llx: the write made no progress (disk full?)",
-					  what, (unsigned long long)off);
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
+	int rc = pwrite_all(fd, buf, len, off);
+	if (rc == -EIO)
+		return tvm_seterr(err, "cannot write %s at offset 0x%llx: the write made no progress (disk full?)", what,
+				  (unsigned long long)off);
+	if (rc < 0)
+		return tvm_seterr(err, "cannot write %s at offset 0x%llx: %s", what, (unsigned long long)off,
+				  strerror(-rc));
 	return 0;
 }
 

@@ -7,14 +7,6 @@
 #include "../vmm/util.h"
 #include "elfdump.h"
 
-static const char *sig_name(unsigned sig)
-{
-	static const char *const names[32] = { "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT",
-		"SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
-		"SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-		"SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS" };
-	return sig < 32 ? names[sig] : "SIG?";
-}
 
 static void print_regs(FILE *out, const uint8_t *r /* user_regs_struct */)
 {
@@ -101,7 +93,7 @@ int insp_app_core(const struct insp_src *s, const struct insp_elf *e, const stru
 	fprintf(out, "  process: %s (pid %u), command line: %s\n", fname, insp_get32(prb, 0x20), args);
 	if (npr > 1)
 		fprintf(out, "  threads: %u (the first one's state follows)\n", npr);
-	fprintf(out, "  signal: %u (%s)", sig, sig_name(sig));
+	fprintf(out, "  signal: %u (%s)", sig, signal_name(sig) ? signal_name(sig) : "SIG?");
 	if (si)
 		fprintf(out, ", si_code %d, si_addr 0x%" PRIx64, (int)insp_get32(sib, 8), insp_get64(sib, 16));
 	fprintf(out, "\n  registers:\n");

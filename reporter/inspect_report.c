@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../vmm/fileio.h"
 #include "../vmm/util.h"
 
 #define JSON_MAX (64u << 20)
@@ -81,40 +82,6 @@ static const json_t *need_member(const struct insp_src *s, const json_t *obj, co
 	return v;
 }
 
-static int sha256_fd(int fd, char hex[65])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(ctx);
-		return -1;
-	}
-	static __thread uint8_t buf[1 << 16];
-	int rc = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -1;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
-			rc = -1;
-			break;
-		}
-	}
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
-		rc = -1;
-	EVP_MD_CTX_free(ctx);
-	if (rc == 0)
-		for (int i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return rc;
-}
 
 /* Escaped copies of JSON strings for the output and for messages. */
 #define ESC_SHORT 256
@@ -194,12 +161,15 @@ static int check_files(const struct insp_src *s, const json_t *files, FILE *out,
 			continue;
 		}
 		char hex[65];
-		if (sha256_fd(fd, hex) < 0) {
-			rc = tvm_seterr(err, "%s: cannot hash listed file %s: %s", s->path, shown, strerror(errno));
+		uint8_t md[32];
+		int hr = sha256_fd(fd, md);
+		if (hr < 0) {
+			rc = tvm_seterr(err, "%s: cannot hash listed file %s: %s", s->path, shown, strerror(-hr));
 			close(fd);
 			break;
 		}
 		close(fd);
+		sha256_hex(md, hex);
 		if (strcasecmp(hex, json_string_value(sha))) {
 			rc = tvm_seterr(err, "%s: listed file %s has sha256 %s, report.json says %s", s->path, shown, hex,
 					json_string_value(sha));

@@ -15,6 +15,12 @@
 #define TVM_EXIT_ERROR 125    /* trialvm failed (setup, I/O, KVM) */
 #define TVM_EXIT_USAGE 126    /* bad command line */
 
+/* The one version string (trialvm --version, report.json). */
+#define TRIALVM_VERSION "0.1.0"
+
+/* "SIGSEGV" for 11 and so on (Linux x86-64 numbers 1..31); NULL otherwise. */
+const char *signal_name(unsigned signo);
+
 extern int tvm_verbose;
 
 /* "trialvm: ..." on stderr. */

@@ -1,0 +1,24 @@
+/* vmm/fileio.h - the file helpers every layer shares: whole writes, a
+ * directory's fsync, the sha256 of a file. Errors are negative errno
+ * values (a write that makes no progress is -EIO); EINTR is retried. */
+#ifndef TVM_FILEIO_H
+#define TVM_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Write all of buf to fd (at its offset). 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Write all of buf at offset off (pieces of at most 1 GiB). 0 or -errno. */
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* fsync a directory (after a rename or create in it); a file system that
+ * cannot (EINVAL) counts as done. 0 or -errno. */
+int fsync_dir(const char *dir);
+/* fsync the directory that holds `path` ("." for a bare name). */
+int fsync_parent(const char *path);
+/* sha256 of what fd holds from its current offset to the end. 0 or -errno. */
+int sha256_fd(int fd, uint8_t md[32]);
+/* The same as 64 lowercase hex digits and a NUL. */
+void sha256_hex(const uint8_t md[32], char hex[65]);
+
+#endif
