@@ -17,9 +17,6 @@
 #define PAGE 4096ull
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
 #define USER_TOP (1ull << 47)
-#define PTE_P 1ull
-#define PTE_PS (1ull << 7)
-#define PTE_ADDR 0x000ffffffffff000ull
 
 #define PRPSINFO_SIZE 0x88u
 #define SIGINFO_SIZE 128u
@@ -27,34 +24,6 @@
 static inline void put64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
 static inline void put32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
 
-/* A 4-level walk that also says how far an unmapped area extends, so that a
- * huge, mostly unmapped mapping costs one step per missing table, not one
- * per page (guest_virt_to_phys answers only "not mapped").
- * 1: mapped, *pa = physical address of va, *span = bytes to the end of its
- * page (4 KiB, 2 MiB or 1 GiB). 0: not mapped (or a table outside RAM),
- * *span = bytes to the end of the missing entry's range. */
-static int walk(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *pa, uint64_t *span)
-{
-	uint64_t table = cr3 & PTE_ADDR;
-	for (int level = 3; level >= 0; level--) {
-		unsigned shift = 12 + 9 * (unsigned)level;
-		uint64_t size = 1ull << shift;
-		*span = size - (va & (size - 1));
-		uint64_t pte;
-		const void *p = gmem_ptr(m, table + ((va >> shift) & 0x1ff) * 8, 8);
-		if (!p)
-			return 0;
-		memcpy(&pte, p, 8);
-		if (!(pte & PTE_P))
-			return 0;
-		if (level == 0 || ((level == 1 || level == 2) && (pte & PTE_PS))) {
-			*pa = (pte & PTE_ADDR & ~(size - 1)) + (va & (size - 1));
-			return 1;
-		}
-		table = pte & PTE_ADDR;
-	}
-	return 0;
-}
 
 struct pending {
 	const uint8_t *host;
@@ -80,7 +49,7 @@ static int write_mapping(int fd, const struct crash_state *cs, uint64_t start, u
 	static const uint8_t zeros[PAGE];
 	for (uint64_t pos = 0; pos < filesz;) {
 		uint64_t pa, span;
-		int mapped = walk(&cs->mem, cr3, start + pos, &pa, &span);
+		int mapped = guest_walk4(&cs->mem, cr3, start + pos, &pa, &span);
 		uint64_t step = span < filesz - pos ? span : filesz - pos;
 		if (!mapped) {
 			if (flush(fd, &pd, err) < 0)
@@ -210,7 +179,7 @@ static uint64_t present_end(const struct crash_state *cs, uint64_t start, uint64
 	uint64_t last = start;
 	for (uint64_t va = start; va < end;) {
 		uint64_t pa, span;
-		int mapped = walk(&cs->mem, cs->app->f.page_table_root, va, &pa, &span);
+		int mapped = guest_walk4(&cs->mem, cs->app->f.page_table_root, va, &pa, &span);
 		uint64_t next = span < end - va ? va + span : end;
 		if (mapped)
 			last = next;

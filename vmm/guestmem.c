@@ -9,31 +9,37 @@
 #define PTE_PS (1ull << 7)
 #define ADDR_MASK 0x000ffffffffff000ull
 
+int guest_walk4(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *pa, uint64_t *span)
+{
+	uint64_t table = cr3 & ADDR_MASK;
+	for (int level = 3; level >= 0; level--) {
+		unsigned shift = 12 + 9 * (unsigned)level;
+		uint64_t size = 1ull << shift;
+		*span = size - (va & (size - 1));
+		uint64_t pte;
+		const void *p = gmem_ptr(m, table + ((va >> shift) & 0x1ff) * 8, sizeof(pte));
+		if (!p)
+			return 0;
+		memcpy(&pte, p, sizeof(pte));
+		if (!(pte & PTE_P))
+			return 0;
+		if (level == 0 || ((level == 1 || level == 2) && (pte & PTE_PS))) {
+			*pa = (pte & ADDR_MASK & ~(size - 1)) | (va & (size - 1));
+			return 1;
+		}
+		table = pte & ADDR_MASK;
+	}
+	return 0;
+}
+
 int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *gpa)
 {
 	/* Canonical addresses only. */
 	uint64_t top = va >> 47;
 	if (top != 0 && top != 0x1ffff)
 		return -1;
-	uint64_t table = cr3 & ADDR_MASK;
-	for (int level = 3; level >= 0; level--) {
-		unsigned idx = (unsigned)((va >> (12 + 9 * level)) & 0x1ff);
-		uint64_t pte;
-		const void *p = gmem_ptr(m, table + idx * 8ull, sizeof(pte));
-		if (!p)
-			return -1;
-		memcpy(&pte, p, sizeof(pte));
-		if (!(pte & PTE_P))
-			return -1;
-		if (level > 0 && level < 3 && (pte & PTE_PS)) {
-			uint64_t page = 1ull << (12 + 9 * level);
-			*gpa = (pte & ADDR_MASK & ~(page - 1)) | (va & (page - 1));
-			return 0;
-		}
-		table = pte & ADDR_MASK;
-	}
-	*gpa = table | (va & 0xfff);
-	return 0;
+	uint64_t span;
+	return guest_walk4(m, cr3, va, gpa, &span) == 1 ? 0 : -1;
 }
 
 

@@ -12,6 +12,14 @@
  * outside RAM. */
 int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *gpa);
 
+/* The one 4-level walk (guest_virt_to_phys is built on it), which also says
+ * how far an unmapped area extends, so that a huge, mostly unmapped range
+ * costs one step per missing table, not one per page. 1: mapped, *pa = the
+ * physical address of va, *span = bytes to the end of its page (4 KiB,
+ * 2 MiB or 1 GiB). 0: not mapped (or a table outside RAM), *span = bytes to
+ * the end of the missing entry's range. No canonical-address check. */
+int guest_walk4(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *pa, uint64_t *span);
+
 /* Copy up to len bytes at virtual va (page by page) into dst, which holds at
  * least len bytes; returns the number of bytes copied before the first
  * unmapped page or the end of the address space (never wraps past 2^64). */
