@@ -71,7 +71,7 @@ if expect_rc crash-app 123 && expect_report crash-app app-fault core.elf memory.
 	vmrun inspect-report-fifo 10 inspect "$T/fifo-report/report.json"
 	if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
 		fail inspect-report-fifo "hung (killed by the 10 s timeout)"
-	elif [ "$RC" -ne 0 ] && expect_grep inspect-report-fifo err 'console.log is not a regular file'; then
+	elif [ "$RC" -ne 0 ] && expect_grep inspect-report-fifo err '"console.log" listed in "files".* is not a regular file'; then
 		pass inspect-report-fifo
 	else
 		[ "$RC" -eq 0 ] && fail inspect-report-fifo "accepted a FIFO as console.log"
