@@ -26,6 +26,7 @@
 #include "crash.h"
 #include "disasm.h"
 #include "hang.h"
+#include "report.h"
 #include "symbols.h"
 
 
@@ -604,6 +605,8 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 		return TVM_EXIT_ERROR;
 	}
 	uart_start_input();
+	if (rsp->report_dir) /* reports a killed trialvm left half-written */
+		report_clean_partials(rsp->report_dir);
 
 	int status = TVM_EXIT_ERROR;
 	bool crashed = false;

@@ -110,6 +110,80 @@ static void remove_tree(const char *dir)
 	rmdir(dir);
 }
 
+/* The start time of process pid (clock ticks since boot, /proc/PID/stat
+ * field 22), or 0 when it does not exist. */
+static unsigned long long process_start(long pid)
+{
+	char p[64], buf[1024];
+	snprintf(p, sizeof(p), "/proc/%ld/stat", pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *s = strrchr(buf, ')'); /* the command name may hold anything */
+	unsigned long long start = 0;
+	for (int field = 2; s && *s; s++)
+		if (*s == ' ' && ++field == 22) {
+			start = strtoull(s + 1, NULL, 10);
+			break;
+		}
+	return start;
+}
+
+/* Boot time in clock ticks' units: seconds since the epoch of boot. */
+static double boot_time(void)
+{
+	struct timespec rt, bt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return (double)rt.tv_sec + rt.tv_nsec / 1e9 - ((double)bt.tv_sec + bt.tv_nsec / 1e9);
+}
+
+int report_clean_partials(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	int removed = 0;
+	long ticks = sysconf(_SC_CLK_TCK);
+	double boot = boot_time();
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		/* .STAMP.mmmZ-PID-SEQ.partial (name_report) */
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] != '.' || len < 9 || strcmp(e->d_name + len - 8, ".partial") != 0)
+			continue;
+		const char *dash = strchr(e->d_name, '-');
+		char *end;
+		long pid = dash ? strtol(dash + 1, &end, 10) : 0;
+		if (!dash || pid <= 0 || *end != '-')
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		/* Its writer is gone, or the pid now belongs to a process that
+		 * started after the directory was made. */
+		unsigned long long start = process_start(pid);
+		bool stale = start == 0 || (ticks > 0 && boot + (double)start / (double)ticks > (double)st.st_mtime + 1);
+		if (!stale || pid == (long)getpid())
+			continue;
+		char p[4096];
+		if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p))
+			continue;
+		remove_tree(p);
+		if (access(p, F_OK) != 0) {
+			removed++;
+			tvm_log("removed %s: an unfinished report left by trialvm process %ld, which ended before "
+				"finishing it", p, pid);
+		}
+	}
+	closedir(d);
+	return removed;
+}
 
 static int mkdir_p(const char *path, struct tvm_err *err)
 {

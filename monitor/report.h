@@ -34,6 +34,11 @@ struct report_inputs {
 /* Write the report; on success its path is in out_path. */
 int report_write(const struct report_inputs *in, char *out_path, size_t cap, struct tvm_err *err);
 
+/* Remove DIR/.ID.partial directories (reports being written) whose
+ * trialvm process is gone (a kill -9, a power loss), saying so on stderr
+ * for each; those of running processes are left alone. The count. */
+int report_clean_partials(const char *dir);
+
 #define REPORT_SCHEMA "trialvm-report"
 #define REPORT_VERSION 1
 
