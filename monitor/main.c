@@ -390,7 +390,21 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	return status;
 }
 
-static int run_command(struct run_settings *rsp, int argc, char **argv)
+/* What `trialvm run`'s command line says beyond the run settings. */
+struct run_cli {
+	const char *console_log, *trialos;
+	const char *crash_on[4];
+	long max_restarts;
+	bool quiet;
+	char **app_args;
+	int app_nargs;
+	char cmdline_buf[TVM_CMDLINE_MAX]; /* rs->lo.cmdline may point here */
+};
+
+#define RUN_GO (-1) /* parse_run_options: go on (else: the exit status) */
+
+/* The options into *rsp and *cli; RUN_GO, or the status to exit with. */
+static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int argc, char **argv)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
@@ -423,10 +437,7 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 
-	const char *console_log = NULL, *trialos = NULL;
-	const char *crash_on[4];
-	long max_restarts = 3;
-	bool quiet = false;
+	cli->max_restarts = 3;
 	int c;
 	opterr = 0;
 	optind = 1;
@@ -455,9 +466,9 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 			rsp->cfg.ncpus = (int)n;
 			break;
 		}
-		case O_CONSOLE_LOG: console_log = optarg; break;
+		case O_CONSOLE_LOG: cli->console_log = optarg; break;
 		case O_APP: rsp->app = optarg; break;
-		case O_TRIALOS: trialos = optarg; break;
+		case O_TRIALOS: cli->trialos = optarg; break;
 		case O_NO_DECOMPRESS: rsp->lo.no_decompress = true; break;
 		case O_REPORT_DIR: rsp->report_dir = optarg; break;
 		case O_NO_REPORT: rsp->report_dir = NULL; break;
@@ -474,15 +485,15 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 		case O_MAX_RESTARTS: {
 			char *end;
 			errno = 0;
-			max_restarts = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || max_restarts < 0 || max_restarts > 1000000)
+			cli->max_restarts = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || cli->max_restarts < 0 || cli->max_restarts > 1000000)
 				return usage_error("--max-restarts %s: give a number from 0 to 1000000", optarg);
 			break;
 		}
 		case O_CRASH_ON:
 			if (rsp->ncrash_on == 4)
 				return usage_error("--crash-on: at most 4 symbols (the CPU has 4 breakpoint registers)");
-			crash_on[rsp->ncrash_on++] = optarg;
+			cli->crash_on[rsp->ncrash_on++] = optarg;
 			break;
 		case O_KERNEL_SYMBOLS: rsp->kernel_symbols = optarg; break;
 		case O_DISK: {
@@ -512,7 +523,7 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 			break;
 		}
 		case O_NO_SANDBOX: sandbox_disabled = true; break;
-		case 'q': quiet = true; break;
+		case 'q': cli->quiet = true; break;
 		case 'v': tvm_verbose = 1; break;
 		case 'h': fputs(usage_run, stdout); return 0;
 		case ':':
@@ -523,16 +534,22 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 			return usage_error("unknown option %s", argv[optind - 1]);
 		}
 	}
-	char **app_args = NULL;
-	int app_nargs = 0;
 	if (optind < argc) {
 		if (!rsp->app)
 			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
-		app_args = argv + optind;
-		app_nargs = argc - optind;
+		cli->app_args = argv + optind;
+		cli->app_nargs = argc - optind;
 	}
+	return RUN_GO;
+}
+
+/* --app: trialos as the kernel, the program as its initrd, and its name and
+ * arguments quoted onto the command line. RUN_GO or an exit status. */
+static int setup_app(struct run_settings *rsp, struct run_cli *cli)
+{
 	struct tvm_err err = { "" };
-	char cmdline_buf[TVM_CMDLINE_MAX];
+	char *cmdline_buf = cli->cmdline_buf;
+	const size_t cmdline_cap = sizeof(cli->cmdline_buf);
 	if (rsp->app) {
 		if (rsp->lo.kernel)
 			return usage_error("--app and --kernel do not go together (--app boots trialos; use --trialos to "
@@ -543,6 +560,7 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 			tvm_log("error: %s", err.msg);
 			return TVM_EXIT_USAGE;
 		}
+		const char *trialos = cli->trialos;
 		if (!trialos)
 			trialos = rsp->trialos_found = find_trialos();
 		if (!trialos) {
@@ -555,28 +573,32 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 		size_t pos = 0;
 		cmdline_buf[0] = 0;
 		if (rsp->lo.cmdline) {
-			pos = (size_t)snprintf(cmdline_buf, sizeof(cmdline_buf), "%s", rsp->lo.cmdline);
-			if (pos >= sizeof(cmdline_buf))
+			pos = (size_t)snprintf(cmdline_buf, cmdline_cap, "%s", rsp->lo.cmdline);
+			if (pos >= cmdline_cap)
 				return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
 		}
 		const char *base = strrchr(rsp->app, '/');
 		base = base ? base + 1 : rsp->app;
-		int n = snprintf(cmdline_buf + pos, sizeof(cmdline_buf) - pos, "%s--", pos ? " " : "");
-		if (n < 0 || (size_t)n >= sizeof(cmdline_buf) - pos)
+		int n = snprintf(cmdline_buf + pos, cmdline_cap - pos, "%s--", pos ? " " : "");
+		if (n < 0 || (size_t)n >= cmdline_cap - pos)
 			return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
 		pos += (size_t)n;
-		if (append_quoted(cmdline_buf, sizeof(cmdline_buf), &pos, base) < 0)
+		if (append_quoted(cmdline_buf, cmdline_cap, &pos, base) < 0)
 			return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
-		for (int i = 0; i < app_nargs; i++)
-			if (append_quoted(cmdline_buf, sizeof(cmdline_buf), &pos, app_args[i]) < 0)
+		for (int i = 0; i < cli->app_nargs; i++)
+			if (append_quoted(cmdline_buf, cmdline_cap, &pos, cli->app_args[i]) < 0)
 				return usage_error("the application's arguments are longer than the %u-byte command line",
 						   TVM_CMDLINE_MAX - 1);
 		rsp->lo.cmdline = cmdline_buf;
 	}
 	if (!rsp->lo.kernel)
 		return usage_error("nothing to boot: give --kernel FILE or --app PROGRAM");
+	return RUN_GO;
+}
 
-	/* --crash-on: resolve every symbol before anything starts. */
+/* --crash-on: every symbol resolved before anything starts. */
+static int resolve_crash_on(struct run_settings *rsp, const struct run_cli *cli)
+{
 	if (rsp->ncrash_on) {
 		const char *symfile = rsp->kernel_symbols ? rsp->kernel_symbols : rsp->lo.kernel;
 		struct symtab *st = symtab_load(symfile);
@@ -586,15 +608,23 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 			return TVM_EXIT_USAGE;
 		}
 		for (int i = 0; i < rsp->ncrash_on; i++)
-			if (symtab_find(st, crash_on[i], &rsp->bp_addr[i]) < 0) {
-				tvm_log("error: --crash-on %s: no such symbol in %s", crash_on[i], symfile);
+			if (symtab_find(st, cli->crash_on[i], &rsp->bp_addr[i]) < 0) {
+				tvm_log("error: --crash-on %s: no such symbol in %s", cli->crash_on[i], symfile);
 				symtab_free(st);
 				return TVM_EXIT_USAGE;
 			}
 		symtab_free(st);
 	}
+	return RUN_GO;
+}
 
-	if (console_open(console_log, quiet, &err) < 0) {
+/* The console, the stop signals, the stdin thread, then one VM after
+ * another while --on-crash restart asks for it. The exit status. */
+static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
+{
+	struct tvm_err err = { "" };
+	long max_restarts = cli->max_restarts;
+	if (console_open(cli->console_log, cli->quiet, &err) < 0) {
 		tvm_log("error: %s", err.msg);
 		return TVM_EXIT_ERROR;
 	}
@@ -628,6 +658,18 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 			status = TVM_EXIT_ERROR;
 	}
 	return status;
+}
+
+static int run_command(struct run_settings *rsp, int argc, char **argv)
+{
+	static struct run_cli cli; /* rsp->lo.cmdline may point into it for the whole run */
+	memset(&cli, 0, sizeof(cli));
+	int rc = parse_run_options(rsp, &cli, argc, argv);
+	if (rc == RUN_GO)
+		rc = setup_app(rsp, &cli);
+	if (rc == RUN_GO)
+		rc = resolve_crash_on(rsp, &cli);
+	return rc == RUN_GO ? run_vms(rsp, &cli) : rc;
 }
 
 static int cmd_run(int argc, char **argv)

@@ -52,6 +52,23 @@ if expect_rc disk-commit-leftover 0; then
 		fail disk-commit-leftover "the old merged2.img.tmp was touched, the result differs, or a temporary was left: $(ls "$D")"
 	fi
 fi
+# A file-size limit (ulimit -f, 1 MiB here; the merged image is 8 MiB) ends
+# commit with a clear error, never SIGXFSZ (status 153), and leaves no
+# temporary file and no OUT.
+(
+	ulimit -f 2048
+	exec "$TRIALVM" disk commit "$D/master.img" "$D/master.img.overlay" "$D/fsize.img"
+) >"$T/disk-commit-fsize.out" 2>"$T/disk-commit-fsize.err" </dev/null
+RC=$?
+if [ "$RC" -eq 153 ]; then
+	fail disk-commit-fsize "killed by SIGXFSZ"
+elif expect_rc disk-commit-fsize 125 && expect_grep disk-commit-fsize err 'fsize.img.*File too large'; then
+	if [ -n "$(find "$D" -name 'fsize.img*')" ]; then
+		fail disk-commit-fsize "left behind: $(find "$D" -name 'fsize.img*' | tr '\n' ' ')"
+	else
+		pass disk-commit-fsize
+	fi
+fi
 vmrun disk-commit-inplace 30 disk commit "$D/master.img" "$D/master.img.overlay" "$D/master.img"
 expect_rc disk-commit-inplace 126 && expect_grep disk-commit-inplace err 'in place' && master_unchanged disk-commit-inplace &&
 	pass disk-commit-refuses-in-place
