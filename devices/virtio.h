@@ -150,6 +150,16 @@ int virtio_pop(struct virtio_mmio *t, unsigned q, struct virtq_elem *e);  /* 1, 
 void virtio_push(struct virtio_mmio *t, unsigned q, uint16_t head, uint32_t written);
 /* Raise the used-buffer interrupt for queue q (after one or more pushes). */
 void virtio_interrupt(struct virtio_mmio *t);
+/* The one "pop, process, push, interrupt" loop of every device: serve at
+ * most one queue's worth of chains from queue q (every buffer the driver
+ * adds later comes with a notification of its own, which is never
+ * suppressed, so nothing is left behind, and a driver refilling the ring
+ * from another vCPU cannot keep a vCPU here). For each chain (in *e, the
+ * caller's storage) fn returns the bytes written to its writable side, to
+ * push, or -1 to stop without pushing it (it called virtio_fail). One
+ * interrupt at the end if anything was pushed. */
+typedef int64_t (*virtio_serve_fn)(void *ctx, struct virtio_mmio *t, struct virtq_elem *e);
+void virtio_serve(struct virtio_mmio *t, unsigned q, struct virtq_elem *e, virtio_serve_fn fn, void *ctx);
 /* Mark the device broken by the driver: DEVICE_NEEDS_RESET, config
  * interrupt, one log line; processing stops until reset. */
 void virtio_fail(struct virtio_mmio *t, const char *why);

@@ -190,39 +190,36 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 	return VIRTIO_BLK_S_OK;
 }
 
+/* One request: parse, execute, status byte; the bytes written from the
+ * start of the writable side. -1 when the driver broke the device. */
+static int64_t blk_serve(void *opaque, struct virtio_mmio *t, struct virtq_elem *e)
+{
+	struct virtio_blk *b = opaque;
+	struct blk_req *r = &b->req;
+	if (blk_parse_request(e, &t->mem, b->capacity, b->ro, r) < 0) {
+		virtio_fail(t, r->why);
+		return -1;
+	}
+	uint64_t prefix = 0;
+	uint8_t status = r->status;
+	if (status == VIRTIO_BLK_S_OK)
+		status = blk_execute(b, t, e, r, &prefix);
+	else if (status == VIRTIO_BLK_S_IOERR)
+		tvm_log_limited(&b->rl, "virtio-blk: bad request from the guest: %s", r->why);
+	if (virtq_write(e, &t->mem, r->status_off, &status, 1) != 1) {
+		virtio_fail(t, "status byte not writable");
+		return -1;
+	}
+	/* len = bytes written from the start of the writable side. */
+	uint64_t written = prefix == r->status_off ? r->status_off + 1 : prefix;
+	return written > INT64_MAX ? INT64_MAX : (int64_t)written;
+}
+
 static void blk_notify(void *opaque, struct virtio_mmio *t, unsigned q)
 {
 	struct virtio_blk *b = opaque;
-	if (q != 0)
-		return;
-	struct virtq_elem *e = &b->elem;
-	struct blk_req *r = &b->req;
-	bool pushed = false;
-	/* At most one queue's worth per notification (see virtio_rng.c). */
-	for (unsigned n = 0; n < t->q[0].size; n++) {
-		if (virtio_pop(t, 0, e) <= 0)
-			break;
-		if (blk_parse_request(e, &t->mem, b->capacity, b->ro, r) < 0) {
-			virtio_fail(t, r->why);
-			break;
-		}
-		uint64_t prefix = 0;
-		uint8_t status = r->status;
-		if (status == VIRTIO_BLK_S_OK)
-			status = blk_execute(b, t, e, r, &prefix);
-		else if (status == VIRTIO_BLK_S_IOERR)
-			tvm_log_limited(&b->rl, "virtio-blk: bad request from the guest: %s", r->why);
-		if (virtq_write(e, &t->mem, r->status_off, &status, 1) != 1) {
-			virtio_fail(t, "status byte not writable");
-			break;
-		}
-		/* len = bytes written from the start of the writable side. */
-		uint64_t written = prefix == r->status_off ? r->status_off + 1 : prefix;
-		virtio_push(t, 0, e->head, written > UINT32_MAX ? UINT32_MAX : (uint32_t)written);
-		pushed = true;
-	}
-	if (pushed)
-		virtio_interrupt(t);
+	if (q == 0)
+		virtio_serve(t, 0, &b->elem, blk_serve, b);
 }
 
 static void blk_reset(void *opaque)

@@ -42,34 +42,32 @@ static void console_config_write(void *dev, uint32_t off, const void *buf, uint3
 	}
 }
 
+/* One transmit buffer: its bytes (at most TX_MAX_CHAIN) to the console. */
+static int64_t console_serve(void *ctx, struct virtio_mmio *t, struct virtq_elem *e)
+{
+	(void)ctx;
+	uint64_t want = e->out_len < TX_MAX_CHAIN ? e->out_len : TX_MAX_CHAIN;
+	if (want < e->out_len)
+		tvm_log_limited(&tx_rl, "virtio-console: %llu-byte transmit buffer cut to %u bytes",
+				(unsigned long long)e->out_len, TX_MAX_CHAIN);
+	uint8_t buf[TX_CHUNK];
+	for (uint64_t done = 0; done < want;) {
+		uint64_t n = want - done < TX_CHUNK ? want - done : TX_CHUNK;
+		uint64_t r = virtq_read(e, &t->mem, done, buf, n);
+		console_put(buf, r);
+		done += r;
+		if (r < n)
+			break;
+	}
+	return 0;
+}
+
 static void console_notify(void *dev, struct virtio_mmio *t, unsigned q)
 {
 	(void)dev;
-	if (q != TXQ)
-		return; /* receive buffers are kept: there is no input */
 	struct virtq_elem e;
-	bool pushed = false;
-	for (unsigned n = 0; n < t->q[TXQ].size; n++) { /* see virtio_rng.c */
-		if (virtio_pop(t, TXQ, &e) <= 0)
-			break;
-		uint64_t want = e.out_len < TX_MAX_CHAIN ? e.out_len : TX_MAX_CHAIN;
-		if (want < e.out_len)
-			tvm_log_limited(&tx_rl, "virtio-console: %llu-byte transmit buffer cut to %u bytes",
-					(unsigned long long)e.out_len, TX_MAX_CHAIN);
-		uint8_t buf[TX_CHUNK];
-		for (uint64_t done = 0; done < want;) {
-			uint64_t n2 = want - done < TX_CHUNK ? want - done : TX_CHUNK;
-			uint64_t r = virtq_read(&e, &t->mem, done, buf, n2);
-			console_put(buf, r);
-			done += r;
-			if (r < n2)
-				break;
-		}
-		virtio_push(t, TXQ, e.head, 0);
-		pushed = true;
-	}
-	if (pushed)
-		virtio_interrupt(t);
+	if (q == TXQ) /* receive buffers are kept: there is no input */
+		virtio_serve(t, TXQ, &e, console_serve, NULL);
 }
 
 const struct virtio_dev_ops virtio_console_ops = {

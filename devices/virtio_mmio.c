@@ -132,6 +132,24 @@ void virtio_push(struct virtio_mmio *t, unsigned q, uint16_t head, uint32_t writ
 		t->completed++;
 }
 
+void virtio_serve(struct virtio_mmio *t, unsigned q, struct virtq_elem *e, virtio_serve_fn fn, void *ctx)
+{
+	if (q >= t->ops->num_queues || q >= VIRTIO_MAX_QUEUES)
+		return;
+	bool pushed = false;
+	for (unsigned n = 0; n < t->q[q].size; n++) {
+		if (virtio_pop(t, q, e) <= 0)
+			break;
+		int64_t written = fn(ctx, t, e);
+		if (written < 0)
+			break;
+		virtio_push(t, q, e->head, written > UINT32_MAX ? UINT32_MAX : (uint32_t)written);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_interrupt(t);
+}
+
 static void reset_locked(struct virtio_mmio *t)
 {
 	t->status = 0;
