@@ -23,24 +23,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "../reporter/appcore.h"
 #include "../reporter/crash_state.h"
 #include "../reporter/elfdump.h"
 #include "../reporter/inspect.h"
 #include "../reporter/windump.h"
 
-static int failures;
-#define CHECK(name, cond, ...)                                                          \
-	do {                                                                            \
-		if (cond)                                                               \
-			printf("ok %s\n", name);                                        \
-		else {                                                                  \
-			printf("FAIL %s: ", name);                                      \
-			printf(__VA_ARGS__);                                            \
-			printf(" (line %d)\n", __LINE__);                               \
-			failures++;                                                     \
-		}                                                                       \
-	} while (0)
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
@@ -267,9 +256,9 @@ static void flip(const char *path, uint64_t off, uint8_t mask)
 static void test_write(void)
 {
 	struct tvm_err err = { "" };
-	CHECK("write-core-elf", write_file("core.elf", write_core_elf, &err) == 0, "%s", err.msg);
-	CHECK("write-memory-dmp", write_file("memory.dmp", write_memory_dmp, &err) == 0, "%s", err.msg);
-	CHECK("write-app-core", write_file("app.core", write_app_core, &err) == 0, "%s", err.msg);
+	CHECKF("write-core-elf", write_file("core.elf", write_core_elf, &err) == 0, "%s", err.msg);
+	CHECKF("write-memory-dmp", write_file("memory.dmp", write_memory_dmp, &err) == 0, "%s", err.msg);
+	CHECKF("write-app-core", write_file("app.core", write_app_core, &err) == 0, "%s", err.msg);
 }
 
 static void test_readelf(void)
@@ -296,7 +285,7 @@ static void test_readelf(void)
 		printf("skip readelf: not installed\n");
 		return;
 	}
-	CHECK("readelf-notes", prs == 2 && qemu == 2 && vmci == 1 && loads == 2 && warn == 0,
+	CHECKF("readelf-notes", prs == 2 && qemu == 2 && vmci == 1 && loads == 2 && warn == 0,
 	      "PRSTATUS %d QEMU %d VMCOREINFO %d LOAD %d warnings %d", prs, qemu, vmci, loads, warn);
 	snprintf(cmd, sizeof cmd, "readelf -W -n %s 2>&1 | grep -c -E 'NT_(PRSTATUS|PRPSINFO|SIGINFO|AUXV|FPREGSET)'",
 		 pathof("app.core"));
@@ -307,7 +296,7 @@ static void test_readelf(void)
 			n = -1;
 		pclose(p);
 	}
-	CHECK("readelf-app-notes", n == 5, "%d of 5 notes", n);
+	CHECKF("readelf-app-notes", n == 5, "%d of 5 notes", n);
 }
 
 static void test_layout(void)
@@ -321,7 +310,7 @@ static void test_layout(void)
 	     ph[1].p_paddr == 0 && ph[1].p_vaddr == 0 && ph[1].p_align == 0 && ph[1].p_filesz == 8 * MiB &&
 	     ph[2].p_paddr == 4 * GiB && ph[2].p_memsz == 4 * MiB && !(ph[1].p_offset & 4095) &&
 	     !(ph[2].p_offset & 4095) && ph[0].p_offset + ph[0].p_filesz <= ph[1].p_offset;
-	CHECK("core-elf-layout", ok, "unexpected ELF header/program headers");
+	CHECKF("core-elf-layout", ok, "unexpected ELF header/program headers");
 }
 
 static void test_inspect(void)
@@ -335,7 +324,7 @@ static void test_inspect(void)
 		int rc = inspect_quiet(pathof(names[i]), NULL, &out, &len, &err);
 		char name[64];
 		snprintf(name, sizeof name, "inspect-%s", names[i]);
-		CHECK(name, rc == 0 && out && strstr(out, expect[i]), "rc %d: %s", rc, rc ? err.msg : (out ? out : ""));
+		CHECKF(name, rc == 0 && out && strstr(out, expect[i]), "rc %d: %s", rc, rc ? err.msg : (out ? out : ""));
 		if (getenv("TEST_VERBOSE") && out)
 			fputs(out, stdout);
 		free(out);
@@ -382,11 +371,11 @@ static void test_read_phys(void)
 			bad++;
 		char name[64];
 		snprintf(name, sizeof name, "read-phys-%s", names[f]);
-		CHECK(name, bad == 0, "%d mismatches", bad);
+		CHECKF(name, bad == 0, "%d mismatches", bad);
 	}
 	struct inspect_opts o = { true, 0, 16 };
 	struct tvm_err err = { "" };
-	CHECK("read-phys-app-core-refused", inspect_quiet(pathof("app.core"), &o, NULL, NULL, &err) < 0, "accepted");
+	CHECKF("read-phys-app-core-refused", inspect_quiet(pathof("app.core"), &o, NULL, NULL, &err) < 0, "accepted");
 }
 
 static void test_sparse(void)
@@ -397,7 +386,7 @@ static void test_sparse(void)
 		char name[64];
 		snprintf(name, sizeof name, "sparse-%s", names[i]);
 		/* app.core is small: only its unmapped stack page must be a hole */
-		CHECK(name, size > 0 && (i == 2 ? alloc < size : alloc * 8 < size), "size %llu allocated %llu",
+		CHECKF(name, size > 0 && (i == 2 ? alloc < size : alloc * 8 < size), "size %llu allocated %llu",
 		      (unsigned long long)size,
 		      (unsigned long long)alloc);
 		if (getenv("TEST_VERBOSE"))
@@ -405,7 +394,7 @@ static void test_sparse(void)
 			       (unsigned long long)alloc);
 	}
 	uint64_t dmp = fsize(pathof("memory.dmp"), NULL);
-	CHECK("windump-size", dmp == 0x2000 + 12 * MiB, "%llu", (unsigned long long)dmp);
+	CHECKF("windump-size", dmp == 0x2000 + 12 * MiB, "%llu", (unsigned long long)dmp);
 }
 
 static void test_truncated(void)
@@ -430,7 +419,7 @@ static void test_truncated(void)
 		}
 		char name[64];
 		snprintf(name, sizeof name, "truncated-%s", names[f]);
-		CHECK(name, bad == 0, "%d truncations accepted", bad);
+		CHECKF(name, bad == 0, "%d truncations accepted", bad);
 	}
 }
 
@@ -478,7 +467,7 @@ static void test_corrupt(void)
 		} else if (getenv("TEST_VERBOSE"))
 			printf("  %s flip at 0x%llx: %s\n", must[i].file, (unsigned long long)must[i].off, err.msg);
 	}
-	CHECK("corrupt-detected", bad == 0, "%d corruptions accepted", bad);
+	CHECKF("corrupt-detected", bad == 0, "%d corruptions accepted", bad);
 
 	/* Random flips in the headers and notes: any result but a crash. */
 	static const char *const names[] = { "core.elf", "memory.dmp", "app.core" };
@@ -502,7 +491,7 @@ static void test_corrupt(void)
 			runs++;
 		}
 	}
-	CHECK("fuzz-no-crash", bad == 0, "%d failures without a message in %d runs", bad, runs);
+	CHECKF("fuzz-no-crash", bad == 0, "%d failures without a message in %d runs", bad, runs);
 }
 
 static void test_enospc(void)
@@ -519,7 +508,7 @@ static void test_enospc(void)
 		struct tvm_err err = { "" };
 		int rc = fns[i](&cs, fd, &err);
 		close(fd);
-		CHECK(names[i], rc < 0 && strstr(err.msg, "No space left on device"), "rc %d: %s", rc, err.msg);
+		CHECKF(names[i], rc < 0 && strstr(err.msg, "No space left on device"), "rc %d: %s", rc, err.msg);
 	}
 	/* A limit hit in the middle of the page data (EFBIG), in a child. */
 	for (int i = 0; i < 3; i++) {
@@ -537,7 +526,7 @@ static void test_enospc(void)
 		waitpid(pid, &st, 0);
 		char name[64];
 		snprintf(name, sizeof name, "%s-midway", names[i]);
-		CHECK(name, WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer did not report EFBIG");
+		CHECKF(name, WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer did not report EFBIG");
 	}
 }
 
@@ -586,7 +575,7 @@ static void test_json(void)
 		" \"vcpus\": [{\"index\": 0, \"rip\": \"0x1\", \"rsp\": \"0x2\", \"cr3\": \"%s\"}],"
 		" \"console_tail\": \"hi\", \"files\": {\"%s\": {\"size\": %llu, \"sha256\": \"%s\"}}%s}";
 	snprintf(good, sizeof good, fmt, "2024-01-02T03:04:05Z", "0x10000", "app.core", size, hex, ", \"app\": {}");
-	CHECK("json-good", json_case(good) == 0, "rejected");
+	CHECKF("json-good", json_case(good) == 0, "rejected");
 	int bad = 0;
 	char badhex[65];
 	memcpy(badhex, hex, 65);
@@ -629,7 +618,7 @@ static void test_json(void)
 		if (json_case(buf) != -1)
 			bad++;
 	}
-	CHECK("json-bad-rejected", bad == 0, "%d bad reports accepted", bad);
+	CHECKF("json-bad-rejected", bad == 0, "%d bad reports accepted", bad);
 }
 
 /* ---- gdb: a real crash of null-deref, replayed through guest memory ---- */
@@ -717,14 +706,14 @@ static void test_gdb(void)
 	int rc = write_app_core(&c2, fd, &err);
 	close(fd);
 	if (!regs || rc) {
-		CHECK("gdb-app-core", 0, "regs %d, write: %s", regs, err.msg);
+		CHECKF("gdb-app-core", 0, "regs %d, write: %s", regs, err.msg);
 		return;
 	}
 	/* 3. gdb on our core. */
 	snprintf(cmd, sizeof cmd, "gdb -nx -batch -ex bt %s %s 2>&1", app_path, pathof("null-deref.core"));
 	run_cmd(cmd, out, sizeof out);
 	bool ok = strstr(out, "crash_here") && strstr(out, "main");
-	CHECK("gdb-app-core", ok, "gdb bt: %s", out);
+	CHECKF("gdb-app-core", ok, "gdb bt: %s", out);
 	if (getenv("TEST_VERBOSE"))
 		fputs(out, stdout);
 }

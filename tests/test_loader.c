@@ -27,33 +27,14 @@
 #include "../vmm/acpi.h"
 #include "../vmm/loader.h"
 #include "../vmm/vm.h"
+#include "check.h"
 #include "fake_vm.h"
 #include "fake_vm.c" /* see above */
 
 #define MiB (1ull << 20)
 
-static int failures, checks;
 static bool verbose, quiet_load;
 static char tmpdir[] = "/tmp/tvm-loader-test.XXXXXX";
-
-static void result(const char *name, bool pass, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void result(const char *name, bool pass, const char *fmt, ...)
-{
-	checks++;
-	if (pass) {
-		printf("ok %s\n", name);
-		return;
-	}
-	failures++;
-	printf("FAIL %s: ", name);
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
-
-static void skip(const char *name, const char *why) { printf("skip %s: %s\n", name, why); }
 
 static uint16_t le16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -318,11 +299,11 @@ static void expect_fail(const char *name, struct vm *vm, const char *kernel, con
 	struct tvm_err err;
 	int rc = load(vm, kernel, initrd, cpio, cmdline, nodec, &be, &err);
 	if (rc != -1) {
-		result(name, false, "load_kernel returned %d, expected -1", rc);
+		CHECKF(name, false, "load_kernel returned %d, expected -1", rc);
 		return;
 	}
 	if (!err.msg[0] || strchr(err.msg, '\n')) {
-		result(name, false, "bad message '%s'", err.msg);
+		CHECKF(name, false, "bad message '%s'", err.msg);
 		return;
 	}
 	va_list ap;
@@ -331,12 +312,12 @@ static void expect_fail(const char *name, struct vm *vm, const char *kernel, con
 	while ((needle = va_arg(ap, const char *))) {
 		if (!strstr(err.msg, needle)) {
 			va_end(ap);
-			result(name, false, "message lacks '%s': %s", needle, err.msg);
+			CHECKF(name, false, "message lacks '%s': %s", needle, err.msg);
 			return;
 		}
 	}
 	va_end(ap);
-	result(name, true, "%s", "");
+	CHECKF(name, true, "%s", "");
 }
 
 static bool sum_ok(const uint8_t *p, size_t n)
@@ -351,19 +332,19 @@ static void check_mptable(const char *name, struct vm *vm, int ncpus)
 {
 	const uint8_t *fp = gpa_ptr(vm, GPA(0x9fc00), 16);
 	if (!fp || memcmp(fp, "_MP_", 4) != 0 || !sum_ok(fp, 16) || fp[8] != 1 || fp[9] != 4) {
-		result(name, false, "no valid _MP_ floating pointer at 0x9fc00");
+		CHECKF(name, false, "no valid _MP_ floating pointer at 0x9fc00");
 		return;
 	}
 	uint32_t at = le32(fp + 4);
 	const uint8_t *t = gpa_ptr(vm, GPA(at), 44);
 	if (!t || memcmp(t, "PCMP", 4) != 0) {
-		result(name, false, "no PCMP table at 0x%x", at);
+		CHECKF(name, false, "no PCMP table at 0x%x", at);
 		return;
 	}
 	uint16_t len = le16(t + 4), count = le16(t + 34);
 	t = gpa_ptr(vm, GPA(at), len);
 	if (!t || !sum_ok(t, len) || t[6] != 4 || memcmp(t + 8, "TRIALVM", 7) != 0) {
-		result(name, false, "PCMP header bad (len %u)", len);
+		CHECKF(name, false, "PCMP header bad (len %u)", len);
 		return;
 	}
 	int procs = 0, bsp = 0, ioapics = 0, ioints = 0, lints = 0, buses = 0;
@@ -372,13 +353,13 @@ static void check_mptable(const char *name, struct vm *vm, int ncpus)
 	bool irq0 = false, irq2 = false;
 	for (int i = 0; i < count; i++) {
 		if (off >= len) {
-			result(name, false, "entries overrun the table");
+			CHECKF(name, false, "entries overrun the table");
 			return;
 		}
 		uint8_t type = t[off];
 		if (type == 0) {
 			if (t[off + 1] != procs || !(t[off + 3] & 1)) {
-				result(name, false, "processor entry %d bad", procs);
+				CHECKF(name, false, "processor entry %d bad", procs);
 				return;
 			}
 			bsp += (t[off + 3] & 2) != 0;
@@ -400,7 +381,7 @@ static void check_mptable(const char *name, struct vm *vm, int ncpus)
 			lints++;
 		off += 8;
 	}
-	result(name, off == len && procs == ncpus && bsp == 1 && ioapics == 1 && buses == 1 && ioints == 15 &&
+	CHECKF(name, off == len && procs == ncpus && bsp == 1 && ioapics == 1 && buses == 1 && ioints == 15 &&
 			     lints == 2 && ident && irq0 && !irq2,
 	       "procs %d/%d bsp %d ioapic %d bus %d ioint %d lint %d identity %d irq0 %d irq2 %d size %zu/%u", procs,
 	       ncpus, bsp, ioapics, buses, ioints, lints, ident, irq0, irq2, off, len);
@@ -676,7 +657,7 @@ static bool check_dsdt(const uint8_t *d, const struct acpi_mmio_dev *v, unsigned
 
 /* Find the RSDP as Linux does (16-byte boundaries of 0xe0000-0xfffff,
  * signature and the ACPI 1.0 checksum), then check every table. Returns the
- * RSDP address, 0 on failure (result() already called). */
+ * RSDP address, 0 on failure (CHECKF() already called). */
 static uint64_t check_acpi(const char *name, struct vm *vm, int ncpus, const struct acpi_mmio_dev *v, unsigned nv)
 {
 	char why[200] = "";
@@ -690,7 +671,7 @@ static uint64_t check_acpi(const char *name, struct vm *vm, int ncpus, const str
 	}
 	const uint8_t *r = rsdp ? gpa_ptr(vm, GPA(rsdp), 36) : NULL;
 	if (!r || r[15] != 2 || le32(r + 20) != 36 || !sum_ok(r, 36) || memcmp(r + 9, "TRIALV", 6) != 0) {
-		result(name, false, "no valid revision-2 RSDP found scanning 0xe0000-0xfffff (at 0x%llx)",
+		CHECKF(name, false, "no valid revision-2 RSDP found scanning 0xe0000-0xfffff (at 0x%llx)",
 		       (unsigned long long)rsdp);
 		return 0;
 	}
@@ -757,10 +738,10 @@ static uint64_t check_acpi(const char *name, struct vm *vm, int ncpus, const str
 			 mlen, le32(m + 36), le32(m + 40), lapics, ncpus, lapic_ok, ioapics, nmis, others);
 		goto bad;
 	}
-	result(name, true, "%s", "");
+	CHECKF(name, true, "%s", "");
 	return rsdp;
 bad:
-	result(name, false, "%s", why);
+	CHECKF(name, false, "%s", why);
 	return 0;
 }
 
@@ -772,7 +753,7 @@ static void check_linux_acpi(const char *pfx, struct vm *vm, int ncpus)
 	uint64_t rsdp = check_acpi(name, vm, ncpus, load_virtio, load_nvirtio);
 	const uint8_t *bp = gpa_ptr(vm, GPA(LOADER_BOOT_PARAMS), 4096);
 	snprintf(name, sizeof(name), "%s_bp_acpi_rsdp_addr", pfx);
-	result(name, rsdp && bp && le64(bp + 0x70) == rsdp, "acpi_rsdp_addr 0x%llx, RSDP at 0x%llx",
+	CHECKF(name, rsdp && bp && le64(bp + 0x70) == rsdp, "acpi_rsdp_addr 0x%llx, RSDP at 0x%llx",
 	       bp ? (unsigned long long)le64(bp + 0x70) : 0ull, (unsigned long long)rsdp);
 }
 
@@ -783,7 +764,7 @@ static void check_boot_params(const char *pfx, struct vm *vm, const char *cmdlin
 	char name[128];
 	const uint8_t *bp = gpa_ptr(vm, GPA(LOADER_BOOT_PARAMS), 4096);
 	snprintf(name, sizeof(name), "%s_bp_header", pfx);
-	result(name, bp && memcmp(bp + 0x202, "HdrS", 4) == 0 && le16(bp + 0x1fe) == 0xaa55 && bp[0x210] == 0xff &&
+	CHECKF(name, bp && memcmp(bp + 0x202, "HdrS", 4) == 0 && le16(bp + 0x1fe) == 0xaa55 && bp[0x210] == 0xff &&
 			     (bp[0x211] & 0x81) == 0x81 && le16(bp + 0x1fa) == 0xffff && bp[0x1ef] == 0,
 	       "HdrS/boot_flag/type_of_loader/loadflags/vid_mode wrong");
 	if (!bp)
@@ -791,7 +772,7 @@ static void check_boot_params(const char *pfx, struct vm *vm, const char *cmdlin
 	snprintf(name, sizeof(name), "%s_bp_cmdline", pfx);
 	uint32_t cp = le32(bp + 0x228);
 	const char *c = gpa_ptr(vm, GPA(cp), strlen(cmdline) + 1);
-	result(name, cp == LOADER_LINUX_CMDLINE && c && strcmp(c, cmdline) == 0 && le32(bp + 0xc8) == 0,
+	CHECKF(name, cp == LOADER_LINUX_CMDLINE && c && strcmp(c, cmdline) == 0 && le32(bp + 0xc8) == 0,
 	       "cmd_line_ptr 0x%x", cp);
 	snprintf(name, sizeof(name), "%s_bp_e820", pfx);
 	struct e820_entry e[8];
@@ -801,16 +782,16 @@ static void check_boot_params(const char *pfx, struct vm *vm, const char *cmdlin
 		const uint8_t *q = bp + 0x2d0 + 20 * i;
 		same = le64(q) == e[i].addr && le64(q + 8) == e[i].size && le32(q + 16) == e[i].type;
 	}
-	result(name, same, "e820_entries %u, vm has %d", bp[0x1e8], ne);
+	CHECKF(name, same, "e820_entries %u, vm has %d", bp[0x1e8], ne);
 	snprintf(name, sizeof(name), "%s_bp_ramdisk", pfx);
 	uint64_t ri = le32(bp + 0x218) | ((uint64_t)le32(bp + 0xc0) << 32);
 	uint64_t rs = le32(bp + 0x21c) | ((uint64_t)le32(bp + 0xc4) << 32);
 	if (!initrd) {
-		result(name, ri == 0 && rs == 0, "ramdisk set without initrd");
+		CHECKF(name, ri == 0 && rs == 0, "ramdisk set without initrd");
 		return;
 	}
 	const uint8_t *r = gpa_ptr(vm, GPA(ri), rs);
-	result(name, rs == initrd_len && r && memcmp(r, initrd, initrd_len) == 0 && (ri & 0xfff) == 0 && ri >= MiB &&
+	CHECKF(name, rs == initrd_len && r && memcmp(r, initrd, initrd_len) == 0 && (ri & 0xfff) == 0 && ri >= MiB &&
 			     ri + rs - 1 <= initrd_max,
 	       "ramdisk 0x%llx+%llu", (unsigned long long)ri, (unsigned long long)rs);
 }
@@ -839,7 +820,7 @@ static void test_bad_files(void)
 		expect_fail("kernel_unreadable", vm, p, NULL, NULL, NULL, false, "cannot open", NULL);
 	} else {
 		(void)st;
-		skip("kernel_unreadable", "running as root");
+		SKIP("kernel_unreadable", "running as root");
 	}
 	expect_fail("no_kernel", vm, NULL, NULL, NULL, NULL, false, "--kernel", NULL);
 	fake_vm_free(vm);
@@ -863,24 +844,24 @@ static void test_elf(void)
 		cpio[i] = (uint8_t)(i * 3);
 	const char *ap = write_tmp("app.elf", app, sizeof(app)), *cp = write_tmp("root.cpio", cpio, sizeof(cpio));
 	int rc = load(vm, kp, ap, cp, "console=ttyS0 app=x", false, &be, &err);
-	result("pvh_load", rc == 0 && be.mode == BOOT_PVH32 && be.rip == PVH_ENTRY && be.arg == TVM_PVH_START_INFO,
+	CHECKF("pvh_load", rc == 0 && be.mode == BOOT_PVH32 && be.rip == PVH_ENTRY && be.arg == TVM_PVH_START_INFO,
 	       "rc %d (%s) mode %d rip 0x%llx", rc, err.msg, be.mode, (unsigned long long)be.rip);
 	const uint8_t *seg = gpa_ptr(vm, GPA(PVH_BASE), 0x5000);
 	bool bss0 = true;
 	for (size_t i = 0x3000; i < 0x5000; i++)
 		bss0 &= seg[i] == 0;
-	result("pvh_segment_copied_bss_zeroed", seg[1] == 8 && seg[0x2fff] == (uint8_t)(0x2fff * 7 + 1) && bss0,
+	CHECKF("pvh_segment_copied_bss_zeroed", seg[1] == 8 && seg[0x2fff] == (uint8_t)(0x2fff * 7 + 1) && bss0,
 	       "segment contents wrong");
 	struct hvm_start_info si;
 	gpa_read(vm, GPA(TVM_PVH_START_INFO), &si, sizeof(si));
-	result("pvh_start_info", si.magic == XEN_HVM_START_MAGIC_VALUE && si.version == 1 && si.nr_modules == 2 &&
+	CHECKF("pvh_start_info", si.magic == XEN_HVM_START_MAGIC_VALUE && si.version == 1 && si.nr_modules == 2 &&
 				 si.modlist_paddr == TVM_PVH_MODLIST && si.memmap_paddr == TVM_PVH_MEMMAP &&
 				 si.cmdline_paddr == TVM_PVH_CMDLINE,
 	       "magic %x version %u nmods %u", si.magic, si.version, si.nr_modules);
 	const char *cl = gpa_ptr(vm, GPA(si.cmdline_paddr), 20);
-	result("pvh_cmdline", cl && strcmp(cl, "console=ttyS0 app=x") == 0, "cmdline wrong");
+	CHECKF("pvh_cmdline", cl && strcmp(cl, "console=ttyS0 app=x") == 0, "cmdline wrong");
 	uint64_t rsdp = check_acpi("pvh_acpi", vm, 1, NULL, 0);
-	result("pvh_rsdp_paddr", rsdp && si.rsdp_paddr == rsdp, "rsdp_paddr 0x%llx, RSDP at 0x%llx",
+	CHECKF("pvh_rsdp_paddr", rsdp && si.rsdp_paddr == rsdp, "rsdp_paddr 0x%llx, RSDP at 0x%llx",
 	       (unsigned long long)si.rsdp_paddr, (unsigned long long)rsdp);
 	struct hvm_memmap_table_entry mm[8];
 	struct e820_entry e[8];
@@ -889,7 +870,7 @@ static void test_elf(void)
 	bool mmok = (int)si.memmap_entries == ne;
 	for (int i = 0; mmok && i < ne; i++)
 		mmok = mm[i].addr == e[i].addr && mm[i].size == e[i].size && mm[i].type == e[i].type;
-	result("pvh_memmap", mmok, "memmap differs from vm_e820 (%u entries)", si.memmap_entries);
+	CHECKF("pvh_memmap", mmok, "memmap differs from vm_e820 (%u entries)", si.memmap_entries);
 	struct hvm_modlist_entry mods[2];
 	gpa_read(vm, GPA(si.modlist_paddr), mods, sizeof(mods));
 	const uint8_t *m0 = gpa_ptr(vm, GPA(mods[0].paddr), mods[0].size);
@@ -898,7 +879,7 @@ static void test_elf(void)
 	bool kov = false;
 	for (int i = 0; i < 2; i++)
 		kov |= mods[i].paddr < PVH_BASE + 0x5000 && PVH_BASE < mods[i].paddr + mods[i].size;
-	result("pvh_modules", m0 && m1 && mods[0].size == sizeof(app) && mods[1].size == sizeof(cpio) &&
+	CHECKF("pvh_modules", m0 && m1 && mods[0].size == sizeof(app) && mods[1].size == sizeof(cpio) &&
 				      !memcmp(m0, app, sizeof(app)) && !memcmp(m1, cpio, sizeof(cpio)) && !overlap && !kov &&
 				      !(mods[0].paddr & 0xfff) && !(mods[1].paddr & 0xfff) && mods[0].cmdline_paddr == 0,
 	       "modules 0x%llx+%llu 0x%llx+%llu", (unsigned long long)mods[0].paddr, (unsigned long long)mods[0].size,
@@ -913,7 +894,7 @@ static void test_elf(void)
 	gpa_read(big, GPA(TVM_PVH_START_INFO), &si, sizeof(si));
 	gpa_read(big, GPA(si.modlist_paddr), mods, sizeof(mods[0]));
 	cl = gpa_ptr(big, GPA(TVM_PVH_CMDLINE), 1);
-	result("pvh_desc8_bigram", rc == 0 && be.rip == PVH_ENTRY && si.nr_modules == 1 && si.memmap_entries == 4 &&
+	CHECKF("pvh_desc8_bigram", rc == 0 && be.rip == PVH_ENTRY && si.nr_modules == 1 && si.memmap_entries == 4 &&
 					   mods[0].paddr + mods[0].size <= TVM_MMIO_HOLE_START && mods[0].paddr > (1ull << 30) &&
 					   cl && cl[0] == 0,
 	       "rc %d (%s) module at 0x%llx", rc, err.msg, (unsigned long long)mods[0].paddr);
@@ -929,7 +910,7 @@ static void test_elf(void)
 	expect_fail("pvh_cmdline_too_long", vm, kp, NULL, NULL, longcl, false, "command line", "4095", NULL);
 	longcl[TVM_CMDLINE_MAX - 1] = 0;
 	rc = load(vm, kp, NULL, NULL, longcl, false, &be, &err);
-	result("pvh_cmdline_max", rc == 0, "%s", err.msg);
+	CHECKF("pvh_cmdline_max", rc == 0, "%s", err.msg);
 	free(longcl);
 	expect_fail("pvh_initrd_missing", vm, kp, "/nonexistent/app", NULL, NULL, false, "initrd", "/nonexistent/app",
 		    NULL);
@@ -1008,11 +989,11 @@ static void test_vmlinux_elf(void)
 		rd[i] = (uint8_t)(i * 5);
 	const char *rp = write_tmp("initrd.img", rd, sizeof(rd));
 	int rc = load(vm, kp, rp, NULL, "root=/dev/vda", false, &be, &err);
-	result("vmlinux_elf_load", rc == 0 && be.mode == BOOT_LINUX64 && be.rip == LNX_PHYS + 0x10 &&
+	CHECKF("vmlinux_elf_load", rc == 0 && be.mode == BOOT_LINUX64 && be.rip == LNX_PHYS + 0x10 &&
 					   be.arg == LOADER_BOOT_PARAMS,
 	       "rc %d (%s) mode %d rip 0x%llx", rc, err.msg, be.mode, (unsigned long long)be.rip);
 	const uint8_t *bp = gpa_ptr(vm, GPA(LOADER_BOOT_PARAMS), 4096);
-	result("vmlinux_elf_min_header", le16(bp + 0x206) == 0x20f && le32(bp + 0x238) == 2047 &&
+	CHECKF("vmlinux_elf_min_header", le16(bp + 0x206) == 0x20f && le32(bp + 0x238) == 2047 &&
 						 le32(bp + 0x230) == 0x200000,
 	       "synthesized header wrong");
 	check_boot_params("vmlinux_elf", vm, "root=/dev/vda", rd, sizeof(rd), 0x7fffffff);
@@ -1042,7 +1023,7 @@ static void test_synthetic_bz(const char *fmt, compfn comp, size_t textsz)
 	size_t outlen = 0;
 	snprintf(name, sizeof(name), "bz_%s_decompress", fmt);
 	int rc = bzimage_decompress(bz, blen, &out, &outlen, &err);
-	result(name, rc == 0 && outlen == vlen && memcmp(out, v, vlen) == 0, "rc %d (%s) len %zu/%zu", rc, err.msg,
+	CHECKF(name, rc == 0 && outlen == vlen && memcmp(out, v, vlen) == 0, "rc %d (%s) len %zu/%zu", rc, err.msg,
 	       outlen, vlen);
 	free(out);
 
@@ -1051,12 +1032,12 @@ static void test_synthetic_bz(const char *fmt, compfn comp, size_t textsz)
 	rc = load(vm, kp, NULL, NULL, "console=ttyS0", false, &be, &err);
 	const uint8_t *seg = gpa_ptr(vm, GPA(LNX_PHYS), textsz);
 	snprintf(name, sizeof(name), "bz_%s_load", fmt);
-	result(name, rc == 0 && be.mode == BOOT_LINUX64 && be.rip == LNX_PHYS + 0x10 && seg &&
+	CHECKF(name, rc == 0 && be.mode == BOOT_LINUX64 && be.rip == LNX_PHYS + 0x10 && seg &&
 			     memcmp(seg, v + 176 /* first segment data offset */, 64) == 0,
 	       "rc %d (%s) rip 0x%llx", rc, err.msg, (unsigned long long)be.rip);
 	const uint8_t *bp = gpa_ptr(vm, GPA(LOADER_BOOT_PARAMS), 4096);
 	snprintf(name, sizeof(name), "bz_%s_header_copied", fmt);
-	result(name, le32(bp + 0x24c) == clen && le32(bp + 0x260) == 0x800000 && le16(bp + 0x206) == 0x20f &&
+	CHECKF(name, le32(bp + 0x24c) == clen && le32(bp + 0x260) == 0x800000 && le16(bp + 0x206) == 0x20f &&
 			     bp[0x1f1] == BZ_SETUP_SECTS,
 	       "setup header not copied");
 	snprintf(name, sizeof(name), "bz_%s_mptable", fmt);
@@ -1134,16 +1115,16 @@ static void test_bz_headers(void)
 	struct tvm_err err;
 	int rc = load(vm, write_tmp("bzip2", b, blen), NULL, NULL, NULL, false, &be, &err);
 	const uint8_t *pm = gpa_ptr(vm, GPA(0x100000), blen - BZ_PM_OFF);
-	result("bz_bzip2_falls_back", rc == 0 && be.mode == BOOT_LINUX64 && be.rip == 0x100200 && pm &&
+	CHECKF("bz_bzip2_falls_back", rc == 0 && be.mode == BOOT_LINUX64 && be.rip == 0x100200 && pm &&
 					      memcmp(pm, b + BZ_PM_OFF, blen - BZ_PM_OFF) == 0,
 	       "rc %d (%s) rip 0x%llx", rc, err.msg, (unsigned long long)be.rip);
 	uint8_t *out = (uint8_t *)1;
 	size_t ol;
 	rc = bzimage_decompress(b, blen, &out, &ol, &err);
-	result("bz_bzip2_decompress_refused", rc == -1 && out == NULL && strstr(err.msg, "bzip2"), "rc %d %s", rc,
+	CHECKF("bz_bzip2_decompress_refused", rc == -1 && out == NULL && strstr(err.msg, "bzip2"), "rc %d %s", rc,
 	       err.msg);
 	rc = load(vm, write_tmp("nodec", bz, blen), NULL, NULL, "x", true, &be, &err);
-	result("bz_no_decompress", rc == 0 && be.rip == 0x100200 && be.arg == LOADER_BOOT_PARAMS, "rc %d (%s)", rc,
+	CHECKF("bz_no_decompress", rc == 0 && be.rip == 0x100200 && be.arg == LOADER_BOOT_PARAMS, "rc %d (%s)", rc,
 	       err.msg);
 	/* pref_address + init_size beyond RAM with --no-decompress */
 	memcpy(b, bz, blen);
@@ -1192,7 +1173,7 @@ static void test_bomb(void)
 	size_t ol = 0;
 	struct tvm_err err;
 	int rc = bzimage_decompress(bz, blen, &out, &ol, &err);
-	result("bz_decompression_bomb_bounded", rc == -1 && strstr(err.msg, "MiB") && !out, "rc %d (%s)", rc, err.msg);
+	CHECKF("bz_decompression_bomb_bounded", rc == -1 && strstr(err.msg, "MiB") && !out, "rc %d (%s)", rc, err.msg);
 	free(out);
 	free(bz);
 	free(p);
@@ -1232,7 +1213,7 @@ static void fuzz_one(const char *name, const uint8_t *img, size_t len, size_t ho
 		else if (rc != -1 || !err.msg[0])
 			crashes++;
 	}
-	result(name, crashes == 0, "%d bad results", crashes);
+	CHECKF(name, crashes == 0, "%d bad results", crashes);
 	if (verbose)
 		printf("  # %s: %d/%d loaded\n", name, loaded, iters);
 	free(b);
@@ -1293,7 +1274,7 @@ static void test_acpi_dsdt(void)
 	const uint8_t *x = r ? gpa_ptr(vm, GPA(le64(r + 24)), 44) : NULL;
 	const uint8_t *f = x ? gpa_ptr(vm, GPA(le64(x + 36)), 276) : NULL;
 	const uint8_t *d = f ? gpa_ptr(vm, GPA(le64(f + 140)), 36 + sizeof(one)) : NULL;
-	result("acpi_dsdt_1_virtio_bytes",
+	CHECKF("acpi_dsdt_1_virtio_bytes",
 	       d && le32(d + 4) == 36 + sizeof(one) && memcmp(d + 36, one, sizeof(one)) == 0 && sum_ok(d, le32(d + 4)),
 	       "rc %d (%s), DSDT length %u", ok ? 0 : -1, ok ? "" : err.msg, d ? le32(d + 4) : 0);
 	/* the reader itself: it accepts that table, and no single flipped bit
@@ -1312,7 +1293,7 @@ static void test_acpi_dsdt(void)
 				copy[i] ^= (uint8_t)(1u << bit);
 			}
 	}
-	result("acpi_dsdt_reader_catches_bit_flips", missed == 0, "reader result %d", missed);
+	CHECKF("acpi_dsdt_reader_catches_bit_flips", missed == 0, "reader result %d", missed);
 	fake_vm_free(vm);
 
 	const unsigned ns[] = { 0, 1, 3, TVM_VIRTIO_MMIO_SLOTS, ACPI_MAX_VIRTIO };
@@ -1320,7 +1301,7 @@ static void test_acpi_dsdt(void)
 		vm = fake_vm_new(16 * MiB, 4);
 		snprintf(name, sizeof(name), "acpi_dsdt_%u_virtio", ns[i]);
 		if (acpi_write(vm, 4, v, ns[i], &rsdp, &err) < 0)
-			result(name, false, "%s", err.msg);
+			CHECKF(name, false, "%s", err.msg);
 		else
 			check_acpi(name, vm, 4, v, ns[i]);
 		fake_vm_free(vm);
@@ -1331,7 +1312,7 @@ static void test_acpi_dsdt(void)
 	struct acpi_mmio_dev top = { 0xfffff000u, 0x1000, 23 };
 	snprintf(name, sizeof(name), "acpi_dsdt_virtio_at_4g");
 	if (acpi_write(vm, 1, &top, 1, &rsdp, &err) < 0)
-		result(name, false, "%s", err.msg);
+		CHECKF(name, false, "%s", err.msg);
 	else
 		check_acpi(name, vm, 1, &top, 1);
 
@@ -1348,11 +1329,11 @@ static void test_acpi_dsdt(void)
 		rsdp = 0;
 		memset(&err, 0, sizeof(err));
 		snprintf(name, sizeof(name), "acpi_dsdt_rejects_%s", bad[i].name);
-		result(name, acpi_write(vm, 1, &bad[i].d, 1, &rsdp, &err) == -1 && rsdp == 0 && strstr(err.msg, "virtio"),
+		CHECKF(name, acpi_write(vm, 1, &bad[i].d, 1, &rsdp, &err) == -1 && rsdp == 0 && strstr(err.msg, "virtio"),
 		       "rc/message wrong: %s", err.msg);
 	}
 	rsdp = 0;
-	result("acpi_dsdt_rejects_too_many",
+	CHECKF("acpi_dsdt_rejects_too_many",
 	       acpi_write(vm, 1, v, ACPI_MAX_VIRTIO + 1, &rsdp, &err) == -1 && rsdp == 0 && strstr(err.msg, "virtio") &&
 		       acpi_write(vm, 1, NULL, 1, &rsdp, &err) == -1 && rsdp == 0,
 	       "accepted");
@@ -1369,16 +1350,16 @@ static void test_acpi(void)
 		uint64_t rsdp = 0;
 		snprintf(name, sizeof(name), "acpi_%d_cpus", ns[i]);
 		if (acpi_write(vm, ns[i], NULL, 0, &rsdp, &err) < 0) {
-			result(name, false, "%s", err.msg);
+			CHECKF(name, false, "%s", err.msg);
 		} else {
 			uint64_t found = check_acpi(name, vm, ns[i], NULL, 0);
 			snprintf(name, sizeof(name), "acpi_%d_cpus_rsdp_returned", ns[i]);
-			result(name, found && found == rsdp, "returned 0x%llx, found 0x%llx", (unsigned long long)rsdp,
+			CHECKF(name, found && found == rsdp, "returned 0x%llx, found 0x%llx", (unsigned long long)rsdp,
 			       (unsigned long long)found);
 			/* both tables, as load_kernel writes them: neither clobbers the other */
 			snprintf(name, sizeof(name), "acpi_%d_cpus_with_mptable", ns[i]);
 			if (mptable_write(vm, ns[i], &err) < 0) {
-				result(name, false, "%s", err.msg);
+				CHECKF(name, false, "%s", err.msg);
 			} else {
 				check_mptable(name, vm, ns[i]);
 				snprintf(name, sizeof(name), "acpi_%d_cpus_after_mptable", ns[i]);
@@ -1389,13 +1370,13 @@ static void test_acpi(void)
 	}
 	struct vm *vm = fake_vm_new(16 * MiB, 1);
 	uint64_t rsdp = 0;
-	result("acpi_rejects_bad_count", acpi_write(vm, 0, NULL, 0, &rsdp, &err) == -1 && strstr(err.msg, "vCPUs") &&
+	CHECKF("acpi_rejects_bad_count", acpi_write(vm, 0, NULL, 0, &rsdp, &err) == -1 && strstr(err.msg, "vCPUs") &&
 						 acpi_write(vm, TVM_MAX_VCPUS + 1, NULL, 0, &rsdp, &err) == -1 && rsdp == 0,
 	       "accepted");
 	fake_vm_free(vm);
 	vm = fake_vm_new(0x80000, 1); /* RAM ends below the ACPI area */
 	memset(&err, 0, sizeof(err));
-	result("acpi_ram_too_small", acpi_write(vm, 1, NULL, 0, &rsdp, &err) == -1 && strstr(err.msg, "ACPI") && rsdp == 0,
+	CHECKF("acpi_ram_too_small", acpi_write(vm, 1, NULL, 0, &rsdp, &err) == -1 && strstr(err.msg, "ACPI") && rsdp == 0,
 	       "rc/message wrong: %s", err.msg);
 	fake_vm_free(vm);
 	test_acpi_dsdt();
@@ -1410,13 +1391,13 @@ static void test_mptable(void)
 		char name[64];
 		snprintf(name, sizeof(name), "mptable_%d_cpus", ns[i]);
 		if (mptable_write(vm, ns[i], &err) < 0)
-			result(name, false, "%s", err.msg);
+			CHECKF(name, false, "%s", err.msg);
 		else
 			check_mptable(name, vm, ns[i]);
 		fake_vm_free(vm);
 	}
 	struct vm *vm = fake_vm_new(16 * MiB, 1);
-	result("mptable_rejects_bad_count", mptable_write(vm, 0, &err) == -1 && mptable_write(vm, 65, &err) == -1,
+	CHECKF("mptable_rejects_bad_count", mptable_write(vm, 0, &err) == -1 && mptable_write(vm, 65, &err) == -1,
 	       "accepted");
 	fake_vm_free(vm);
 }
@@ -1426,7 +1407,7 @@ static void test_debian(const char *path)
 	size_t len;
 	uint8_t *img = slurp(path, &len);
 	if (!img) {
-		skip("debian_bzimage", "no Debian kernel (images/fetch-debian-kernel.sh build/images/debian, or TVM_DEBIAN_KERNEL)");
+		SKIP("debian_bzimage", "no Debian kernel (images/fetch-debian-kernel.sh build/images/debian, or TVM_DEBIAN_KERNEL)");
 		return;
 	}
 	struct tvm_err err;
@@ -1438,7 +1419,7 @@ static void test_debian(const char *path)
 	printf("  # debian: protocol %x, payload magic %02x %02x %02x %02x, %u bytes\n", ver, img[pm + po],
 	       img[pm + po + 1], img[pm + po + 2], img[pm + po + 3], le32(img + 0x24c));
 	int rc = bzimage_decompress(img, len, &out, &ol, &err);
-	result("debian_decompress", rc == 0 && ol > 4 * MiB && out && le16(out + 18) == EM_X86_64 && out[EI_CLASS] == 2,
+	CHECKF("debian_decompress", rc == 0 && ol > 4 * MiB && out && le16(out + 18) == EM_X86_64 && out[EI_CLASS] == 2,
 	       "rc %d (%s)", rc, err.msg);
 	free(out);
 
@@ -1456,13 +1437,13 @@ static void test_debian(const char *path)
 	load_virtio = vdev;
 	load_nvirtio = 3;
 	rc = load(vm, path, rp, NULL, cl, false, &be, &err);
-	result("debian_load", rc == 0 && be.mode == BOOT_LINUX64 && be.rip >= 0x1000000 && be.rip < 0x2000000 &&
+	CHECKF("debian_load", rc == 0 && be.mode == BOOT_LINUX64 && be.rip >= 0x1000000 && be.rip < 0x2000000 &&
 				      be.arg == LOADER_BOOT_PARAMS,
 	       "rc %d (%s) rip 0x%llx", rc, err.msg, (unsigned long long)be.rip);
 	if (rc == 0) {
 		printf("  # debian: entry 0x%llx\n", (unsigned long long)be.rip);
 		const uint8_t *bp = gpa_ptr(vm, GPA(LOADER_BOOT_PARAMS), 4096);
-		result("debian_header_copied", memcmp(bp + 0x1f1, img + 0x1f1, 0x210 - 0x1f1 - 0x10) == 0 &&
+		CHECKF("debian_header_copied", memcmp(bp + 0x1f1, img + 0x1f1, 0x210 - 0x1f1 - 0x10) == 0 &&
 						       le32(bp + 0x260) == le32(img + 0x260),
 		       "header differs");
 		check_boot_params("debian", vm, cl, rd, sizeof(rd), le32(img + 0x22c));
@@ -1473,7 +1454,7 @@ static void test_debian(const char *path)
 	load_nvirtio = 0;
 	rc = load(vm, path, NULL, NULL, cl, true, &be, &err);
 	const uint8_t *pmk = gpa_ptr(vm, GPA(0x100000), len - pm);
-	result("debian_no_decompress", rc == 0 && be.rip == 0x100200 && pmk && memcmp(pmk, img + pm, len - pm) == 0,
+	CHECKF("debian_no_decompress", rc == 0 && be.rip == 0x100200 && pmk && memcmp(pmk, img + pm, len - pm) == 0,
 	       "rc %d (%s)", rc, err.msg);
 	fake_vm_free(vm);
 
@@ -1504,7 +1485,7 @@ static void test_trialos(const char *path)
 {
 	struct stat st;
 	if (stat(path, &st) != 0) {
-		skip("trialos_pvh", "no trialos ELF");
+		SKIP("trialos_pvh", "no trialos ELF");
 		return;
 	}
 	struct vm *vm = fake_vm_new(64 * MiB, 1);
@@ -1513,7 +1494,7 @@ static void test_trialos(const char *path)
 	int rc = load(vm, path, NULL, NULL, "hello", false, &be, &err);
 	struct hvm_start_info si;
 	gpa_read(vm, GPA(TVM_PVH_START_INFO), &si, sizeof(si));
-	result("trialos_pvh", rc == 0 && be.mode == BOOT_PVH32 && be.arg == TVM_PVH_START_INFO &&
+	CHECKF("trialos_pvh", rc == 0 && be.mode == BOOT_PVH32 && be.arg == TVM_PVH_START_INFO &&
 				      si.magic == XEN_HVM_START_MAGIC_VALUE && si.version == 1,
 	       "rc %d (%s) mode %d", rc, err.msg, be.mode);
 	if (rc == 0)
