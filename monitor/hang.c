@@ -17,6 +17,7 @@ struct hang_watch {
 	unsigned timeout_ms;
 	pthread_t thread;
 	volatile int stop;
+	bool joined;           /* hang_watch_halt done (the caller's thread only) */
 };
 
 struct cpu_watch {
@@ -108,11 +109,20 @@ struct hang_watch *hang_watch_start(struct vm *vm, unsigned timeout_ms)
 	return hw;
 }
 
+void hang_watch_halt(void *arg)
+{
+	struct hang_watch *hw = arg;
+	if (!hw || hw->joined)
+		return;
+	hw->stop = 1;
+	pthread_join(hw->thread, NULL);
+	hw->joined = true;
+}
+
 void hang_watch_stop(struct hang_watch *hw)
 {
 	if (!hw)
 		return;
-	hw->stop = 1;
-	pthread_join(hw->thread, NULL);
+	hang_watch_halt(hw);
 	free(hw);
 }

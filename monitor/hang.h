@@ -11,5 +11,9 @@
 struct hang_watch;
 struct hang_watch *hang_watch_start(struct vm *vm, unsigned timeout_ms);
 void hang_watch_stop(struct hang_watch *hw);
+/* End and join the watcher thread without freeing it (idempotent; then
+ * hang_watch_stop only frees): the vm_set_stop_hook of a VM it watches, so
+ * that it is gone before the vCPU threads are joined. */
+void hang_watch_halt(void *hw);
 
 #endif

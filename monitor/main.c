@@ -333,6 +333,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	}
 	if (ok) {
 		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
+		vm_set_stop_hook(vm, hw ? hang_watch_halt : NULL, hw); /* the watcher ends before vCPUs are joined */
 		struct tvm_event ev;
 		int r = vm_run(vm, &ev, &err);
 		hang_watch_stop(hw);

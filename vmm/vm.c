@@ -699,6 +699,12 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+void vm_set_stop_hook(struct vm *vm, void (*fn)(void *), void *arg)
+{
+	vm->stop_hook = fn;
+	vm->stop_hook_arg = arg;
+}
+
 int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 {
 	/* vCPU threads take only the kick signal; SIGINT/SIGTERM go to the caller. */
@@ -750,6 +756,8 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 		pthread_cond_timedwait(&vm->ev_cond, &vm->ev_lock, &ts);
 	}
 	pthread_mutex_unlock(&vm->ev_lock);
+	if (vm->stop_hook) /* e.g. the hang watcher: gone before anything is joined */
+		vm->stop_hook(vm->stop_hook_arg);
 	for (int i = 0; i < vm->ncpus; i++)
 		if (vm->cpus[i].thread_started) {
 			pthread_join(vm->cpus[i].thread, NULL);

@@ -154,6 +154,11 @@ struct tvm_event {
  * Takes ownership of ev->payload. Only the first event of a run counts. */
 void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev);
 
+/* fn(arg), called by vm_run on its own thread once every vCPU thread has
+ * finished, before they are joined: stop what still looks at the vCPUs
+ * (the hang watcher). One hook; NULL removes it. */
+void vm_set_stop_hook(struct vm *vm, void (*fn)(void *), void *arg);
+
 /* Run all vCPUs until an event; *ev receives it (caller frees payload). */
 int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err);
 

@@ -67,6 +67,8 @@ struct vm {
 	enum tvm_bp_kind swbp_kind;
 	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed; } swbp[4];
 
+	void (*stop_hook)(void *); /* vm_set_stop_hook */
+	void *stop_hook_arg;
 	pthread_mutex_t kick_lock;  /* vcpu.alive vs pthread_kill; taken after ev_lock, never before */
 	pthread_mutex_t ev_lock;
 	pthread_cond_t ev_cond;
