@@ -29,24 +29,12 @@
 #include "../reporter/elfdump.h"
 #include "../reporter/inspect.h"
 #include "../reporter/windump.h"
+#include "synth.h"
 
 
-#define MiB (1ull << 20)
-#define GiB (1ull << 30)
-#define PG 4096ull
 
 static char dir[256];
-static struct mem_region regions[2];
-static struct cpu_state cpus[2];
-static struct app_fault app;
-static struct crash_state cs;
-static uint64_t next_table = 0x10000; /* page-table bump allocator (gpa) */
 static uint64_t next_frame = 0x300000; /* data frames for the gdb test */
-
-static uint8_t *host_of(uint64_t gpa)
-{
-	return gmem_ptr(&cs.mem, gpa, 1);
-}
 
 static void pattern(uint64_t gpa, uint8_t seed)
 {
@@ -55,34 +43,9 @@ static void pattern(uint64_t gpa, uint8_t seed)
 		p[i] = (uint8_t)(seed + i * 7);
 }
 
-/* 4-level mapping of one 4 KiB page for the app's page tables (CR3 0x10000). */
-static void map_page(uint64_t va, uint64_t pa)
-{
-	uint64_t table = 0x10000;
-	for (int level = 3; level > 0; level--) {
-		uint64_t *e = (uint64_t *)host_of(table + ((va >> (12 + 9 * level)) & 511) * 8);
-		if (!(*e & 1)) {
-			next_table += PG;
-			*e = next_table | 7;
-		}
-		table = *e & 0x000ffffffffff000ull;
-	}
-	*(uint64_t *)host_of(table + ((va >> 12) & 511) * 8) = pa | 7;
-}
-
 static void setup(void)
 {
-	regions[0] = (struct mem_region){ 0, 8 * MiB, NULL };
-	regions[1] = (struct mem_region){ 4 * GiB, 4 * MiB, NULL };
-	for (int i = 0; i < 2; i++) {
-		regions[i].host = mmap(NULL, regions[i].size, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (regions[i].host == MAP_FAILED) {
-			perror("mmap");
-			exit(1);
-		}
-	}
-	cs.mem = (struct guest_mem){ regions, 2 };
+	synth_ram(8 * MiB, 4 * MiB);
 	cs.kind = CRASH_APP_FAULT;
 	snprintf(cs.kind_name, sizeof cs.kind_name, "app-fault");
 	snprintf(cs.summary, sizeof cs.summary, "null-deref killed by SIGSEGV");
