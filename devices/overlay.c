@@ -76,24 +76,13 @@ static uint32_t crc(const uint8_t *p, size_t len)
 }
 
 /* 0, or a negative errno; a read that ends early (EOF) is -EIO. */
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
 
+/* pread_all, with a file that ends early (a truncated overlay) as -EIO. */
+static int overlay_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	int rc = pread_all(fd, buf, len, off);
+	return rc == -ENODATA ? -EIO : rc;
+}
 
 static bool bit(const struct overlay *ov, uint64_t c) { return ov->bm[c / 8] & (1u << (c % 8)); }
 
@@ -138,7 +127,7 @@ static int master_identity(int fd, uint64_t size, uint8_t out[32])
 			n = size < CL ? size : CL;
 			o = size - n;
 		}
-		rc = pread_full(fd, buf, (size_t)n, o);
+		rc = overlay_pread(fd, buf, (size_t)n, o);
 		if (rc < 0)
 			goto out;
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
@@ -525,7 +514,7 @@ int overlay_read(struct overlay *ov, uint64_t off, void *buf, size_t len)
 			n += CL;
 		if (n > len)
 			n = len;
-		int rc = pread_full(in_ovl ? ov->dfd : ov->mfd, p, (size_t)n, off);
+		int rc = overlay_pread(in_ovl ? ov->dfd : ov->mfd, p, (size_t)n, off);
 		if (rc < 0)
 			return rc;
 		p += n;
@@ -569,7 +558,7 @@ static int write_in_cluster(struct overlay *ov, uint64_t c, uint64_t within, con
 		}
 	} else {
 		/* Copy on write: the whole cluster from the master, merged. */
-		rc = pread_full(ov->mfd, ov->cbuf, clen, coff);
+		rc = overlay_pread(ov->mfd, ov->cbuf, clen, coff);
 		if (rc < 0)
 			return rc;
 		if (src)

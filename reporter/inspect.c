@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../vmm/text.h"
+#include "../vmm/fileio.h"
 #include "../vmm/util.h"
 
 int insp_read(const struct insp_src *s, uint64_t off, void *buf, uint64_t len, const char *what,
@@ -21,18 +22,10 @@ int insp_read(const struct insp_src *s, uint64_t off, void *buf, uint64_t len, c
 	if (add_overflows(off, len, &end) || end > s->size)
 		return tvm_seterr(err, "%s: %s at offset 0x%" PRIx64 " (%" PRIu64 " bytes) extends past the end of the file (%" PRIu64 " bytes)",
 				  s->path, what, off, len, s->size);
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pread(s->fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return tvm_seterr(err, "%s: cannot read %s at offset 0x%" PRIx64 ": %s", s->path, what, off,
-					  n < 0 ? strerror(errno) : "unexpected end of file");
-		p += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
+	int rc = len > SIZE_MAX ? -EFBIG : pread_all(s->fd, buf, (size_t)len, off);
+	if (rc < 0)
+		return tvm_seterr(err, "%s: cannot read %s at offset 0x%" PRIx64 ": %s", s->path, what, off,
+				  rc == -ENODATA ? "unexpected end of file" : strerror(-rc));
 	return 0;
 }
 

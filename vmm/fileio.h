@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Read exactly len bytes at offset off (pieces of at most 1 GiB). 0, -errno,
+ * or -ENODATA when the file ends first. */
+int pread_all(int fd, void *buf, size_t len, uint64_t off);
 /* Write all of buf to fd (at its offset). 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 /* Write all of buf at offset off (pieces of at most 1 GiB). 0 or -errno. */

@@ -15,6 +15,7 @@
 
 #include "../guests/include/trialvm_abi.h"
 #include "acpi.h"
+#include "fileio.h"
 #include "util.h"
 
 #define KERNEL_MAX_FILE (1ull << 30)
@@ -152,19 +153,12 @@ static int open_sized(const char *role, const char *opt, const char *path, uint6
 
 static int read_all(int fd, uint8_t *buf, uint64_t n, const char *role, const char *path, struct tvm_err *err)
 {
-	uint64_t got = 0;
-	while (got < n) {
-		size_t chunk = n - got > (1u << 30) ? (1u << 30) : (size_t)(n - got);
-		ssize_t r = pread(fd, buf + got, chunk, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return tvm_seterr(err, "%s '%s': read failed (%s)", role, path, strerror(errno));
-		if (r == 0)
-			return tvm_seterr(err, "%s '%s' shrank while it was being read; do not modify it while trialvm starts",
-					  role, path);
-		got += (uint64_t)r;
-	}
+	int rc = n > SIZE_MAX ? -EFBIG : pread_all(fd, buf, (size_t)n, 0);
+	if (rc == -ENODATA)
+		return tvm_seterr(err, "%s '%s' shrank while it was being read; do not modify it while trialvm starts",
+				  role, path);
+	if (rc < 0)
+		return tvm_seterr(err, "%s '%s': read failed (%s)", role, path, strerror(-rc));
 	return 0;
 }
 
