@@ -58,7 +58,7 @@ fi
 # mmap on every thread, so its filters allow them: those checks skip there.
 head -c $((1 << 20)) /dev/zero >"$T/sb-io.img"
 asan_build=false
-grep -q AddressSanitizer "$TRIALVM" && asan_build=true
+grep -q __asan_init "$TRIALVM" && asan_build=true
 for what in vcpu:openat vcpu:rename vcpu:unlink vcpu:ftruncate vcpu:mmap-exec main:mmap-exec; do
 	name=sandbox-${what%%:*}-no-${what#*:}
 	if $asan_build && { [ "${what#*:}" = openat ] || [ "${what#*:}" = mmap-exec ]; }; then
