@@ -187,9 +187,9 @@ static void test_hostile(void)
 	free(b);
 	free(good);
 	/* Not a snapshot; a FIFO (refused at once, never waited on). */
-	spit((const uint8_t *)"hello, this is not a snapshot at all, but it is long enough to have a header of some kind "
-			      "and then some more bytes",
-	     120);
+	static const char not_snap[] = "hello, this is not a snapshot at all, but it is long enough to have a header "
+				       "of some kind and then some more bytes";
+	spit((const uint8_t *)not_snap, sizeof not_snap - 1);
 	CHECKF("not-a-snapshot", snap_open(path, known, NKNOWN, &r, &err) < 0 && strstr(err.msg, "not a trialvm snapshot"),
 	       "%s", err.msg);
 	char fifo[320];
