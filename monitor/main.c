@@ -20,6 +20,7 @@
 #include "../vmm/iothread.h"
 #include "../vmm/loader.h"
 #include "../vmm/sandbox.h"
+#include "../vmm/snapfile.h"
 #include "../vmm/stopsig.h"
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
@@ -40,6 +41,7 @@ static const char usage_main[] =
 	"  run        boot a kernel (or an application on trialos) in a VM\n"
 	"  inspect    validate and summarise a crash dump or report file\n"
 	"  disk       list or merge what a trial wrote to a disk (trialvm disk --help)\n"
+	"  snapshot   check and show a snapshot file (trialvm snapshot --help)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     show this help (trialvm COMMAND --help for a command)\n"
@@ -774,6 +776,8 @@ int main(int argc, char **argv)
 		return cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disk"))
 		return disk_cli_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "snapshot"))
+		return snapshot_cli_main(argc - 1, argv + 1);
 	fprintf(stderr, "trialvm: unknown command '%s'\nTry 'trialvm --help'.\n", cmd);
 	return TVM_EXIT_USAGE;
 }

@@ -83,6 +83,24 @@ special fifo-app 'is not a regular file' run --app "$T/fifo"
 special fifo-kernel-symbols 'has none' run --app "$APPS/hello" --crash-on do_write --kernel-symbols "$T/fifo"
 special zero-kernel-symbols 'has none' run --app "$APPS/hello" --crash-on do_write --kernel-symbols /dev/zero
 special fifo-disk-diff 'not a regular file or block device' disk diff "$T/fifo" "$T/fifo"
+special fifo-snapshot-inspect 'not a regular file' snapshot inspect "$T/fifo"
+
+# trialvm snapshot inspect: a valid snapshot shown, a damaged one refused
+SNAP=tests/fuzz/corpus/fuzz_snapfile/valid
+vmrun snapshot-inspect 10 snapshot inspect "$SNAP"
+expect_rc snapshot-inspect 0 && expect_grep snapshot-inspect out '^snapshot format 1, written by trialvm 0\.1\.0$' \
+	'parent none \(a full snapshot\)' 'section type 77 version 1, optional, 19 bytes' \
+	'3 sections, 39 bytes of payload; frames and checksums ok' && pass snapshot-inspect
+head -c 200 "$SNAP" >"$T/trunc.snap"
+vmrun snapshot-inspect-truncated 10 snapshot inspect "$T/trunc.snap"
+expect_rc snapshot-inspect-truncated 125 && expect_grep snapshot-inspect-truncated err 'trunc.snap is truncated' &&
+	pass snapshot-inspect-truncated
+cp "$SNAP" "$T/flip.snap" && printf '\x58' | dd of="$T/flip.snap" bs=1 seek=170 conv=notrunc 2>/dev/null
+vmrun snapshot-inspect-corrupt 10 snapshot inspect "$T/flip.snap"
+expect_rc snapshot-inspect-corrupt 125 && expect_grep snapshot-inspect-corrupt err 'corrupt \(checksum mismatch\)' &&
+	pass snapshot-inspect-corrupt
+vmrun snapshot-bad-command 10 snapshot frob
+expect_rc snapshot-bad-command 126 && expect_grep snapshot-bad-command err "unknown command 'frob'" && pass snapshot-bad-command
 
 # inspect on crafted files: nonsense refused, guest text escaped (tests/inspect.sh)
 . tests/inspect.sh

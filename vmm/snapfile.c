@@ -256,6 +256,8 @@ static int read_header(struct snap_reader *r, struct tvm_err *err)
 	return (int)size;
 }
 
+const struct snap_known snap_any_type[1] = { { 0, 0, "(any)" } };
+
 static const struct snap_known *find_known(const struct snap_known *k, size_t n, uint32_t type)
 {
 	for (size_t i = 0; i < n; i++)
@@ -299,14 +301,15 @@ static int read_sections(struct snap_reader *r, uint64_t off, const struct snap_
 			return 0;
 		}
 		const struct snap_known *k = find_known(known, nknown, s.type);
-		if (!k && (s.flags & SNAP_SECTION_REQUIRED))
+		bool any = known == snap_any_type;
+		if (!k && (s.flags & SNAP_SECTION_REQUIRED) && !any)
 			return tvm_seterr(err, "snapshot %s needs section type %u (version %u, at offset %" PRIu64
 					       "), which this trialvm (%s) does not know: it was written by a newer one (%s)",
 					  r->path, s.type, s.version, off, TRIALVM_VERSION, r->h.trialvm_version);
 		if (k && s.version > k->max_version)
 			return tvm_seterr(err, "snapshot %s: section %s is version %u, this trialvm (%s) reads up to version %u",
 					  r->path, k->name, s.version, TRIALVM_VERSION, k->max_version);
-		s.known = k != NULL;
+		s.known = k != NULL || any;
 		if (s.length <= VERIFY_AT_OPEN) {
 			uint32_t c;
 			if (payload_crc(r, s.offset, s.length, &c, err) < 0)

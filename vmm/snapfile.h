@@ -72,6 +72,11 @@ void snap_abandon(struct snap_writer *w);
 
 /* ---- reading ---- */
 struct snap_reader;
+/* With this as `known` (nknown 0), snap_open accepts every section type
+ * and version, for showing a file's structure (`trialvm snapshot inspect`);
+ * sections are still framed and checksummed. */
+extern const struct snap_known snap_any_type[];
+
 /* Open PATH (a regular file), check the header and every section's frame
  * and checksum up to END against `known`. Errors name the file, the offset
  * and what is wrong: not a snapshot, truncated, corrupt (checksum), a newer
@@ -87,5 +92,8 @@ int snap_next(struct snap_reader *r, struct snap_section *s);
 int snap_read(struct snap_reader *r, const struct snap_section *s, uint64_t off, void *buf, uint64_t len,
 	      struct tvm_err *err);
 void snap_close(struct snap_reader *r);
+
+/* `trialvm snapshot ...` (vmm/snapfile_cli.c). */
+int snapshot_cli_main(int argc, char **argv);
 
 #endif
