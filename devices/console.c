@@ -70,6 +70,10 @@ static void *writer_main(void *unused)
 		if (r < 0 && errno != EINTR && errno != EAGAIN) {
 			out_errno = errno; /* EPIPE, EIO: stdout is gone; drop from now on */
 			r = (ssize_t)n;
+		} else if (r <= 0) { /* a non-blocking stdout that is full: wait, do not spin */
+			pthread_mutex_unlock(&lock);
+			usleep(1000);
+			pthread_mutex_lock(&lock);
 		}
 		if (r > 0) {
 			ring_tail += (uint64_t)r;
@@ -89,32 +93,12 @@ int console_open(const char *log_path, bool q, struct tvm_err *err)
 			return tvm_seterr(err, "--console-log %s: %s", log_path, strerror(errno));
 	}
 	if (!quiet && !writer_running) {
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old); /* it takes no signals */
-		pthread_t t;
-		int r = pthread_create(&t, NULL, writer_main, NULL);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		int r = start_thread_nosignals(NULL, writer_main, NULL, true);
 		if (r != 0)
 			return tvm_seterr(err, "cannot start the console writer thread: %s", strerror(r));
-		pthread_detach(t);
 		writer_running = true;
 	}
 	return 0;
-}
-
-/* A deadline ms from now, for pthread_cond_timedwait. */
-static struct timespec deadline(unsigned ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
 }
 
 /* Wait (lock held) until the writer makes progress; false when it made
@@ -122,7 +106,8 @@ static struct timespec deadline(unsigned ms)
 static bool wait_progress_locked(void)
 {
 	uint64_t before = ring_tail;
-	struct timespec ts = deadline(STALL_MS);
+	struct timespec ts;
+	deadline_after_ms(STALL_MS, &ts);
 	int r = 0;
 	while (ring_tail == before && r == 0)
 		r = pthread_cond_timedwait(&progress, &lock, &ts);

@@ -200,11 +200,5 @@ void uart_start_input(void)
 		return;
 	if (!isatty(0) && !S_ISFIFO(st.st_mode))
 		return;
-	pthread_t t;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (pthread_create(&t, NULL, stdin_thread, NULL) == 0)
-		pthread_detach(t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	start_thread_nosignals(NULL, stdin_thread, NULL, true);
 }

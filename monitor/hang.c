@@ -97,12 +97,7 @@ struct hang_watch *hang_watch_start(struct vm *vm, unsigned timeout_ms)
 		return NULL;
 	hw->vm = vm;
 	hw->timeout_ms = timeout_ms;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int r = pthread_create(&hw->thread, NULL, watch_thread, hw);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r != 0) {
+	if (start_thread_nosignals(&hw->thread, watch_thread, hw, false) != 0) {
 		free(hw);
 		return NULL;
 	}

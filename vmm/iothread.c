@@ -56,16 +56,9 @@ int iothread_start(struct tvm_err *err)
 {
 	if (io.started)
 		return 0;
-	/* It takes no signals: SIGINT/SIGTERM are the main loop's, the kick
-	 * signal is for vCPUs. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int r = pthread_create(&io.thread, NULL, io_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int r = start_thread_nosignals(&io.thread, io_main, NULL, true);
 	if (r != 0)
 		return tvm_seterr(err, "cannot start the I/O thread: %s", strerror(r));
-	pthread_detach(io.thread);
 	io.started = true;
 	return 0;
 }

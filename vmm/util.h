@@ -2,6 +2,7 @@
 #ifndef TVM_UTIL_H
 #define TVM_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,5 +63,14 @@ static inline bool add_overflows(uint64_t a, uint64_t b, uint64_t *r) { return _
 static inline bool mul_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
 
 uint64_t now_ns(void);
+
+/* CLOCK_REALTIME ms milliseconds from now, for pthread_cond_timedwait. */
+struct timespec;
+void deadline_after_ms(unsigned ms, struct timespec *ts);
+
+/* Start a thread with every signal blocked (the stop signals are the main
+ * loop's, the kick signal is for vCPUs): 0, or the pthread_create error.
+ * detach: nobody will join it (*t may then be NULL). */
+int start_thread_nosignals(pthread_t *t, void *(*fn)(void *), void *arg, bool detach);
 
 #endif

@@ -610,8 +610,10 @@ uint64_t vm_exit_count(struct vm *vm, int idx)
 
 int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, int *cpl, int *mp_state)
 {
+	if (idx < 0 || idx >= vm->ncpus)
+		return -1;
 	struct vcpu *c = &vm->cpus[idx];
-	if (idx < 0 || idx >= vm->ncpus || !__atomic_load_n(&c->alive, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&c->alive, __ATOMIC_ACQUIRE))
 		return -1;
 	uint64_t seq = __atomic_load_n(&c->sample_seq, __ATOMIC_ACQUIRE);
 	__atomic_store_n(&c->sample_req, 1, __ATOMIC_RELEASE);
@@ -720,7 +722,7 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 		pthread_mutex_lock(&vm->kick_lock);
 		int r = pthread_create(&vm->cpus[i].thread, NULL, vcpu_thread, &vm->cpus[i]);
 		if (r == 0)
-			vm->cpus[i].alive = true;
+			__atomic_store_n(&vm->cpus[i].alive, true, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&vm->kick_lock);
 		if (r != 0) {
 			struct tvm_event e = { .kind = TVM_EV_VMM_ERROR };
@@ -747,12 +749,7 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 		if (vm->stopping)
 			kick_all(vm); /* a thread may have been between its check and KVM_RUN */
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		deadline_after_ms(50, &ts);
 		pthread_cond_timedwait(&vm->ev_cond, &vm->ev_lock, &ts);
 	}
 	pthread_mutex_unlock(&vm->ev_lock);
