@@ -142,9 +142,69 @@ static void queue_locked(const uint8_t *buf, size_t len)
 	}
 }
 
+/* console_watch: the needle and its KMP failure table, the match so far. */
+static struct {
+	uint8_t needle[CONSOLE_WATCH_MAX];
+	unsigned fail[CONSOLE_WATCH_MAX];
+	unsigned len, matched;
+	bool armed;
+	void (*fn)(void *);
+	void *arg;
+} watch;
+
+int console_watch(const char *needle, void (*fn)(void *), void *arg)
+{
+	size_t n = strlen(needle);
+	if (n == 0 || n > CONSOLE_WATCH_MAX)
+		return -1;
+	pthread_mutex_lock(&lock);
+	memcpy(watch.needle, needle, n);
+	watch.len = (unsigned)n;
+	watch.fail[0] = 0;
+	for (unsigned i = 1, k = 0; i < n; i++) {
+		while (k && watch.needle[i] != watch.needle[k])
+			k = watch.fail[k - 1];
+		if (watch.needle[i] == watch.needle[k])
+			k++;
+		watch.fail[i] = k;
+	}
+	watch.matched = 0;
+	watch.fn = fn;
+	watch.arg = arg;
+	watch.armed = true;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+void console_unwatch(void)
+{
+	pthread_mutex_lock(&lock);
+	watch.armed = false;
+	pthread_mutex_unlock(&lock);
+}
+
+/* Lock held: true when buf completes the needle (the watch is disarmed). */
+static bool watch_feed_locked(const uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; watch.armed && i < len; i++) {
+		while (watch.matched && buf[i] != watch.needle[watch.matched])
+			watch.matched = watch.fail[watch.matched - 1];
+		if (buf[i] == watch.needle[watch.matched])
+			watch.matched++;
+		if (watch.matched == watch.len) {
+			watch.armed = false;
+			return true;
+		}
+	}
+	return false;
+}
+
 void console_put(const uint8_t *buf, size_t len)
 {
 	pthread_mutex_lock(&lock);
+	bool fire = watch.armed && watch_feed_locked(buf, len);
+	void (*fn)(void *) = watch.fn;
+	void *arg = watch.arg;
 	started = started || len > 0;
 	for (size_t i = 0; i < len; i++) {
 		tail[tail_pos++] = buf[i];
@@ -158,6 +218,8 @@ void console_put(const uint8_t *buf, size_t len)
 	if (!quiet)
 		queue_locked(buf, len);
 	pthread_mutex_unlock(&lock);
+	if (fire)
+		fn(arg);
 }
 
 /* Wait (lock held) until the ring is written out, or until the writer made

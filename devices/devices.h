@@ -22,6 +22,13 @@ void console_flush(void);
 size_t console_tail(uint8_t *buf, size_t max);
 /* Close the log (flushed); -1 + err if the log could not be written fully. */
 int console_close(struct tvm_err *err);
+/* Call fn(arg) once, on the thread that wrote it, as soon as the console
+ * output contains `needle` (1 to CONSOLE_WATCH_MAX bytes, matched across
+ * writes): how `snapshot checkpoint --at-console` stops at the app's
+ * "ready" line. One watch at a time; -1 for an empty or long needle. */
+#define CONSOLE_WATCH_MAX 256
+int console_watch(const char *needle, void (*fn)(void *), void *arg);
+void console_unwatch(void);
 /* True once the guest wrote anything. */
 bool console_started(void);
 

@@ -13,7 +13,6 @@
 #include "../vmm/util.h"
 #include "hcall.h"
 
-static struct vm *the_vm;
 static struct ratelimit bad_rl = RATELIMIT_INIT(5, 1000);
 
 static int32_t do_clock(struct tvm_hcall *h)
@@ -31,12 +30,12 @@ static int32_t do_clock(struct tvm_hcall *h)
 	return 0;
 }
 
-static int32_t do_random(struct tvm_hcall *h)
+static int32_t do_random(struct vm *vm, struct tvm_hcall *h)
 {
 	uint64_t len = h->arg[1];
 	if (len > TVM_RANDOM_MAX)
 		return -EINVAL;
-	uint8_t *dst = gpa_ptr(the_vm, GPA(h->arg[0]), len);
+	uint8_t *dst = gpa_ptr(vm, GPA(h->arg[0]), len);
 	if (!dst)
 		return -EFAULT;
 	uint8_t buf[TVM_RANDOM_MAX];
@@ -45,12 +44,12 @@ static int32_t do_random(struct tvm_hcall *h)
 	return (int32_t)len;
 }
 
-static int32_t do_fault(int vcpu, struct tvm_hcall *h)
+static int32_t do_fault(struct vm *vm, int vcpu, struct tvm_hcall *h)
 {
 	struct app_fault *af = calloc(1, sizeof(*af));
 	if (!af)
 		return -ENOMEM;
-	if (gpa_read(the_vm, GPA(h->arg[0]), &af->f, sizeof(af->f)) < 0)
+	if (gpa_read(vm, GPA(h->arg[0]), &af->f, sizeof(af->f)) < 0)
 		goto bad;
 	if (af->f.magic != TVM_FAULT_MAGIC || af->f.version != TVM_ABI_VERSION) {
 		tvm_log_limited(&bad_rl, "vCPU %d: fault record with bad magic/version ignored", vcpu);
@@ -61,13 +60,13 @@ static int32_t do_fault(int vcpu, struct tvm_hcall *h)
 	uint64_t n = af->f.nr_mappings;
 	if (n > TVM_FAULT_MAX_MAPS)
 		n = 0; /* an implausible list is dropped, the fault still counts */
-	if (n && gpa_read(the_vm, GPA(af->f.mappings_gpa), af->maps, n * sizeof(af->maps[0])) < 0)
+	if (n && gpa_read(vm, GPA(af->f.mappings_gpa), af->maps, n * sizeof(af->maps[0])) < 0)
 		n = 0;
 	af->nmaps = (unsigned)n;
 	struct tvm_event ev = { .kind = TVM_EV_APP_FAULT, .reason = af->f.signo, .payload = af,
 				.payload_len = sizeof(*af) };
 	snprintf(ev.detail, sizeof(ev.detail), "the application %s died of signal %u", af->f.app_name, af->f.signo);
-	vm_raise(the_vm, vcpu, &ev);
+	vm_raise(vm, vcpu, &ev);
 	return 0;
 bad:
 	free(af);
@@ -76,7 +75,7 @@ bad:
 
 static void hcall_io(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned size, bool is_write)
 {
-	(void)dev;
+	struct vm *vm = dev;
 	if (!is_write) {
 		uint32_t sig = (off == 0 && size == 4) ? TVM_SIGNATURE : 0xffffffffu;
 		memset(data, 0xff, size);
@@ -90,24 +89,25 @@ static void hcall_io(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned 
 	uint32_t gpa;
 	memcpy(&gpa, data, 4);
 	struct tvm_hcall h;
-	if ((gpa & 7) || gpa_read(the_vm, GPA(gpa), &h, sizeof(h)) < 0) {
+	if ((gpa & 7) || gpa_read(vm, GPA(gpa), &h, sizeof(h)) < 0) {
 		tvm_log_limited(&bad_rl, "vCPU %d: hypercall block at 0x%x is not aligned guest RAM", vcpu, gpa);
 		return;
 	}
 	switch (h.op) {
 	case TVM_HC_CLOCK: h.result = do_clock(&h); break;
-	case TVM_HC_RANDOM: h.result = do_random(&h); break;
-	case TVM_HC_FAULT: h.result = do_fault(vcpu, &h); break;
+	case TVM_HC_RANDOM: h.result = do_random(vm, &h); break;
+	case TVM_HC_FAULT: h.result = do_fault(vm, vcpu, &h); break;
 	default:
 		tvm_log_limited(&bad_rl, "vCPU %d: unknown hypercall %u", vcpu, h.op);
 		h.result = -ENOSYS;
 		break;
 	}
-	gpa_write(the_vm, GPA(gpa), &h, sizeof(h));
+	gpa_write(vm, GPA(gpa), &h, sizeof(h));
 }
 
+/* The port keeps no state between calls (each call's block is in guest
+ * memory): its handler needs only the VM. */
 int hcall_init(struct vm *vm, struct tvm_err *err)
 {
-	the_vm = vm;
-	return bus_register(vm, BUS_PIO, TVM_PORT_HCALL, 4, hcall_io, NULL, "hypercall", err);
+	return bus_register(vm, BUS_PIO, TVM_PORT_HCALL, 4, hcall_io, vm, "hypercall", err);
 }

@@ -27,7 +27,7 @@ static int gather(const struct virtq_seg *s, unsigned n, const struct guest_mem 
 		uint64_t gpa;
 		if (add_overflows(s[i].gpa, off, &gpa))
 			return -1;
-		const void *src = gmem_ptr(m, gpa, take);
+		const void *src = gmem_ptr_ro(m, gpa, take);
 		if (!src)
 			return -1;
 		memcpy(p, src, take);

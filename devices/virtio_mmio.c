@@ -10,11 +10,13 @@
 #include "virtio.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../guests/include/trialvm_abi.h"
 #include "../vmm/bus.h"
 #include "../vmm/util.h"
+#include "../vmm/vmstate.h"
 
 enum {
 	REG_MAGIC = 0x000,
@@ -60,10 +62,12 @@ static struct ratelimit bad_rl = RATELIMIT_INIT(10, 1000);
 
 /* ------------------------------------------------------------ registry */
 
+/* The current VM's transports by slot, for the command line and --stats.
+ * Each transport is owned by its VM (vm_add_device), which frees it and
+ * clears its slot here when it is destroyed. */
 static struct {
 	pthread_mutex_t lock;
-	struct virtio_mmio dev[TVM_VIRTIO_MMIO_SLOTS];
-	bool used[TVM_VIRTIO_MMIO_SLOTS];
+	struct virtio_mmio *dev[TVM_VIRTIO_MMIO_SLOTS];
 } reg = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---------------------------------------------------------- interrupts */
@@ -390,6 +394,125 @@ void virtio_mmio_init(struct virtio_mmio *t, const struct guest_mem *m, const st
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* ---------------------------------------------------------- state */
+
+enum {
+	VT_DEVICE_ID = 1,   /* which device this transport carries (checked on load) */
+	VT_STATUS = 2,
+	VT_FEATURES_SEL = 3, /* device, driver: u32 each */
+	VT_DRIVER_FEATURES = 4,
+	VT_QUEUE_SEL = 5,
+	VT_INTERRUPT = 6,
+	VT_CONFIG_GEN = 7,
+	VT_COMPLETED = 8,
+	VT_QUEUE0 = 16,     /* + q: struct saved_queue */
+};
+
+/* A queue as saved: 32 bytes, little-endian. */
+struct saved_queue {
+	uint16_t size;
+	uint8_t ready, pad;
+	uint16_t last_avail, used_idx;
+	uint64_t desc, avail, used;
+} __attribute__((packed));
+
+static int transport_save(void *dev, struct vs_out *o, struct tvm_err *err)
+{
+	struct virtio_mmio *t = dev;
+	pthread_mutex_lock(&t->lock);
+	vs_put_u32(o, VT_DEVICE_ID, t->ops->device_id);
+	vs_put_u32(o, VT_STATUS, t->status);
+	uint32_t sel[2] = { t->dev_features_sel, t->drv_features_sel };
+	vs_put(o, VT_FEATURES_SEL, sel, sizeof(sel));
+	vs_put_u64(o, VT_DRIVER_FEATURES, t->driver_features);
+	vs_put_u32(o, VT_QUEUE_SEL, t->queue_sel);
+	vs_put_u32(o, VT_INTERRUPT, t->interrupt_status);
+	vs_put_u32(o, VT_CONFIG_GEN, t->config_generation);
+	vs_put_u64(o, VT_COMPLETED, t->completed);
+	for (unsigned q = 0; q < t->ops->num_queues; q++) {
+		const struct virtq *v = &t->q[q];
+		struct saved_queue sq = { .size = v->size, .ready = v->ready, .last_avail = v->last_avail,
+					  .used_idx = v->used_idx, .desc = v->desc, .avail = v->avail, .used = v->used };
+		vs_put(o, (uint16_t)(VT_QUEUE0 + q), &sq, sizeof(sq));
+	}
+	pthread_mutex_unlock(&t->lock);
+	return vs_out_error(o, err);
+}
+
+/* Every value is the guest's (through a file): checked as the register
+ * writes that set it would check it, ring addresses against guest RAM. */
+static int transport_load(void *dev, const struct vs_in *in, uint16_t version, struct tvm_err *err)
+{
+	struct virtio_mmio *t = dev;
+	(void)version;
+	uint32_t id, status, sel[2], qsel, isr, gen;
+	uint64_t feat, completed = 0;
+	if (vs_get_u32(in, VT_DEVICE_ID, &id, "its device id", err) < 0 ||
+	    vs_get_u32(in, VT_STATUS, &status, "its status", err) < 0 ||
+	    vs_get(in, VT_FEATURES_SEL, sel, sizeof(sel), "its feature selectors", err) < 0 ||
+	    vs_get_u64(in, VT_DRIVER_FEATURES, &feat, "its driver features", err) < 0 ||
+	    vs_get_u32(in, VT_QUEUE_SEL, &qsel, "its queue selector", err) < 0 ||
+	    vs_get_u32(in, VT_INTERRUPT, &isr, "its interrupt status", err) < 0 ||
+	    vs_get_u32(in, VT_CONFIG_GEN, &gen, "its configuration generation", err) < 0 ||
+	    vs_get_opt(in, VT_COMPLETED, &completed, 8, "its request count", err) < 0)
+		return -1;
+	if (id != t->ops->device_id)
+		return tvm_seterr(err, "slot %u holds device %u (%s) here, and device %u in the snapshot: the VM "
+				       "has other devices than the one the snapshot was taken of", t->slot,
+				  t->ops->device_id, t->ops->name, id);
+	if (feat & ~offered_features(t))
+		return tvm_seterr(err, "%s: the snapshot's driver features 0x%llx include some the device does not "
+				       "offer", t->ops->name, (unsigned long long)feat);
+	if (isr & ~(INT_USED_BUFFER | INT_CONFIG_CHANGE))
+		return tvm_seterr(err, "%s: invalid interrupt status 0x%x in the snapshot", t->ops->name, isr);
+	struct virtq q[VIRTIO_MAX_QUEUES] = { 0 };
+	for (unsigned i = 0; i < t->ops->num_queues; i++) {
+		struct saved_queue sq;
+		char what[32];
+		snprintf(what, sizeof(what), "queue %u", i);
+		if (vs_get(in, (uint16_t)(VT_QUEUE0 + i), &sq, sizeof(sq), what, err) < 0)
+			return -1;
+		q[i] = (struct virtq){ .size = sq.size, .ready = sq.ready != 0, .desc = sq.desc, .avail = sq.avail,
+				       .used = sq.used, .last_avail = sq.last_avail, .used_idx = sq.used_idx };
+		if (sq.ready > 1)
+			return tvm_seterr(err, "%s: queue %u has ready flag %u", t->ops->name, i, sq.ready);
+		const char *why = "";
+		if (q[i].size == 0 || q[i].size > t->ops->queue_max || (q[i].size & (q[i].size - 1)))
+			return tvm_seterr(err, "%s: queue %u has size %u (the device takes powers of two up to %u)",
+					  t->ops->name, i, q[i].size, t->ops->queue_max);
+		if (q[i].ready && virtq_check(&q[i], &t->mem, t->ops->queue_max, &why) < 0)
+			return tvm_seterr(err, "%s: queue %u in the snapshot: %s", t->ops->name, i, why);
+	}
+	pthread_mutex_lock(&t->lock);
+	t->status = status;
+	t->dev_features_sel = sel[0];
+	t->drv_features_sel = sel[1];
+	t->driver_features = feat;
+	t->queue_sel = qsel;
+	t->config_generation = gen;
+	t->completed = completed;
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		t->q[i] = q[i];
+	t->interrupt_status = 0;
+	set_interrupt_locked(t, isr);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static void transport_destroy(void *dev)
+{
+	struct virtio_mmio *t = dev;
+	pthread_mutex_lock(&reg.lock);
+	if (t->slot < TVM_VIRTIO_MMIO_SLOTS && reg.dev[t->slot] == t)
+		reg.dev[t->slot] = NULL;
+	pthread_mutex_unlock(&reg.lock);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static const struct vm_device_ops transport_ops = { .version = 1, .save = transport_save, .load = transport_load,
+						    .destroy = transport_destroy };
+
 int virtio_mmio_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops *ops, void *dev,
 		       struct virtio_mmio **out, struct tvm_err *err)
 {
@@ -403,24 +526,27 @@ int virtio_mmio_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops
 	    ops->config_size > VIRTIO_MMIO_WINDOW - REG_CONFIG)
 		return tvm_seterr(err, "%s: invalid virtio device description", ops->name);
 	pthread_mutex_lock(&reg.lock);
-	if (reg.used[slot]) {
-		pthread_mutex_unlock(&reg.lock);
+	bool taken = reg.dev[slot] != NULL;
+	pthread_mutex_unlock(&reg.lock);
+	if (taken)
 		return tvm_seterr(err, "%s: virtio-mmio slot %u is taken", ops->name, slot);
-	}
-	struct virtio_mmio *t = &reg.dev[slot];
+	struct virtio_mmio *t = calloc(1, sizeof(*t));
+	if (!t)
+		return tvm_seterr(err, "out of memory");
 	struct guest_mem m = vm_guest_mem(vm);
 	virtio_mmio_init(t, &m, ops, dev);
 	t->vm = vm;
 	t->slot = slot;
 	t->irq = TVM_VIRTIO_IRQ(slot);
 	t->base = TVM_VIRTIO_MMIO_BASE + (uint64_t)slot * TVM_VIRTIO_MMIO_STRIDE;
-	if (bus_register(vm, BUS_MMIO, t->base, VIRTIO_MMIO_WINDOW, mmio_handler, t, ops->name, err) < 0) {
-		pthread_mutex_destroy(&t->lock);
-		memset(t, 0, sizeof(*t));
-		pthread_mutex_unlock(&reg.lock);
+	char name[TVM_DEVICE_NAME];
+	snprintf(name, sizeof(name), "virtio-mmio.%u", slot);
+	if (vm_add_device(vm, name, &transport_ops, t, err) < 0) /* frees t on failure */
 		return -1;
-	}
-	reg.used[slot] = true;
+	if (bus_register(vm, BUS_MMIO, t->base, VIRTIO_MMIO_WINDOW, mmio_handler, t, ops->name, err) < 0)
+		return -1; /* t stays the VM's until it is destroyed */
+	pthread_mutex_lock(&reg.lock);
+	reg.dev[slot] = t;
 	pthread_mutex_unlock(&reg.lock);
 	if (out)
 		*out = t;
@@ -431,7 +557,7 @@ unsigned virtio_mmio_count(void)
 {
 	pthread_mutex_lock(&reg.lock);
 	unsigned n = 0;
-	while (n < TVM_VIRTIO_MMIO_SLOTS && reg.used[n])
+	while (n < TVM_VIRTIO_MMIO_SLOTS && reg.dev[n])
 		n++;
 	pthread_mutex_unlock(&reg.lock);
 	return n;
@@ -440,12 +566,8 @@ unsigned virtio_mmio_count(void)
 void virtio_mmio_reset_registry(void)
 {
 	pthread_mutex_lock(&reg.lock);
-	for (unsigned i = 0; i < TVM_VIRTIO_MMIO_SLOTS; i++) {
-		if (reg.used[i])
-			pthread_mutex_destroy(&reg.dev[i].lock);
-		memset(&reg.dev[i], 0, sizeof(reg.dev[i]));
-		reg.used[i] = false;
-	}
+	for (unsigned i = 0; i < TVM_VIRTIO_MMIO_SLOTS; i++)
+		reg.dev[i] = NULL; /* the VM that owned them frees them */
 	pthread_mutex_unlock(&reg.lock);
 }
 
@@ -460,12 +582,12 @@ static void describe_devices(char *buf, size_t cap, const char *sep,
 	size_t len = 0;
 	pthread_mutex_lock(&reg.lock);
 	for (unsigned i = 0; i < TVM_VIRTIO_MMIO_SLOTS; i++) {
-		if (!reg.used[i])
+		if (!reg.dev[i])
 			continue;
 		size_t s = len ? strlen(sep) : 0;
 		if (s >= cap - len)
 			break;
-		int n = fmt(buf + len + s, cap - len - s, &reg.dev[i]);
+		int n = fmt(buf + len + s, cap - len - s, reg.dev[i]);
 		if (n < 0 || (size_t)n >= cap - len - s) {
 			buf[len] = 0;
 			break;

@@ -57,15 +57,15 @@ int virtq_check(const struct virtq *q, const struct guest_mem *m, uint16_t max_s
 		*why = "ring address misaligned";
 		return -1;
 	}
-	if (!gmem_ptr(m, q->desc, desc_bytes(n))) {
+	if (!gmem_ptr_ro(m, q->desc, desc_bytes(n))) {
 		*why = "descriptor table outside guest RAM";
 		return -1;
 	}
-	if (!gmem_ptr(m, q->avail, avail_bytes(n))) {
+	if (!gmem_ptr_ro(m, q->avail, avail_bytes(n))) {
 		*why = "available ring outside guest RAM";
 		return -1;
 	}
-	if (!gmem_ptr(m, q->used, used_bytes(n))) {
+	if (!gmem_ptr_ro(m, q->used, used_bytes(n))) {
 		*why = "used ring outside guest RAM";
 		return -1;
 	}
@@ -81,7 +81,7 @@ int virtq_check(const struct virtq *q, const struct guest_mem *m, uint16_t max_s
 /* Load a u16 the driver may be writing concurrently. */
 static int load16(const struct guest_mem *m, uint64_t gpa, uint16_t *out)
 {
-	uint16_t *p = gmem_ptr(m, gpa, 2);
+	const uint16_t *p = gmem_ptr_ro(m, gpa, 2);
 	if (!p || ((uintptr_t)p & 1))
 		return -1;
 	*out = __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -130,7 +130,7 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_elem *e, 
 			*why = "descriptor chain longer than the queue (a loop?)";
 			return -1;
 		}
-		const void *dp = gmem_ptr(m, q->desc + 16 * (uint64_t)idx, sizeof(struct vring_desc));
+		const void *dp = gmem_ptr_ro(m, q->desc + 16 * (uint64_t)idx, sizeof(struct vring_desc));
 		if (!dp) {
 			*why = "descriptor table no longer in guest RAM";
 			return -1;
@@ -141,7 +141,7 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_elem *e, 
 			*why = "indirect descriptor (not offered)";
 			return -1;
 		}
-		if (!gmem_ptr(m, d.addr, d.len)) {
+		if (!gmem_ptr_ro(m, d.addr, d.len)) {
 			*why = "descriptor buffer outside guest RAM";
 			return -1;
 		}
@@ -210,13 +210,17 @@ static uint64_t copy_segs(const struct virtq_seg *segs, unsigned n, const struct
 			break;
 		/* Checked again now: memory layout never changes while a VM
 		 * exists, but the accessor is the one place that knows. */
-		uint8_t *p = gmem_ptr(m, gpa, chunk);
-		if (!p)
-			break;
-		if (to_guest)
+		if (to_guest) {
+			uint8_t *p = gmem_ptr(m, gpa, chunk);
+			if (!p)
+				break;
 			memcpy(p, buf + done, chunk);
-		else
+		} else {
+			const uint8_t *p = gmem_ptr_ro(m, gpa, chunk);
+			if (!p)
+				break;
 			memcpy(buf + done, p, chunk);
+		}
 		done += chunk;
 		off = 0;
 	}

@@ -284,6 +284,10 @@ static bool ended_without_crash(const struct tvm_event *ev, int *status)
 		tvm_log("error: %s", detail);
 		*status = TVM_EXIT_ERROR;
 		return true;
+	case TVM_EV_CHECKPOINT:
+		tvm_debug("%s", detail);
+		*status = 0;
+		return true;
 	case TVM_EV_NONE:
 		tvm_log("error: the run ended for no known reason");
 		*status = TVM_EXIT_ERROR;
@@ -478,10 +482,10 @@ static void print_guest_summary(const struct tvm_event *ev, const struct crash_s
 
 /* The report directory, and a line naming it (or saying why there is none). */
 static void write_crash_report(const struct tvm_event *ev, const struct crash_ctx *ctx, const struct crash_state *cs,
-			       const struct crash_site *s)
+			       const struct crash_site *s, const struct report_snapshots *rsn)
 {
 	struct report_inputs in = {
-		.cs = cs, .dir = ctx->report_dir, .kernel = ctx->kernel_path, .initrd = ctx->initrd_path,
+		.snaps = rsn, .cs = cs, .dir = ctx->report_dir, .kernel = ctx->kernel_path, .initrd = ctx->initrd_path,
 		.cpio = ctx->cpio_path, .app = ctx->app_path, .dis = s->dis, .ndis = s->ndis,
 		.dis_space = "guest-virtual", .stack_rsp = s->sp, .stack = s->stack, .nstack = s->nstack,
 		.rip_symbol = s->fn ? s->rip_sym : NULL,
@@ -505,6 +509,12 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	static uint8_t tail[CONSOLE_TAIL];
 	if (capture_crash(ev, ctx->vm, &cs, tail, sizeof(tail)) < 0)
 		return TVM_EXIT_CRASHED;
+	/* The crash-time machine, after capture_crash took trialvm's
+	 * breakpoints out of guest memory. */
+	static struct report_snapshots rsn;
+	memset(&rsn, 0, sizeof(rsn));
+	if (ctx->crash_snapshot)
+		ctx->crash_snapshot(ctx->crash_snapshot_arg, &rsn);
 	struct crash_site s;
 	memset(&s, 0, sizeof(s));
 	locate_site(&cs, ctx, &s);
@@ -515,7 +525,7 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	else
 		print_guest_summary(ev, &cs, &s);
 	if (ctx->report_dir)
-		write_crash_report(ev, ctx, &cs, &s);
+		write_crash_report(ev, ctx, &cs, &s, &rsn);
 	symtab_free(s.st);
 	free(cs.cpu);
 	return TVM_EXIT_CRASHED;

@@ -6,6 +6,7 @@
 
 struct overlay;
 
+struct report_snapshots;
 struct crash_ctx {
 	struct vm *vm;
 	const char *kernel_path; /* booted kernel (its symbols name kernel RIPs) */
@@ -17,6 +18,10 @@ struct crash_ctx {
 	struct overlay **disks;  /* the disks' overlays (entries may be NULL) */
 	const char **disk_masters;
 	int ndisks;
+	/* run --snapshot-every: writes the crash snapshot and says which files
+	 * (monitor/snapshots.h snapshots_crash); NULL: none. */
+	void (*crash_snapshot)(void *arg, struct report_snapshots *out);
+	void *crash_snapshot_arg;
 };
 
 /* For an event that ends the run: when it is a crash, capture every vCPU and

@@ -21,6 +21,8 @@
 #include "../vmm/loader.h"
 #include "../vmm/sandbox.h"
 #include "../vmm/snapfile.h"
+#include "../vmm/snapshot.h"
+#include "../vmm/vmstate.h"
 #include "../vmm/stopsig.h"
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
@@ -28,6 +30,7 @@
 #include "disasm.h"
 #include "hang.h"
 #include "report.h"
+#include "snapshots.h"
 #include "symbols.h"
 
 
@@ -41,7 +44,8 @@ static const char usage_main[] =
 	"  run        boot a kernel (or an application on trialos) in a VM\n"
 	"  inspect    validate and summarise a crash dump or report file\n"
 	"  disk       list or merge what a trial wrote to a disk (trialvm disk --help)\n"
-	"  snapshot   check and show a snapshot file (trialvm snapshot --help)\n"
+	"  snapshot   write a booted checkpoint, check and show snapshot files\n"
+	"             (trialvm snapshot --help); run --restore resumes one\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     show this help (trialvm COMMAND --help for a command)\n"
@@ -95,6 +99,16 @@ static const char usage_run[] =
 	"  --kernel-symbols FILE  vmlinux or System.map for --crash-on and reports\n"
 	"  --hang-timeout SECS  report a hang when a vCPU makes no progress (no exits,\n"
 	"                       RIP in one place) for SECS seconds\n"
+	"\n"
+	"Snapshots (README \"Snapshots\"):\n"
+	"  --snapshot-every SECS  write a snapshot of the whole machine every SECS\n"
+	"                       seconds (0.1 to 86400) into --snapshot-dir\n"
+	"  --snapshot-dir DIR   where they go, as snap-NNNNNN.tvs (created if missing)\n"
+	"  --snapshot-keep N    keep only the newest N (default: all)\n"
+	"  --restore SNAPSHOT   resume a snapshot instead of booting: memory, vCPUs\n"
+	"                       and devices as they were; the images (given, or the\n"
+	"                       ones the snapshot names) must be the ones it was\n"
+	"                       taken from\n"
 	"\n"
 	"Console:\n"
 	"  --console-log FILE   also write the guest console to FILE\n"
@@ -242,6 +256,13 @@ struct run_settings {
 	double hang_timeout;
 	bool stats;
 	char *trialos_found;     /* owned: the trialos path found for --app */
+	struct snapshots_cfg snaps;
+	const char *restore;     /* --restore SNAPSHOT */
+	struct snap_reader *restore_r; /* it, opened and checked (restore_chain's last) */
+	struct snap_reader **restore_chain; /* owned: its full ancestor first, then each child */
+	int restore_n;
+	struct snap_header images; /* the images' hashes (snapshots and restores) */
+	struct vs_out origin;    /* owned: the origin section of snapshots written */
 };
 
 /* --crash-on: hardware breakpoints where they fire; else int3 written into
@@ -309,11 +330,24 @@ static int run_once(struct run_settings *rs, bool *crashed)
 							 TVM_VIRTIO_MMIO_STRIDE, TVM_VIRTIO_IRQ(i) };
 	rs->lo.virtio = acpi_virtio;
 	struct boot_entry entry;
-	if (ok && load_kernel(vm, &rs->lo, &entry, &err) < 0) {
-		tvm_log("error: %s", err.msg);
-		ok = false;
+	if (ok && rs->restore) {
+		if (vm_snapshot_load(vm, rs->restore_chain, rs->restore_n, &err) < 0) {
+			tvm_log("error: --restore %s: %s", rs->restore, err.msg);
+			ok = false;
+		}
+	} else {
+		if (ok && load_kernel(vm, &rs->lo, &entry, &err) < 0) {
+			tvm_log("error: %s", err.msg);
+			ok = false;
+		}
+		if (ok && vm_set_boot_entry(vm, &entry, &err) < 0) {
+			tvm_log("error: %s", err.msg);
+			ok = false;
+		}
 	}
-	if (ok && vm_set_boot_entry(vm, &entry, &err) < 0) {
+	struct snapshots *snaps = NULL;
+	if (ok && (rs->snaps.dir || rs->snaps.checkpoint) &&
+	    !(snaps = snapshots_start(vm, &rs->snaps, &rs->images, rs->origin.buf, rs->origin.len, &err))) {
 		tvm_log("error: %s", err.msg);
 		ok = false;
 	}
@@ -336,9 +370,15 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	if (ok) {
 		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
 		vm_set_stop_hook(vm, hw ? hang_watch_halt : NULL, hw); /* the watcher ends before vCPUs are joined */
+		vm_set_main_hook(vm, snaps ? snapshots_hook : NULL, snaps);
 		struct tvm_event ev;
 		int r = vm_run(vm, &ev, &err);
 		hang_watch_stop(hw);
+		if (r == 0 && rs->snaps.checkpoint && !snapshots_checkpoint_done(snaps) && ev.kind != TVM_EV_VMM_ERROR &&
+		    ev.kind != TVM_EV_SIGNAL)
+			tvm_log("error: the guest's console never printed the --at-console string; no checkpoint written");
+		if (r == 0 && snapshots_checkpoint_done(snaps))
+			tvm_log("checkpoint written to %s", rs->snaps.checkpoint);
 		if (rs->stats) {
 			struct vm_exit_stats es;
 			vm_exit_stats(vm, &es);
@@ -363,8 +403,12 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			struct crash_ctx ctx = { .vm = vm, .kernel_path = rs->lo.kernel, .symbols_path = rs->kernel_symbols,
 						 .initrd_path = rs->lo.initrd, .cpio_path = rs->lo.cpio,
 						 .app_path = rs->app ? rs->app : rs->lo.initrd, .report_dir = rs->report_dir,
-						 .disks = ovs, .disk_masters = masters, .ndisks = rs->ndisks };
+						 .disks = ovs, .disk_masters = masters, .ndisks = rs->ndisks,
+						 .crash_snapshot = snaps ? snapshots_crash : NULL,
+						 .crash_snapshot_arg = snaps };
 			status = crash_handle_event(&ev, &ctx);
+			if (rs->snaps.checkpoint && !snapshots_checkpoint_done(snaps) && status == 0)
+				status = TVM_EXIT_ERROR;
 			*crashed = status == TVM_EXIT_CRASHED && ev.kind != TVM_EV_POWEROFF;
 			free(ev.payload);
 			if (*crashed && rs->on_crash == ON_CRASH_PAUSE) {
@@ -387,6 +431,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		}
 		virtio_blk_free(blk[i]);
 	}
+	snapshots_stop(snaps);
 	rs->lo.linux_cmdline_extra = NULL; /* they pointed into this frame */
 	rs->lo.virtio = NULL;
 	vm_destroy(vm);
@@ -398,7 +443,7 @@ struct run_cli {
 	const char *console_log, *trialos;
 	const char *crash_on[4];
 	long max_restarts;
-	bool quiet;
+	bool quiet, mem_given, cpus_given;
 	char **app_args;
 	int app_nargs;
 	char cmdline_buf[TVM_CMDLINE_MAX]; /* rs->lo.cmdline may point here */
@@ -411,7 +456,8 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
-	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS };
+	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
+	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -434,6 +480,10 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "disk-mode", required_argument, NULL, O_DISK_MODE },
 		{ "stats", no_argument, NULL, O_STATS },
+		{ "snapshot-every", required_argument, NULL, O_SNAP_EVERY },
+		{ "snapshot-dir", required_argument, NULL, O_SNAP_DIR },
+		{ "snapshot-keep", required_argument, NULL, O_SNAP_KEEP },
+		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -451,6 +501,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		case O_CPIO: rsp->lo.cpio = optarg; break;
 		case O_CMDLINE: rsp->lo.cmdline = optarg; break;
 		case O_MEM:
+			cli->mem_given = true;
 			if (parse_size(optarg, &rsp->cfg.ram_size) < 0)
 				return usage_error("--mem %s: not a size (examples: 64M, 1G)", optarg);
 			if (rsp->cfg.ram_size < TVM_MIN_RAM)
@@ -467,6 +518,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 			if (errno || *end || end == optarg || n < 1 || n > TVM_MAX_VCPUS)
 				return usage_error("--cpus %s: give a number from 1 to %d", optarg, TVM_MAX_VCPUS);
 			rsp->cfg.ncpus = (int)n;
+			cli->cpus_given = true;
 			break;
 		}
 		case O_CONSOLE_LOG: cli->console_log = optarg; break;
@@ -525,6 +577,25 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 				return usage_error("--hang-timeout %s: give seconds, from 0.05 to 86400", optarg);
 			break;
 		}
+		case O_SNAP_EVERY: {
+			char *end;
+			errno = 0;
+			rsp->snaps.every = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(rsp->snaps.every >= 0.1 && rsp->snaps.every <= 86400))
+				return usage_error("--snapshot-every %s: give seconds, from 0.1 to 86400", optarg);
+			break;
+		}
+		case O_SNAP_DIR: rsp->snaps.dir = optarg; break;
+		case O_SNAP_KEEP: {
+			char *end;
+			errno = 0;
+			long n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 || n > 1000000)
+				return usage_error("--snapshot-keep %s: give a number from 1 to 1000000", optarg);
+			rsp->snaps.keep = (int)n;
+			break;
+		}
+		case O_RESTORE: rsp->restore = optarg; break;
 		case O_NO_SANDBOX: sandbox_disabled = true; break;
 		case 'q': cli->quiet = true; break;
 		case 'v': tvm_verbose = 1; break;
@@ -537,6 +608,13 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 			return usage_error("unknown option %s", argv[optind - 1]);
 		}
 	}
+	if (!rsp->snaps.dir != !(rsp->snaps.every > 0))
+		return usage_error("--snapshot-every and --snapshot-dir go together");
+	if (rsp->snaps.keep && !rsp->snaps.dir)
+		return usage_error("--snapshot-keep needs --snapshot-every and --snapshot-dir");
+	if (rsp->restore && rsp->ncrash_on)
+		return usage_error("--crash-on does not go with --restore yet (the breakpoints are placed while the "
+				   "kernel is loaded, and a restore loads none)");
 	if (optind < argc) {
 		if (!rsp->app)
 			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
@@ -663,28 +741,358 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 	return status;
 }
 
+/* The origin section of the snapshots this run writes: the images by
+ * absolute path, so that `run --restore SNAPSHOT` alone finds them. */
+enum { OR_KERNEL = 1, OR_INITRD = 2, OR_CPIO = 3, OR_APP = 4, OR_DISK0 = 16 };
+
+static void put_path(struct vs_out *o, uint16_t tag, const char *path)
+{
+	if (!path)
+		return;
+	char *abs = realpath(path, NULL);
+	const char *p = abs ? abs : path;
+	vs_put(o, tag, p, (uint32_t)strlen(p));
+	free(abs);
+}
+
+static int build_origin(struct run_settings *rsp)
+{
+	struct tvm_err err = { "" };
+	vs_out_free(&rsp->origin);
+	put_path(&rsp->origin, OR_KERNEL, rsp->lo.kernel);
+	put_path(&rsp->origin, OR_INITRD, rsp->lo.initrd);
+	put_path(&rsp->origin, OR_CPIO, rsp->lo.cpio);
+	put_path(&rsp->origin, OR_APP, rsp->app);
+	for (int i = 0; i < rsp->ndisks; i++) {
+		char *abs = realpath(rsp->disks[i].path, NULL);
+		char spec[4200];
+		snprintf(spec, sizeof(spec), "%s%s", abs ? abs : rsp->disks[i].path, rsp->disks[i].ro ? ",ro" : "");
+		free(abs);
+		vs_put(&rsp->origin, (uint16_t)(OR_DISK0 + i), spec, (uint32_t)strlen(spec));
+	}
+	if (vs_out_error(&rsp->origin, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	return RUN_GO;
+}
+
+/* A string field of the origin record, NUL-terminated into buf; NULL when
+ * absent or unusable. */
+static const char *origin_str(const struct vs_in *in, uint16_t tag, char *buf, size_t cap)
+{
+	const void *d;
+	uint32_t len;
+	if (!vs_find(in, tag, &d, &len) || len == 0 || len >= cap || memchr(d, 0, len))
+		return NULL;
+	memcpy(buf, d, len);
+	buf[len] = 0;
+	return buf;
+}
+
+/* The first section of type `type` of r, read whole (at most
+ * VS_MAX_RECORD bytes) into a malloc'ed buffer: 1, 0 absent, -1 error. */
+static int read_section(struct snap_reader *r, uint32_t type, uint8_t **buf, size_t *len, struct tvm_err *err)
+{
+	struct snap_section sec;
+	bool found = false;
+	snap_rewind(r);
+	while (!found && snap_next(r, &sec) == 1)
+		found = sec.type == type;
+	snap_rewind(r);
+	if (!found)
+		return 0;
+	if (sec.length > VS_MAX_RECORD)
+		return tvm_seterr(err, "section %u is %llu bytes, more than it may hold", type,
+				  (unsigned long long)sec.length);
+	*buf = malloc(sec.length ? sec.length : 1);
+	if (!*buf)
+		return tvm_seterr(err, "out of memory");
+	if (snap_read(r, &sec, 0, *buf, sec.length, err) < 0) {
+		free(*buf);
+		return -1;
+	}
+	*len = sec.length;
+	return 1;
+}
+
+#define MAX_CHAIN 4096
+
+/* --restore of an incremental snapshot: its parents, by the file name each
+ * names (in the same directory), back to a full one; the ids are checked. */
+static int open_chain(struct run_settings *rsp, struct tvm_err *err)
+{
+	struct snap_reader **rev = calloc(MAX_CHAIN, sizeof(*rev));
+	if (!rev)
+		return tvm_seterr(err, "out of memory");
+	int n = 0, rc = 0;
+	if (snap_open(rsp->restore, snapshot_known, snapshot_nknown, &rev[0], err) < 0) {
+		free(rev);
+		return -1;
+	}
+	n = 1;
+	char *dir = strdup(rsp->restore);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (!dir) {
+		rc = tvm_seterr(err, "out of memory");
+	} else if (slash) {
+		slash[1] = 0;
+	} else {
+		dir[0] = 0;
+	}
+	while (rc == 0) {
+		const struct snap_header *h = snap_header_of(rev[n - 1]);
+		bool full = true;
+		for (int i = 0; i < 16; i++)
+			full &= h->parent[i] == 0;
+		if (full)
+			break;
+		if (n == MAX_CHAIN) {
+			rc = tvm_seterr(err, "the snapshot chain is longer than %d (a cycle?)", MAX_CHAIN);
+			break;
+		}
+		uint8_t *name = NULL;
+		size_t len = 0;
+		int got = read_section(rev[n - 1], SNAP_SEC_PARENT, &name, &len, err);
+		if (got <= 0 || len == 0 || len > 255 || memchr(name, '/', len) || memchr(name, 0, len)) {
+			free(name);
+			rc = got < 0 ? -1 : tvm_seterr(err, "an incremental snapshot does not name its parent's file");
+			break;
+		}
+		char path[4400];
+		snprintf(path, sizeof(path), "%s%.*s", dir, (int)len, (const char *)name);
+		free(name);
+		if (snap_open(path, snapshot_known, snapshot_nknown, &rev[n], err) < 0) {
+			char why[sizeof(err->msg)];
+			memcpy(why, err->msg, sizeof(why));
+			rc = tvm_seterr(err, "its parent: %.400s", why);
+			break;
+		}
+		if (memcmp(snap_header_of(rev[n])->id, h->parent, 16)) {
+			snap_close(rev[n]);
+			rc = tvm_seterr(err, "its parent file %s is another snapshot (its id is not the one named)", path);
+			break;
+		}
+		n++;
+	}
+	free(dir);
+	rsp->restore_chain = calloc((size_t)n, sizeof(*rsp->restore_chain));
+	if (!rsp->restore_chain) {
+		for (int i = 0; i < n; i++)
+			snap_close(rev[i]);
+		free(rev);
+		return tvm_seterr(err, "out of memory");
+	}
+	for (int i = 0; i < n; i++)
+		rsp->restore_chain[i] = rev[n - 1 - i];
+	rsp->restore_n = n;
+	rsp->restore_r = rev[0];
+	free(rev);
+	if (rc == 0)
+		rc = snapshot_chain_check(rsp->restore_chain, n, err);
+	return rc;
+}
+
+/* --restore: open and check the snapshot (and its parents), take the
+ * machine's size from it, and the images from its origin section when none
+ * were given. */
+static int prepare_restore(struct run_settings *rsp, struct run_cli *cli)
+{
+	struct tvm_err err = { "" };
+	if (open_chain(rsp, &err) < 0) {
+		tvm_log("error: --restore %s: %s", rsp->restore, err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	struct vm_config cfg;
+	if (vm_snapshot_config(rsp->restore_r, &cfg, &err) < 0) {
+		tvm_log("error: --restore %s: %s", rsp->restore, err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	if ((cli->mem_given && cfg.ram_size != rsp->cfg.ram_size) || (cli->cpus_given && cfg.ncpus != rsp->cfg.ncpus))
+		return usage_error("--restore %s: the snapshot is of a VM with --mem %lluM --cpus %d; leave --mem and "
+				   "--cpus out, or give those", rsp->restore, (unsigned long long)(cfg.ram_size >> 20),
+				   cfg.ncpus);
+	rsp->cfg = cfg;
+	if (rsp->lo.kernel || rsp->app || rsp->ndisks)
+		return RUN_GO; /* the images given; checked against the snapshot's hashes */
+	uint8_t *buf = NULL;
+	size_t blen = 0;
+	int got = read_section(rsp->restore_r, SNAP_SEC_ORIGIN, &buf, &blen, &err);
+	if (got < 0) {
+		tvm_log("error: --restore %s: %s", rsp->restore, err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	if (got == 0)
+		return usage_error("--restore %s: the snapshot does not say which images it was taken from; give them "
+				   "(--app or --kernel, --disk ...)", rsp->restore);
+	struct vs_in in = { .p = buf, .len = blen, .what = "the origin" };
+	static char paths[4][4096];
+	int rc = RUN_GO;
+	if (vs_check(&in, NULL, 0, &err) < 0) {
+		tvm_log("error: --restore %s: %s", rsp->restore, err.msg);
+		rc = TVM_EXIT_ERROR;
+	} else {
+		const char *app = origin_str(&in, OR_APP, paths[0], sizeof(paths[0]));
+		const char *kernel = origin_str(&in, OR_KERNEL, paths[1], sizeof(paths[1]));
+		if (app) {
+			rsp->app = app;
+			cli->trialos = kernel;
+		} else {
+			rsp->lo.kernel = kernel;
+			rsp->lo.initrd = origin_str(&in, OR_INITRD, paths[2], sizeof(paths[2]));
+		}
+		rsp->lo.cpio = origin_str(&in, OR_CPIO, paths[3], sizeof(paths[3]));
+		for (int i = 0; rc == RUN_GO && i < MAX_DISKS; i++) {
+			char spec[4200];
+			if (!origin_str(&in, (uint16_t)(OR_DISK0 + i), spec, sizeof(spec)))
+				break;
+			if (disk_spec_parse(spec, &rsp->disks[rsp->ndisks], &err) < 0) {
+				tvm_log("error: --restore %s: its disk %s: %s", rsp->restore, spec, err.msg);
+				rc = TVM_EXIT_ERROR;
+			} else {
+				rsp->ndisks++;
+			}
+		}
+		if (rc == RUN_GO && !app && !kernel) {
+			tvm_log("error: --restore %s: the snapshot names no kernel; give --app or --kernel", rsp->restore);
+			rc = TVM_EXIT_USAGE;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+/* The images' hashes (for snapshots' headers and a restore's check). */
+static int hash_images(struct run_settings *rsp)
+{
+	if (!rsp->restore && !rsp->snaps.dir && !rsp->snaps.checkpoint)
+		return RUN_GO;
+	for (int i = 0; i < rsp->ndisks; i++)
+		if (!rsp->disks[i].ro)
+			return usage_error("--disk %s: snapshots and restores take read-only disks only for now (what "
+					   "the guest writes to a disk is not in the snapshot yet); give %s,ro",
+					   rsp->disks[i].path, rsp->disks[i].path);
+	struct tvm_err err = { "" };
+	const char *disks[MAX_DISKS];
+	for (int i = 0; i < rsp->ndisks; i++)
+		disks[i] = rsp->disks[i].path;
+	struct snap_images im = { .kernel = rsp->lo.kernel, .initrd = rsp->lo.initrd, .cpio = rsp->lo.cpio,
+				  .disks = disks, .ndisks = rsp->ndisks };
+	if (snap_images_hash(&im, &rsp->images, &err) < 0) {
+		tvm_log("error: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	if (rsp->restore && snap_images_match(rsp->restore, snap_header_of(rsp->restore_r), &rsp->images, &err) < 0) {
+		tvm_log("error: --restore: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	return build_origin(rsp);
+}
+
 static int run_command(struct run_settings *rsp, int argc, char **argv)
 {
 	static struct run_cli cli; /* rsp->lo.cmdline may point into it for the whole run */
 	memset(&cli, 0, sizeof(cli));
 	int rc = parse_run_options(rsp, &cli, argc, argv);
+	if (rc == RUN_GO && rsp->restore)
+		rc = prepare_restore(rsp, &cli);
 	if (rc == RUN_GO)
 		rc = setup_app(rsp, &cli);
 	if (rc == RUN_GO)
 		rc = resolve_crash_on(rsp, &cli);
+	if (rc == RUN_GO)
+		rc = hash_images(rsp);
 	return rc == RUN_GO ? run_vms(rsp, &cli) : rc;
+}
+
+static void run_settings_free(struct run_settings *rs)
+{
+	for (int i = 0; i < rs->ndisks; i++)
+		disk_spec_free(&rs->disks[i]);
+	free(rs->trialos_found);
+	for (int i = 0; i < rs->restore_n; i++)
+		snap_close(rs->restore_chain[i]);
+	free(rs->restore_chain);
+	vs_out_free(&rs->origin);
+}
+
+#define RUN_DEFAULTS { .cfg = { .ram_size = 128ull << 20, .ncpus = 1 }, .report_dir = "trialvm-reports", \
+		       .disk_mode = DISK_DISCARD, .on_crash = ON_CRASH_EXIT }
+
+static const char usage_checkpoint[] =
+	"Usage: trialvm snapshot checkpoint [RUN OPTIONS] --at-console STRING -o FILE\n"
+	"\n"
+	"Boot the VM 'trialvm run' would with the same options, wait until the guest\n"
+	"console prints STRING (the application's \"ready\" line), write a snapshot\n"
+	"of the whole machine to FILE at that exit and stop: the booted checkpoint\n"
+	"that trials start from with 'trialvm run --restore FILE'. Exit status 0\n"
+	"when FILE was written; 125 when the guest ended (or crashed) first or the\n"
+	"snapshot could not be written; 126 for a bad command line.\n"
+	"\n"
+	"  --at-console STRING  the console output to wait for (1 to 256 bytes)\n"
+	"  -o, --output FILE    the snapshot to write (replaced atomically)\n"
+	"RUN OPTIONS: see 'trialvm run --help'.\n";
+
+/* `snapshot checkpoint`: run's options plus --at-console and -o (taken out
+ * before the rest goes to run's parser; none after "--"). */
+static int cmd_checkpoint(int argc, char **argv)
+{
+	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	if (!rest)
+		return TVM_EXIT_ERROR;
+	const char *at = NULL, *out = NULL;
+	int n = 0;
+	bool dashdash = false;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (i > 0 && !dashdash && !strcmp(a, "--"))
+			dashdash = true;
+		if (i > 0 && !dashdash && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+			fputs(usage_checkpoint, stdout);
+			free(rest);
+			return 0;
+		}
+		const char **dst = NULL;
+		if (i > 0 && !dashdash && !strcmp(a, "--at-console"))
+			dst = &at;
+		else if (i > 0 && !dashdash && (!strcmp(a, "-o") || !strcmp(a, "--output")))
+			dst = &out;
+		if (dst) {
+			if (i + 1 >= argc) {
+				free(rest);
+				fprintf(stderr, "trialvm: option %s needs a value\nTry 'trialvm snapshot checkpoint --help'.\n", a);
+				return TVM_EXIT_USAGE;
+			}
+			*dst = argv[++i];
+			continue;
+		}
+		rest[n++] = argv[i];
+	}
+	if (!at || !out) {
+		free(rest);
+		fprintf(stderr, "trialvm: snapshot checkpoint needs --at-console STRING and -o FILE\n"
+				"Try 'trialvm snapshot checkpoint --help'.\n");
+		return TVM_EXIT_USAGE;
+	}
+	if (!at[0] || strlen(at) > CONSOLE_WATCH_MAX) {
+		free(rest);
+		fprintf(stderr, "trialvm: --at-console: give 1 to %d bytes\n", CONSOLE_WATCH_MAX);
+		return TVM_EXIT_USAGE;
+	}
+	struct run_settings rs = RUN_DEFAULTS;
+	rs.snaps.checkpoint = out;
+	rs.snaps.at_console = at;
+	int status = run_command(&rs, n, rest);
+	run_settings_free(&rs);
+	free(rest);
+	return status;
 }
 
 static int cmd_run(int argc, char **argv)
 {
-	struct run_settings rs = { .cfg = { .ram_size = 128ull << 20, .ncpus = 1 },
-				   .report_dir = "trialvm-reports",
-				   .disk_mode = DISK_DISCARD,
-				   .on_crash = ON_CRASH_EXIT };
+	struct run_settings rs = RUN_DEFAULTS;
 	int status = run_command(&rs, argc, argv);
-	for (int i = 0; i < rs.ndisks; i++)
-		disk_spec_free(&rs.disks[i]);
-	free(rs.trialos_found);
+	run_settings_free(&rs);
 	return status;
 }
 
@@ -776,6 +1184,8 @@ int main(int argc, char **argv)
 		return cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disk"))
 		return disk_cli_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "snapshot") && argc > 2 && !strcmp(argv[2], "checkpoint"))
+		return cmd_checkpoint(argc - 2, argv + 2);
 	if (!strcmp(cmd, "snapshot"))
 		return snapshot_cli_main(argc - 1, argv + 1);
 	fprintf(stderr, "trialvm: unknown command '%s'\nTry 'trialvm --help'.\n", cmd);

@@ -499,6 +499,22 @@ static json_t *report_json(const struct report_inputs *in, const struct report_f
 		json_object_set_new(root, "stack", stack_json(in));
 	/* The console tail, every byte: invalid UTF-8 and NUL as \xNN. */
 	json_object_set_new(root, "console_tail", json_text_n((const char *)cs->console, cs->console_len));
+	if (in->snaps && (in->snaps->have_crash || in->snaps->have_last)) {
+		json_t *o = json_object();
+		if (in->snaps->have_crash) {
+			json_t *c = json_object();
+			json_object_set_new(c, "id", json_string(in->snaps->crash_id));
+			json_object_set_new(c, "file", json_text(in->snaps->crash_file));
+			json_object_set_new(o, "crash", c);
+		}
+		if (in->snaps->have_last) {
+			json_t *c = json_object();
+			json_object_set_new(c, "id", json_string(in->snaps->last_id));
+			json_object_set_new(c, "file", json_text(in->snaps->last_file));
+			json_object_set_new(o, "before_crash", c);
+		}
+		json_object_set_new(root, "snapshots", o);
+	}
 	json_object_set_new(root, "files", files_json(f));
 	return root;
 }

@@ -14,6 +14,14 @@
 #include "../reporter/crash_state.h"
 #include "disasm.h"
 
+/* The snapshots of a crashed VM (run --snapshot-every): the crash-time
+ * state, and the last periodic one before it ("just before the crash"). */
+struct report_snapshots {
+	bool have_crash, have_last;
+	char crash_id[33], last_id[33];      /* hex */
+	char crash_file[4096], last_file[4096];
+};
+
 struct report_inputs {
 	const struct crash_state *cs;
 	const char *dir;                 /* parent directory (created if missing) */
@@ -29,6 +37,7 @@ struct report_inputs {
 	struct overlay *const *disks;    /* disk overlays (flushed first), may hold NULL */
 	const char *const *disk_masters;
 	int ndisks;
+	const struct report_snapshots *snaps; /* NULL: none */
 };
 
 /* Write the report; on success its path is in out_path. */

@@ -44,8 +44,8 @@ static void map_page(uint64_t va, uint64_t pa)
 /* The two RAM regions, zeroed (low bytes at 0, high bytes at 4 GiB), as cs.mem. */
 static void synth_ram(uint64_t low, uint64_t high)
 {
-	regions[0] = (struct mem_region){ 0, low, NULL };
-	regions[1] = (struct mem_region){ 4 * GiB, high, NULL };
+	regions[0] = (struct mem_region){ .gpa = 0, .size = low, .host = NULL };
+	regions[1] = (struct mem_region){ .gpa = 4 * GiB, .size = high, .host = NULL };
 	for (int i = 0; i < 2; i++) {
 		regions[i].host = mmap(NULL, regions[i].size, PROT_READ | PROT_WRITE,
 				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -633,7 +633,7 @@ static void gmem_init(void)
 	if (!gram)
 		gram = aligned_alloc(4096, GMEM_SIZE);
 	memset(gram, 0, GMEM_SIZE);
-	greg = (struct mem_region){ 0, GMEM_SIZE, gram };
+	greg = (struct mem_region){ .gpa = 0, .size = GMEM_SIZE, .host = gram };
 	gmem = (struct guest_mem){ &greg, 1 };
 }
 

@@ -63,7 +63,7 @@ static struct crash_state cs;
 
 static void setup_state(void)
 {
-	region = (struct mem_region){ 0, 2 * MiB, NULL };
+	region = (struct mem_region){ .gpa = 0, .size = 2 * MiB, .host = NULL };
 	region.host = mmap(NULL, region.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (region.host == MAP_FAILED) {
 		perror("mmap");

@@ -2,7 +2,9 @@
  * a round trip, the compatibility rules (unknown optional sections skipped,
  * unknown required ones and newer versions refused), and a hostile file:
  * every truncation and every flipped byte of a valid snapshot refused with
- * a message, a FIFO refused, nothing left behind by the writer. */
+ * a message, a FIFO refused, nothing left behind by the writer. Also the
+ * state records inside sections (vmm/vmstate.c): round trip, unknown
+ * fields, wrong lengths, truncation. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "../vmm/snapfile.h"
+#include "../vmm/vmstate.h"
 #include "check.h"
 
 static char dir[] = "/tmp/tvm-snapfile-test.XXXXXX";
@@ -223,6 +226,55 @@ static void test_writer(void)
 	CHECK("too-many-images-refused", snap_create(path, &h, &w, &err) < 0 && no_temporaries());
 }
 
+static void test_vmstate(void)
+{
+	struct tvm_err err = { "" };
+	struct vs_out o = { 0 };
+	uint8_t regs[7] = { 1, 2, 3, 4, 5, 6, 7 };
+	vs_put(&o, 1, regs, sizeof regs);
+	vs_put_u32(&o, 2, 0xdeadbeef);
+	vs_put_u64(&o, 40, 77); /* unknown to the reader, optional */
+	vs_put(&o, 3, NULL, 0);
+	CHECK("vmstate-put", vs_out_error(&o, &err) == 0 && o.len == 8 + 7 + 8 + 4 + 8 + 8 + 8);
+	struct vs_in in = { .p = o.buf, .len = o.len, .what = "the test" };
+	static const uint16_t known[] = { 1, 2, 3 };
+	CHECK("vmstate-check", vs_check(&in, known, 3, &err) == 0);
+	uint8_t got[7] = { 0 };
+	uint32_t v = 0;
+	CHECK("vmstate-get", vs_get(&in, 1, got, sizeof got, "regs", &err) == 0 && !memcmp(got, regs, 7) &&
+				     vs_get_u32(&in, 2, &v, "v", &err) == 0 && v == 0xdeadbeef);
+	uint64_t w = 0;
+	CHECKF("vmstate-wrong-length", vs_get_u64(&in, 2, &w, "v", &err) < 0 && strstr(err.msg, "4 bytes") &&
+						strstr(err.msg, "the test"), "%s", err.msg);
+	CHECKF("vmstate-missing", vs_get_u32(&in, 9, &v, "field nine", &err) < 0 && strstr(err.msg, "lacks field nine"),
+	       "%s", err.msg);
+	uint32_t opt = 5;
+	CHECK("vmstate-optional-absent", vs_get_opt(&in, 9, &opt, 4, "x", &err) == 0 && opt == 5);
+	/* A required field this reader does not know: refused, named. */
+	vs_put_required(&o, 41, "x", 1);
+	in = (struct vs_in){ .p = o.buf, .len = o.len, .what = "the test" };
+	CHECKF("vmstate-unknown-required", vs_check(&in, known, 3, &err) < 0 && strstr(err.msg, "required field 41"),
+	       "%s", err.msg);
+	/* Every truncation is refused by vs_check or leaves lookups in bounds. */
+	int bad = 0;
+	for (size_t cut = 1; cut < o.len; cut++) {
+		struct vs_in t = { .p = o.buf, .len = cut, .what = "cut" };
+		const void *d;
+		uint32_t l;
+		if (vs_check(&t, known, 3, &err) == 0 && vs_find(&t, 41, &d, &l))
+			bad++;
+		for (uint16_t tag = 1; tag < 42; tag++)
+			if (vs_find(&t, tag, &d, &l) && (const uint8_t *)d + l > o.buf + cut)
+				bad++;
+	}
+	CHECKF("vmstate-truncations", bad == 0, "%d truncations read past the end", bad);
+	/* A field claiming more than there is. */
+	uint8_t lie[8] = { 1, 0, 0, 0, 0xff, 0xff, 0, 0 };
+	struct vs_in l = { .p = lie, .len = sizeof lie, .what = "lie" };
+	CHECKF("vmstate-overlong", vs_check(&l, known, 3, &err) < 0 && strstr(err.msg, "past its end"), "%s", err.msg);
+	vs_out_free(&o);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -234,6 +286,7 @@ int main(void)
 	test_compat();
 	test_hostile();
 	test_writer();
+	test_vmstate();
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)

@@ -39,8 +39,8 @@ static void mem_init(void)
 	}
 	memset(r0, 0, R0_SIZE);
 	memset(r1, 0, R1_SIZE);
-	regions[0] = (struct mem_region){ 0, R0_SIZE, r0 };
-	regions[1] = (struct mem_region){ R1_GPA, R1_SIZE, r1 };
+	regions[0] = (struct mem_region){ .gpa = 0, .size = R0_SIZE, .host = r0 };
+	regions[1] = (struct mem_region){ .gpa = R1_GPA, .size = R1_SIZE, .host = r1 };
 	gm = (struct guest_mem){ regions, 2 };
 }
 

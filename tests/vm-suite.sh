@@ -113,6 +113,9 @@ expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
 # ------------------------------------------- stopping: signals, stalls, races
 . tests/teardown.sh
 
+# ------------------------------------------------------------- snapshots
+. tests/snapshot.sh
+
 # ------------------------------------------------------- Linux bzImage
 . tests/linux.sh
 

@@ -17,7 +17,7 @@ int guest_walk4(const struct guest_mem *m, uint64_t cr3, uint64_t va, uint64_t *
 		uint64_t size = 1ull << shift;
 		*span = size - (va & (size - 1));
 		uint64_t pte;
-		const void *p = gmem_ptr(m, table + ((va >> shift) & 0x1ff) * 8, sizeof(pte));
+		const void *p = gmem_ptr_ro(m, table + ((va >> shift) & 0x1ff) * 8, sizeof(pte));
 		if (!p)
 			return 0;
 		memcpy(&pte, p, sizeof(pte));
@@ -45,7 +45,7 @@ int guest_virt_to_phys(const struct guest_mem *m, uint64_t cr3, uint64_t va, uin
 
 static int read_u32(const struct guest_mem *m, uint64_t gpa, uint32_t *v)
 {
-	const void *p = gmem_ptr(m, gpa, 4);
+	const void *p = gmem_ptr_ro(m, gpa, 4);
 	if (!p)
 		return -1;
 	memcpy(v, p, 4);
@@ -54,7 +54,7 @@ static int read_u32(const struct guest_mem *m, uint64_t gpa, uint32_t *v)
 
 static int read_u64(const struct guest_mem *m, uint64_t gpa, uint64_t *v)
 {
-	const void *p = gmem_ptr(m, gpa, 8);
+	const void *p = gmem_ptr_ro(m, gpa, 8);
 	if (!p)
 		return -1;
 	memcpy(v, p, 8);
@@ -115,7 +115,7 @@ static uint64_t read_translated(const struct guest_mem *m, int (*translate)(cons
 		uint64_t chunk = 4096 - (pa & 0xfff);
 		if (chunk > len - done)
 			chunk = len - done;
-		const void *src = gmem_ptr(m, pa, chunk);
+		const void *src = gmem_ptr_ro(m, pa, chunk);
 		if (!src)
 			break;
 		memcpy((uint8_t *)dst + done, src, chunk);

@@ -16,7 +16,7 @@ void vm_layout_ram(struct vm *vm)
 								   .host = vm->ram + low };
 }
 
-void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+static const struct mem_region *find_region(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *offp)
 {
 	for (int i = 0; i < m->n; i++) {
 		const struct mem_region *r = &m->r[i];
@@ -27,9 +27,30 @@ void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 			continue;
 		if (off == r->size && len == 0)
 			continue;
-		return r->host + off;
+		*offp = off;
+		return r;
 	}
 	return NULL;
+}
+
+const void *gmem_ptr_ro(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t off;
+	const struct mem_region *r = find_region(m, gpa, len, &off);
+	return r ? r->host + off : NULL;
+}
+
+void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t off;
+	const struct mem_region *r = find_region(m, gpa, len, &off);
+	if (!r)
+		return NULL;
+	if (r->vmm_dirty && len) {
+		for (uint64_t pg = off / 4096, last = (off + len - 1) / 4096; pg <= last; pg++)
+			__atomic_fetch_or(&r->vmm_dirty[pg / 64], 1ull << (pg % 64), __ATOMIC_RELAXED);
+	}
+	return r->host + off;
 }
 
 void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len)
@@ -42,7 +63,8 @@ struct guest_mem vm_guest_mem(const struct vm *vm) { return (struct guest_mem){ 
 
 int gpa_read(struct vm *vm, gpa_t gpa, void *dst, uint64_t len)
 {
-	void *p = gpa_ptr(vm, gpa, len);
+	struct guest_mem m = { vm->regions, vm->nregions };
+	const void *p = gmem_ptr_ro(&m, gpa.v, len);
 	if (!p)
 		return -1;
 	memcpy(dst, p, len);

@@ -366,6 +366,8 @@ int snap_open(const char *path, const struct snap_known *known, size_t nknown, s
 
 const struct snap_header *snap_header_of(const struct snap_reader *r) { return &r->h; }
 
+void snap_rewind(struct snap_reader *r) { r->next = 0; }
+
 int snap_next(struct snap_reader *r, struct snap_section *s)
 {
 	if (r->next >= r->nsec)

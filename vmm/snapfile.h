@@ -88,6 +88,8 @@ const struct snap_header *snap_header_of(const struct snap_reader *r);
 /* The sections in file order, unknown optional ones included (known ==
  * false): 1 and *s, 0 after the last. */
 int snap_next(struct snap_reader *r, struct snap_section *s);
+/* Start snap_next() from the first section again. */
+void snap_rewind(struct snap_reader *r);
 /* Read len bytes at off within section s's payload. */
 int snap_read(struct snap_reader *r, const struct snap_section *s, uint64_t off, void *buf, uint64_t len,
 	      struct tvm_err *err);

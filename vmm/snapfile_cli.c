@@ -1,6 +1,7 @@
 /* vmm/snapfile_cli.c - `trialvm snapshot inspect FILE`: a snapshot's
  * header, parent and sections, after checking its frames and checksums. */
 #include "snapfile.h"
+#include "snapshot.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,11 +14,16 @@ static const char usage_text[] =
 	"Usage: trialvm snapshot COMMAND ARGS...\n"
 	"\n"
 	"Commands:\n"
+	"  checkpoint [RUN OPTIONS] --at-console STRING -o FILE\n"
+	"                 boot, wait until the console prints STRING, write a\n"
+	"                 snapshot of the machine to FILE and stop (the booted\n"
+	"                 checkpoint; trialvm snapshot checkpoint --help)\n"
 	"  inspect FILE   check a snapshot file (header, every section's frame and\n"
 	"                 checksum) and print its header, parent and sections\n"
 	"  --help         this text\n"
 	"\n"
-	"Exit status: 0 well-formed, 125 not (the error says where), 126 bad command line.\n";
+	"inspect's exit status: 0 well-formed, 125 not (the error says where), 126 bad\n"
+	"command line. Restore a snapshot with 'trialvm run --restore FILE'.\n";
 
 static const char *role_name(uint8_t r)
 {
@@ -70,7 +76,9 @@ static int cmd_inspect(const char *path)
 	unsigned n = 0;
 	uint64_t bytes = 0;
 	while (snap_next(r, &s) == 1) {
-		printf("  section type %u version %u, %s, %" PRIu64 " bytes at offset %" PRIu64 "\n", s.type, s.version,
+		const char *name = snapshot_section_name(s.type);
+		printf("  section %s (type %u) version %u, %s, %" PRIu64 " bytes at offset %" PRIu64 "\n",
+		       name ? name : "unknown", s.type, s.version,
 		       (s.flags & SNAP_SECTION_REQUIRED) ? "required" : "optional", s.length, s.offset);
 		n++;
 		bytes += s.length;

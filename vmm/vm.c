@@ -179,6 +179,8 @@ struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
 	pthread_mutex_init(&vm->ev_lock, NULL);
 	pthread_mutex_init(&vm->kick_lock, NULL);
 	pthread_cond_init(&vm->ev_cond, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	for (int i = 0; i < TVM_MAX_VCPUS; i++)
 		vm->cpus[i].fd = -1;
 
@@ -314,6 +316,10 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	for (int i = vm->ndevices - 1; i >= 0; i--)
+		if (vm->devices[i].ops->destroy)
+			vm->devices[i].ops->destroy(vm->devices[i].dev);
+	vm->ndevices = 0;
 	for (int i = 0; i < TVM_MAX_VCPUS; i++) {
 		if (vm->cpus[i].run)
 			munmap(vm->cpus[i].run, (size_t)vm->run_size);
@@ -326,6 +332,10 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
+	for (int i = 0; i < TVM_MAX_REGIONS; i++) {
+		free(vm->regions[i].vmm_dirty);
+		free(vm->kvm_dirty[i]);
+	}
 	free(vm->event.payload);
 	free(vm);
 }
@@ -438,6 +448,9 @@ void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev)
 	vm->stopping = true;
 	kick_all(vm);
 	pthread_cond_broadcast(&vm->ev_cond);
+	pthread_mutex_lock(&vm->pause_lock); /* paused vCPUs end too */
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	pthread_mutex_unlock(&vm->ev_lock);
 	free(ev->payload);
 	ev->payload = NULL;
@@ -589,23 +602,155 @@ static void handle_exit(struct vcpu *c)
 	}
 }
 
-static void take_sample(struct vcpu *c)
-{
-	struct kvm_regs r;
-	struct kvm_sregs sr;
-	if (ioctl(c->fd, KVM_GET_REGS, &r) == 0 && ioctl(c->fd, KVM_GET_SREGS, &sr) == 0) {
-		c->sample_rip = r.rip;
-		c->sample_cpl = sr.cs.dpl;
-	}
-	struct kvm_mp_state mp;
-	c->sample_mp = ioctl(c->fd, KVM_GET_MP_STATE, &mp) == 0 ? (int)mp.mp_state : 0;
-	__atomic_store_n(&c->sample_req, 0, __ATOMIC_RELEASE);
-	__atomic_fetch_add(&c->sample_seq, 1, __ATOMIC_RELEASE);
-}
-
 uint64_t vm_exit_count(struct vm *vm, int idx)
 {
 	return __atomic_load_n(&vm->cpus[idx].exits, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------- pause barrier */
+
+static bool vm_ending(struct vm *vm)
+{
+	return __atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE) || __atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE);
+}
+
+/* On vCPU c's own thread, at the top of its loop, while someone holds it:
+ * finish what KVM left pending for the last exit (KVM_RUN with
+ * immediate_exit set completes it and returns EINTR before any guest
+ * instruction runs; a string instruction may need another exit, handled
+ * as usual), note where it stopped, and wait for the holders to let go. */
+static void vcpu_park(struct vcpu *c)
+{
+	struct vm *vm = c->vm;
+	bool settled = false;
+	for (int round = 0; round < 64 && !vm_ending(vm); round++) {
+		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		int r = ioctl(c->fd, KVM_RUN, 0);
+		if (r < 0) {
+			settled = errno == EINTR || errno == EAGAIN;
+			break;
+		}
+		__atomic_fetch_add(&c->exits, 1, __ATOMIC_RELAXED);
+		handle_exit(c);
+	}
+	__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (!settled) /* a stop, or a very long string instruction: try again at the next exit */
+		return;
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	struct kvm_mp_state mp;
+	if (ioctl(c->fd, KVM_GET_REGS, &r) == 0 && ioctl(c->fd, KVM_GET_SREGS, &sr) == 0) {
+		c->park_rip = r.rip;
+		c->park_cpl = sr.cs.dpl;
+	}
+	c->park_mp = ioctl(c->fd, KVM_GET_MP_STATE, &mp) == 0 ? (int)mp.mp_state : 0;
+	pthread_mutex_lock(&vm->pause_lock);
+	c->parked = true;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (c->pause_holders > 0 && !vm_ending(vm)) {
+		struct timespec ts;
+		deadline_after_ms(50, &ts);
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	c->parked = false;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+/* Add delta holders to every vCPU in mask (pause_lock held). */
+static void hold_locked(struct vm *vm, uint64_t mask, int delta)
+{
+	for (int i = 0; i < vm->ncpus; i++)
+		if (mask & (1ull << i))
+			__atomic_store_n(&vm->cpus[i].pause_holders, vm->cpus[i].pause_holders + delta, __ATOMIC_RELEASE);
+	if (delta < 0)
+		pthread_cond_broadcast(&vm->pause_cond);
+}
+
+static uint64_t all_mask(const struct vm *vm) { return vm->ncpus >= 64 ? ~0ull : (1ull << vm->ncpus) - 1; }
+
+static void kick_mask(struct vm *vm, uint64_t mask)
+{
+	for (int i = 0; i < vm->ncpus; i++)
+		if (mask & (1ull << i)) {
+			__atomic_store_n(&vm->cpus[i].run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+			kick_one(vm, &vm->cpus[i]);
+		}
+}
+
+/* Hold the vCPUs in mask and wait until each is parked or gone. */
+static int pause_mask(struct vm *vm, uint64_t mask, unsigned timeout_ms)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	hold_locked(vm, mask, +1);
+	pthread_mutex_unlock(&vm->pause_lock);
+	kick_mask(vm, mask);
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	pthread_mutex_lock(&vm->pause_lock);
+	for (;;) {
+		bool all = true;
+		for (int i = 0; i < vm->ncpus; i++)
+			if ((mask & (1ull << i)) && !vm->cpus[i].parked && __atomic_load_n(&vm->cpus[i].alive, __ATOMIC_ACQUIRE))
+				all = false;
+		if (all)
+			break;
+		if (now_ns() >= deadline) {
+			hold_locked(vm, mask, -1);
+			pthread_mutex_unlock(&vm->pause_lock);
+			return -1;
+		}
+		struct timespec ts;
+		deadline_after_ms(5, &ts);
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+		pthread_mutex_unlock(&vm->pause_lock);
+		kick_mask(vm, mask); /* a vCPU may have been between its check and KVM_RUN */
+		pthread_mutex_lock(&vm->pause_lock);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return 0;
+}
+
+int vm_pause(struct vm *vm, unsigned timeout_ms, struct tvm_err *err)
+{
+	if (pause_mask(vm, all_mask(vm), timeout_ms) < 0)
+		return tvm_seterr(err, "the vCPUs did not pause within %u ms (one is busy in a device)", timeout_ms);
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	if (__atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&vm->pause_asked, false, __ATOMIC_RELEASE);
+		hold_locked(vm, all_mask(vm), -1);
+	}
+	hold_locked(vm, all_mask(vm), -1);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_request_pause(struct vm *vm)
+{
+	bool first = false;
+	pthread_mutex_lock(&vm->pause_lock);
+	if (!__atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&vm->pause_asked, true, __ATOMIC_RELEASE);
+		hold_locked(vm, all_mask(vm), +1);
+		first = true;
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (!first)
+		return;
+	kick_mask(vm, all_mask(vm));
+	pthread_mutex_lock(&vm->ev_lock);
+	pthread_cond_broadcast(&vm->ev_cond);
+	pthread_mutex_unlock(&vm->ev_lock);
+}
+
+bool vm_pause_requested(struct vm *vm) { return __atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE); }
+
+void vm_set_main_hook(struct vm *vm, void (*fn)(struct vm *, void *), void *arg)
+{
+	vm->main_hook = fn;
+	vm->main_hook_arg = arg;
 }
 
 int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, int *cpl, int *mp_state)
@@ -615,20 +760,98 @@ int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, in
 	struct vcpu *c = &vm->cpus[idx];
 	if (!__atomic_load_n(&c->alive, __ATOMIC_ACQUIRE))
 		return -1;
-	uint64_t seq = __atomic_load_n(&c->sample_seq, __ATOMIC_ACQUIRE);
-	__atomic_store_n(&c->sample_req, 1, __ATOMIC_RELEASE);
-	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	kick_one(vm, c);
-	for (unsigned waited = 0; waited < timeout_ms * 10; waited++) {
-		if (__atomic_load_n(&c->sample_seq, __ATOMIC_ACQUIRE) != seq) {
-			*rip = c->sample_rip;
-			*cpl = c->sample_cpl;
-			*mp_state = c->sample_mp;
-			return 0;
+	if (pause_mask(vm, 1ull << idx, timeout_ms) < 0)
+		return -1;
+	pthread_mutex_lock(&vm->pause_lock);
+	bool ok = c->parked;
+	*rip = c->park_rip;
+	*cpl = c->park_cpl;
+	*mp_state = c->park_mp;
+	hold_locked(vm, 1ull << idx, -1);
+	pthread_mutex_unlock(&vm->pause_lock);
+	return ok ? 0 : -1;
+}
+
+/* ----------------------------------------------------------- dirty pages */
+
+int vm_dirty_log_start(struct vm *vm, struct tvm_err *err)
+{
+	if (vm->dirty_log)
+		return 0;
+	for (int i = 0; i < vm->nregions; i++) {
+		size_t words = vm_bitmap_words(vm->regions[i].size);
+		vm->kvm_dirty[i] = calloc(words, 8);
+		uint64_t *mine = calloc(words, 8);
+		if (!vm->kvm_dirty[i] || !mine) {
+			free(mine);
+			return tvm_seterr(err, "out of memory for the dirty page bitmaps");
 		}
-		usleep(100);
+		struct kvm_userspace_memory_region mr = {
+			.slot = (uint32_t)i,
+			.flags = KVM_MEM_LOG_DIRTY_PAGES,
+			.guest_phys_addr = vm->regions[i].gpa,
+			.memory_size = vm->regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->regions[i].host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
+			free(mine);
+			return tvm_seterr(err, "cannot turn on KVM's dirty page log: %s", strerror(errno));
+		}
+		__atomic_store_n(&vm->regions[i].vmm_dirty, mine, __ATOMIC_RELEASE);
 	}
-	return -1;
+	vm->dirty_log = true;
+	return 0;
+}
+
+int vm_dirty_log_fetch(struct vm *vm, uint64_t *const *bitmaps, struct tvm_err *err)
+{
+	if (!vm->dirty_log)
+		return tvm_seterr(err, "dirty page logging is off");
+	for (int i = 0; i < vm->nregions; i++) {
+		size_t words = vm_bitmap_words(vm->regions[i].size);
+		struct kvm_dirty_log dl = { .slot = (uint32_t)i, .dirty_bitmap = vm->kvm_dirty[i] };
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0)
+			return tvm_seterr(err, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+		for (size_t w = 0; w < words; w++)
+			bitmaps[i][w] |= vm->kvm_dirty[i][w] |
+					 __atomic_exchange_n(&vm->regions[i].vmm_dirty[w], 0, __ATOMIC_ACQ_REL);
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------------- devices */
+
+int vm_add_device(struct vm *vm, const char *name, const struct vm_device_ops *ops, void *dev, struct tvm_err *err)
+{
+	int bad = 0;
+	if (vm->ndevices == TVM_MAX_DEVICES)
+		bad = tvm_seterr(err, "more than %d devices", TVM_MAX_DEVICES);
+	else if (strlen(name) >= TVM_DEVICE_NAME)
+		bad = tvm_seterr(err, "device name '%s' is too long", name);
+	for (int i = 0; !bad && i < vm->ndevices; i++)
+		if (!strcmp(vm->devices[i].name, name))
+			bad = tvm_seterr(err, "two devices are named '%s'", name);
+	if (bad) {
+		if (ops->destroy)
+			ops->destroy(dev);
+		return -1;
+	}
+	struct vm_dev_entry *d = &vm->devices[vm->ndevices++];
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->ops = ops;
+	d->dev = dev;
+	return 0;
+}
+
+int vm_device_count(const struct vm *vm) { return vm->ndevices; }
+
+const char *vm_device_at(const struct vm *vm, int i, const struct vm_device_ops **ops, void **dev)
+{
+	if (i < 0 || i >= vm->ndevices)
+		return NULL;
+	*ops = vm->devices[i].ops;
+	*dev = vm->devices[i].dev;
+	return vm->devices[i].name;
 }
 
 void vm_exit_stats(struct vm *vm, struct vm_exit_stats *o)
@@ -666,6 +889,10 @@ static void *vcpu_thread(void *arg)
 			vm_raise(vm, c->index, &ev);
 			break;
 		}
+		if (__atomic_load_n(&c->pause_holders, __ATOMIC_ACQUIRE) > 0) {
+			vcpu_park(c);
+			continue;
+		}
 		c->run->kvm_valid_regs = vm->sync_regs;
 		int r = ioctl(c->fd, KVM_RUN, 0);
 		if (r == 0 && vm->sync_regs && c->run->exit_reason != KVM_EXIT_SHUTDOWN) {
@@ -675,8 +902,6 @@ static void *vcpu_thread(void *arg)
 			c->seen_reason = c->run->exit_reason;
 			c->seen_valid = true;
 		}
-		if (__atomic_load_n(&c->sample_req, __ATOMIC_ACQUIRE))
-			take_sample(c);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -748,8 +973,16 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 		}
 		if (vm->stopping)
 			kick_all(vm); /* a thread may have been between its check and KVM_RUN */
+		if (vm->main_hook && !vm->stopping) {
+			pthread_mutex_unlock(&vm->ev_lock);
+			vm->main_hook(vm, vm->main_hook_arg);
+			pthread_mutex_lock(&vm->ev_lock);
+			if (vm->threads_done >= started)
+				break;
+		}
 		struct timespec ts;
-		deadline_after_ms(50, &ts);
+		/* A pause asked for while the hook ran: back to it soon. */
+		deadline_after_ms(vm->main_hook && vm_pause_requested(vm) ? 1 : 50, &ts);
 		pthread_cond_timedwait(&vm->ev_cond, &vm->ev_lock, &ts);
 	}
 	pthread_mutex_unlock(&vm->ev_lock);

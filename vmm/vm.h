@@ -30,6 +30,10 @@ struct mem_region {
 	uint64_t gpa;     /* guest-physical start */
 	uint64_t size;
 	uint8_t *host;    /* host mapping of the region */
+	/* While dirty logging is on (vm_dirty_log_start): one bit per page
+	 * that trialvm itself may have written (KVM's log has only the
+	 * guest's writes). Set by gmem_ptr/gpa_ptr/gpa_write; NULL: off. */
+	uint64_t *vmm_dirty;
 };
 
 /* A read view of guest RAM without the VM: what dump writers and the page
@@ -38,8 +42,12 @@ struct guest_mem {
 	const struct mem_region *r;
 	int n;
 };
-/* Host pointer for [gpa, gpa+len) when it lies inside one region, else NULL. */
+/* Host pointer for [gpa, gpa+len) when it lies inside one region, else
+ * NULL. The pages count as written by trialvm (vmm_dirty): anything that
+ * may write through the pointer uses it. */
 void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* The same for reading only: the pages are not marked. */
+const void *gmem_ptr_ro(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
 struct vm;
 
@@ -51,7 +59,8 @@ int tvm_seterr(struct tvm_err *e, const char *fmt, ...) __attribute__((format(pr
 /* ---- guest memory (the one checked accessor) ---- */
 
 /* Host pointer for [gpa, gpa+len) when that range lies entirely inside one
- * RAM region, else NULL. Overflow-safe; len 0 is valid inside RAM. */
+ * RAM region, else NULL. Overflow-safe; len 0 is valid inside RAM. Marks
+ * the pages written by trialvm while dirty logging is on (gmem_ptr). */
 void *gpa_ptr(struct vm *vm, gpa_t gpa, uint64_t len);
 /* Copy to/from guest memory; -1 when the range is not all RAM. */
 int gpa_read(struct vm *vm, gpa_t gpa, void *dst, uint64_t len);
@@ -136,6 +145,7 @@ enum tvm_event_kind {
 	TVM_EV_BREAKPOINT,     /* a --crash-on breakpoint was hit; data[0] = address,
 	                          reason = the exception (1: hardware, 3: int3) */
 	TVM_EV_HANG,           /* the guest made no progress (--hang-timeout) */
+	TVM_EV_CHECKPOINT,     /* `snapshot checkpoint` wrote its snapshot: the run ends */
 };
 
 struct tvm_event {
@@ -228,6 +238,70 @@ uint64_t vm_exit_count(struct vm *vm, int idx);
 struct vm_exit_stats { uint64_t total, pio, mmio; };
 void vm_exit_stats(struct vm *vm, struct vm_exit_stats *out);
 int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, int *cpl, int *mp_state);
+
+/* ---- dirty pages (incremental snapshots) ----
+ * KVM's dirty log (one bitmap per memory slot, KVM_GET_DIRTY_LOG; the
+ * dirty ring was not chosen: see vmm/snapshot.h) has the pages the guest
+ * wrote; trialvm's own writes into guest memory (virtio completions,
+ * hypercall results, breakpoints) are not in it and are kept in each
+ * region's vmm_dirty. vm_dirty_log_fetch ORs both into bitmaps[region]
+ * (one bit per 4 KiB page of each region, vm_regions order) and clears
+ * them: every vCPU paused or stopped. */
+int vm_dirty_log_start(struct vm *vm, struct tvm_err *err);
+int vm_dirty_log_fetch(struct vm *vm, uint64_t *const *bitmaps, struct tvm_err *err);
+/* Words of a region's bitmap. */
+static inline uint64_t vm_bitmap_words(uint64_t region_size) { return (region_size / 4096 + 63) / 64; }
+
+/* ---- the pause barrier ----
+ * vm_pause() stops every vCPU at an exit boundary: the exit it was
+ * handling is finished, and the operation KVM left pending for it (a port
+ * or MMIO read's value, a string instruction's next step) is completed by
+ * one KVM_RUN with immediate_exit set, so the vCPU state read while paused
+ * is consistent (KVM API, "KVM_RUN ... immediate_exit"). Paused vCPUs wait
+ * until vm_resume(). Pauses nest (the hang watcher pausing one vCPU while
+ * a snapshot pauses all); a vCPU runs when nobody holds it. A VM that is
+ * stopping releases every paused vCPU so it can end.
+ * Call from any thread but a vCPU's, while vm_run runs. 0 when every
+ * living vCPU is paused; -1 with err after timeout_ms (the pause is then
+ * released: a vCPU stuck in a device for that long). */
+int vm_pause(struct vm *vm, unsigned timeout_ms, struct tvm_err *err);
+void vm_resume(struct vm *vm);
+/* Ask for a pause without waiting (any thread, a vCPU's included: a
+ * device that saw what a checkpoint waits for). Every vCPU stops at its
+ * next exit boundary until vm_pause()+vm_resume() on vm_run's thread
+ * release it; vm_run's main hook is woken at once. */
+void vm_request_pause(struct vm *vm);
+/* True after vm_request_pause() until the next vm_resume() (the main hook
+ * uses it to see that a device asked). */
+bool vm_pause_requested(struct vm *vm);
+/* fn(vm, arg), called on vm_run's thread while the vCPUs run: at least
+ * every 50 ms, and at once after vm_request_pause(). Snapshots and
+ * checkpoints run from it (vm_pause, capture, vm_resume). NULL removes it. */
+void vm_set_main_hook(struct vm *vm, void (*fn)(struct vm *, void *), void *arg);
+
+/* ---- devices owned by the VM ----
+ * Every device with guest-visible state registers itself here: the VM
+ * destroys it with the VM, and snapshots save and restore it by name
+ * (vmm/snapshot.h) as a state record (vmm/vmstate.h) of its own version. */
+struct vs_out;
+struct vs_in;
+struct vm_device_ops {
+	uint16_t version;   /* of the state record save() writes */
+	/* All vCPUs paused (or not started). */
+	int (*save)(void *dev, struct vs_out *o, struct tvm_err *err);
+	/* Before the vCPUs start: the record is framed (vs_check'ed) but its
+	 * values are hostile; version <= ops->version. */
+	int (*load)(void *dev, const struct vs_in *in, uint16_t version, struct tvm_err *err);
+	void (*destroy)(void *dev); /* at vm_destroy; may be NULL */
+};
+#define TVM_MAX_DEVICES 32
+#define TVM_DEVICE_NAME 32
+/* name: unique in the VM, shorter than TVM_DEVICE_NAME. On failure the
+ * device is destroyed (ops->destroy) and -1 returned. */
+int vm_add_device(struct vm *vm, const char *name, const struct vm_device_ops *ops, void *dev, struct tvm_err *err);
+int vm_device_count(const struct vm *vm);
+/* Device i (in registration order): its name, ops and object. */
+const char *vm_device_at(const struct vm *vm, int i, const struct vm_device_ops **ops, void **dev);
 
 /* ---- interrupts ---- */
 /* Set an ISA IRQ line (in-kernel PIC + IOAPIC) to `level`. */

@@ -34,11 +34,14 @@ struct vcpu {
 	                               creation, cleared by the thread before it exits) */
 	uint64_t exits;             /* atomic: exits handled */
 	uint64_t exits_pio, exits_mmio; /* written by this vCPU's thread only */
-	int sample_req;             /* atomic: 1 = please sample RIP */
-	uint64_t sample_seq;        /* atomic: bumped when a sample is stored */
-	uint64_t sample_rip;
-	int sample_cpl;
-	int sample_mp;
+	/* The pause barrier (vm_pause): holders under vm->pause_lock;
+	 * `parked` set by the thread while it waits (its state is then
+	 * consistent), with the RIP, CPL and MP state it parked at. */
+	int pause_holders;          /* atomic reads outside the lock */
+	bool parked;
+	uint64_t park_rip;
+	int park_cpl;
+	int park_mp;
 	/* The registers at the last exit (KVM_CAP_SYNC_REGS), for when KVM
 	 * loses the state (AMD after a SHUTDOWN intercept). Own thread only. */
 	bool seen_valid;
@@ -66,6 +69,16 @@ struct vm {
 	int nswbp;                  /* software breakpoints (vm_set_sw_breakpoints) */
 	enum tvm_bp_kind swbp_kind;
 	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed; } swbp[4];
+
+	void (*main_hook)(struct vm *, void *); /* vm_set_main_hook */
+	void *main_hook_arg;
+	pthread_mutex_t pause_lock; /* the barrier; taken after ev_lock, never before */
+	pthread_cond_t pause_cond;
+	bool pause_asked;           /* atomic: vm_request_pause until vm_resume */
+	bool dirty_log;             /* vm_dirty_log_start done */
+	uint64_t *kvm_dirty[TVM_MAX_REGIONS]; /* KVM_GET_DIRTY_LOG's buffers */
+	int ndevices;
+	struct vm_dev_entry { char name[TVM_DEVICE_NAME]; const struct vm_device_ops *ops; void *dev; } devices[TVM_MAX_DEVICES];
 
 	void (*stop_hook)(void *); /* vm_set_stop_hook */
 	void *stop_hook_arg;

@@ -338,7 +338,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			continue;
 		uint8_t *host = arena[i] + (arena_pages[i] - pages[i]) * (size_t)PG;
 		take_bytes(&c, host, pages[i] * (size_t)PG);
-		fvm.regions[fvm.nregions++] = (struct mem_region){ i ? TVM_4G : 0, pages[i] * (uint64_t)PG, host };
+		fvm.regions[fvm.nregions++] =
+			(struct mem_region){ .gpa = i ? TVM_4G : 0, .size = pages[i] * (uint64_t)PG, .host = host };
 		fvm.ram_size += pages[i] * (uint64_t)PG;
 	}
 

@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		if (img < len)
 			memcpy(h, data + img, len - img < size[i] ? len - img : size[i]);
 		img += size[i];
-		r[nr++] = (struct mem_region){ i ? 0x100000000ull : 0, size[i], h };
+		r[nr++] = (struct mem_region){ .gpa = i ? 0x100000000ull : 0, .size = size[i], .host = h };
 	}
 	struct guest_mem m = { r, nr };
 

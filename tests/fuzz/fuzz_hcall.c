@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		uint8_t *h = malloc(REGION);
 		REQUIRE(h && before[i]);
 		memset(h, 0, REGION);
-		vm->regions[vm->nregions++] = (struct mem_region){ i ? TVM_4G : 0, REGION, h };
+		vm->regions[vm->nregions++] = (struct mem_region){ .gpa = i ? TVM_4G : 0, .size = REGION, .host = h };
 	}
 	if (len < 1)
 		goto out;

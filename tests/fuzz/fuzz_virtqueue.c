@@ -51,9 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	struct mem_region r[2];
 	int n = 0;
 	if (split)
-		r[n++] = (struct mem_region){ 0, split, lo };
+		r[n++] = (struct mem_region){ .gpa = 0, .size = split, .host = lo };
 	if (memlen - split)
-		r[n++] = (struct mem_region){ HIGH_GPA, memlen - split, hi };
+		r[n++] = (struct mem_region){ .gpa = HIGH_GPA, .size = memlen - split, .host = hi };
 	struct guest_mem m = { r, n };
 
 	struct virtq q = {

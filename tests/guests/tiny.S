@@ -102,6 +102,23 @@ console_out:               /* the last exit before a triple fault is here */
 #elif defined(VARIANT_spin)
 	/* A kernel stuck in a loop: no exits, RIP in one place. */
 6:	jmp 6b
+#elif defined(VARIANT_count)
+	/* "a\n" .. "z\n", a spin between lines, then power-off 0: the guest
+	 * of the kept snapshot fixture (tests/fixtures/snapshot-v1). */
+	mov $'a', %bl
+7:	mov $COM1, %dx
+	mov %bl, %al
+	out %al, %dx
+	mov $'\n', %al
+	out %al, %dx
+	mov $200000, %ecx
+8:	loop 8b
+	inc %bl
+	cmp $'z' + 1, %bl
+	jne 7b
+	mov $POWEROFF, %dx
+	mov $0, %al
+	out %al, %dx
 #else
 #error "no variant"
 #endif

@@ -1,0 +1,362 @@
+/* monitor/snapshots.c - periodic snapshots, the booted checkpoint, and the
+ * image checks of a restore (snapshots.h). */
+#include "snapshots.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../devices/devices.h"
+#include "../vmm/fileio.h"
+#include "../vmm/snapshot.h"
+#include "../vmm/util.h"
+#include "report.h"
+
+#define PAUSE_TIMEOUT_MS 2000
+
+/* ---------------------------------------------------------------- images */
+
+static int hash_one(const char *path, uint8_t role, uint32_t index, struct snap_header *h, struct tvm_err *err)
+{
+	if (!path)
+		return 0;
+	if (h->nimages == SNAP_MAX_IMAGES)
+		return tvm_seterr(err, "more than %u images", SNAP_MAX_IMAGES);
+	struct stat st;
+	int fd = open_input(path, &st);
+	if (fd < 0)
+		return tvm_seterr(err, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return tvm_seterr(err, "%s is not a regular file", path);
+	}
+	struct snap_image *im = &h->images[h->nimages];
+	int r = sha256_fd(fd, im->sha256);
+	close(fd);
+	if (r < 0)
+		return tvm_seterr(err, "cannot read %s: %s", path, strerror(-r));
+	im->role = role;
+	im->index = index;
+	h->nimages++;
+	return 0;
+}
+
+int snap_images_hash(const struct snap_images *im, struct snap_header *h, struct tvm_err *err)
+{
+	h->nimages = 0;
+	if (hash_one(im->kernel, SNAP_IMG_KERNEL, 0, h, err) < 0 || hash_one(im->initrd, SNAP_IMG_INITRD, 0, h, err) < 0 ||
+	    hash_one(im->cpio, SNAP_IMG_CPIO, 0, h, err) < 0)
+		return -1;
+	for (int i = 0; i < im->ndisks; i++)
+		if (hash_one(im->disks[i], SNAP_IMG_DISK, (uint32_t)i, h, err) < 0)
+			return -1;
+	return 0;
+}
+
+static const char *role_name(uint8_t role)
+{
+	switch (role) {
+	case SNAP_IMG_KERNEL: return "kernel";
+	case SNAP_IMG_INITRD: return "initrd/app";
+	case SNAP_IMG_CPIO: return "cpio";
+	case SNAP_IMG_DISK: return "disk";
+	default: return "image";
+	}
+}
+
+static const struct snap_image *find_image(const struct snap_header *h, uint8_t role, uint32_t index)
+{
+	for (uint32_t i = 0; i < h->nimages && i < SNAP_MAX_IMAGES; i++)
+		if (h->images[i].role == role && h->images[i].index == index)
+			return &h->images[i];
+	return NULL;
+}
+
+int snap_images_match(const char *snap_path, const struct snap_header *taken, const struct snap_header *have,
+		      struct tvm_err *err)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		const struct snap_header *a = pass ? have : taken, *b = pass ? taken : have;
+		for (uint32_t i = 0; i < a->nimages && i < SNAP_MAX_IMAGES; i++) {
+			const struct snap_image *x = &a->images[i], *y = find_image(b, x->role, x->index);
+			char which[32];
+			snprintf(which, sizeof(which), x->role == SNAP_IMG_DISK ? "%s %u" : "%s", role_name(x->role),
+				 x->index);
+			if (!y)
+				return tvm_seterr(err, "snapshot %s was taken %s a %s image, and this run %s one: restore it "
+						       "with the images it was taken from", snap_path,
+						  pass ? "without" : "with", which, pass ? "has" : "has no");
+			if (memcmp(x->sha256, y->sha256, 32)) {
+				char hx[65], hy[65];
+				sha256_hex(pass ? y->sha256 : x->sha256, hx);
+				sha256_hex(pass ? x->sha256 : y->sha256, hy);
+				return tvm_seterr(err, "snapshot %s was taken from another %s image (sha256 %.16s..., this "
+						       "run's is %.16s...): restoring onto other images is refused", snap_path,
+						  which, hx, hy);
+			}
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ the hook */
+
+struct snapshots {
+	struct vm *vm;
+	struct snapshots_cfg cfg;
+	struct snap_header tmpl;
+	void *origin;
+	size_t origin_len;
+	uint64_t next_ns;
+	unsigned seq, written;
+	unsigned first_kept;     /* the oldest periodic snapshot on disk (a full one) */
+	uint8_t last_id[16];     /* the newest periodic snapshot: the next one's parent */
+	bool have_last;
+	/* Pages written since the last periodic snapshot that was written:
+	 * fetched from the dirty log and kept until a snapshot holding them
+	 * is on disk (a failed one leaves them for the next). */
+	uint64_t *pending[TVM_MAX_REGIONS];
+	bool checkpoint_asked;   /* atomic: the console printed at_console */
+	bool checkpoint_done, failed_logged;
+};
+
+/* The highest NNNNNN of DIR/snap-NNNNNN.tvs and DIR/crash-NNNNNN.tvs:
+ * a new run (or a restarted VM) numbers on from there and never
+ * overwrites another run's snapshots. */
+static unsigned highest_existing(const char *dir)
+{
+	unsigned max = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned n;
+		char tail[8];
+		if ((sscanf(e->d_name, "snap-%6u.tv%7s", &n, tail) == 2 || sscanf(e->d_name, "crash-%6u.tv%7s", &n, tail) == 2) &&
+		    n > max && n < 999999)
+			max = n;
+	}
+	closedir(d);
+	return max;
+}
+
+static void on_console(void *arg)
+{
+	struct snapshots *s = arg;
+	__atomic_store_n(&s->checkpoint_asked, true, __ATOMIC_RELEASE);
+	vm_request_pause(s->vm); /* on the vCPU that printed it: it stops at this exit */
+}
+
+struct snapshots *snapshots_start(struct vm *vm, const struct snapshots_cfg *cfg, const struct snap_header *tmpl,
+				  const void *origin, size_t origin_len, struct tvm_err *err)
+{
+	struct snapshots *s = calloc(1, sizeof(*s));
+	if (!s || (origin_len && !(s->origin = malloc(origin_len)))) {
+		free(s);
+		tvm_seterr(err, "out of memory");
+		return NULL;
+	}
+	s->vm = vm;
+	s->cfg = *cfg;
+	s->tmpl = *tmpl;
+	if (origin_len)
+		memcpy(s->origin, origin, origin_len);
+	s->origin_len = origin_len;
+	if (cfg->dir && cfg->every > 0) {
+		if (mkdir(cfg->dir, 0700) < 0 && errno != EEXIST) {
+			tvm_seterr(err, "--snapshot-dir %s: %s", cfg->dir, strerror(errno));
+			snapshots_stop(s);
+			return NULL;
+		}
+		const struct mem_region *r;
+		int n = vm_regions(vm, &r);
+		for (int i = 0; i < n; i++)
+			if (!(s->pending[i] = calloc(vm_bitmap_words(r[i].size), 8))) {
+				tvm_seterr(err, "out of memory");
+				snapshots_stop(s);
+				return NULL;
+			}
+		if (vm_dirty_log_start(vm, err) < 0) {
+			snapshots_stop(s);
+			return NULL;
+		}
+		s->seq = highest_existing(cfg->dir);
+		s->first_kept = s->seq + 1;
+		s->next_ns = now_ns() + (uint64_t)(cfg->every * 1e9);
+	}
+	if (cfg->at_console && console_watch(cfg->at_console, on_console, s) < 0) {
+		tvm_seterr(err, "--at-console: give 1 to %d bytes", CONSOLE_WATCH_MAX);
+		snapshots_stop(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void snap_path(const struct snapshots *s, unsigned seq, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/snap-%06u.tvs", s->cfg.dir, seq);
+}
+
+static void hex_id(const uint8_t id[16], char out[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* Pause, write PATH (periodic: incremental over the last one when there is
+ * one, from the dirty log), end the run when it is the checkpoint, resume. */
+static int write_snapshot(struct snapshots *s, const char *path, bool periodic, uint8_t id_out[16],
+			  struct tvm_err *err)
+{
+	struct snap_header h = s->tmpl;
+	if (getrandom(h.id, sizeof(h.id), 0) != (ssize_t)sizeof(h.id))
+		return tvm_seterr(err, "getrandom: %s", strerror(errno));
+	memset(h.parent, 0, sizeof(h.parent));
+	bool incremental = periodic && s->have_last;
+	char parent_name[32];
+	if (incremental) {
+		memcpy(h.parent, s->last_id, 16);
+		snprintf(parent_name, sizeof(parent_name), "snap-%06u.tvs", s->seq);
+	}
+	struct snap_extra ex[2] = {
+		{ .type = SNAP_SEC_ORIGIN, .version = 1, .data = s->origin, .len = s->origin_len },
+		{ .type = SNAP_SEC_PARENT, .version = 1, .data = parent_name, .len = incremental ? strlen(parent_name) : 0 },
+	};
+	int nex = incremental ? 2 : 1;
+	uint64_t t0 = now_ns();
+	if (vm_pause(s->vm, PAUSE_TIMEOUT_MS, err) < 0)
+		return -1;
+	int r = 0;
+	if (periodic) /* everything written since the last snapshot on disk */
+		r = vm_dirty_log_fetch(s->vm, s->pending, err);
+	if (r == 0)
+		r = vm_snapshot_save(s->vm, path, &h, incremental ? (const uint64_t *const *)s->pending : NULL, ex, nex,
+				     err);
+	uint64_t paused = now_ns() - t0;
+	/* A checkpoint ends the run: the event goes first, so the paused vCPUs
+	 * end instead of running on. */
+	if (r == 0 && !periodic) {
+		struct tvm_event ev = { .kind = TVM_EV_CHECKPOINT };
+		snprintf(ev.detail, sizeof(ev.detail), "the checkpoint is written; the run ends here");
+		s->checkpoint_done = true;
+		vm_raise(s->vm, -1, &ev);
+	}
+	vm_resume(s->vm);
+	if (r < 0)
+		return -1;
+	s->written++;
+	if (periodic) {
+		const struct mem_region *rg;
+		int n = vm_regions(s->vm, &rg);
+		for (int i = 0; i < n; i++)
+			memset(s->pending[i], 0, vm_bitmap_words(rg[i].size) * 8);
+		memcpy(s->last_id, h.id, 16);
+		s->have_last = true;
+	}
+	tvm_debug("snapshot %s written (%s); the vCPUs were paused %.1f ms", path, incremental ? "incremental" : "full",
+		  paused / 1e6);
+	if (id_out)
+		memcpy(id_out, h.id, 16);
+	return 0;
+}
+
+/* --snapshot-keep: while more than N are on disk, the oldest (a full one)
+ * is merged into the next, which becomes full, and deleted. */
+static void prune(struct snapshots *s)
+{
+	while (s->cfg.keep > 0 && s->seq - s->first_kept + 1 > (unsigned)s->cfg.keep) {
+		char oldest[4096], next[4096];
+		struct tvm_err err = { "" };
+		snap_path(s, s->first_kept, oldest, sizeof(oldest));
+		snap_path(s, s->first_kept + 1, next, sizeof(next));
+		if (snapshot_merge(oldest, next, &err) < 0) {
+			tvm_log("warning: cannot merge snapshot %s into %s (both kept): %s", oldest, next, err.msg);
+			return;
+		}
+		if (unlink(oldest) < 0 && errno != ENOENT)
+			tvm_log("warning: cannot delete merged snapshot %s: %s", oldest, strerror(errno));
+		fsync_dir(s->cfg.dir);
+		s->first_kept++;
+	}
+}
+
+void snapshots_hook(struct vm *vm, void *arg)
+{
+	struct snapshots *s = arg;
+	(void)vm;
+	struct tvm_err err = { "" };
+	if (s->cfg.checkpoint && !s->checkpoint_done && __atomic_load_n(&s->checkpoint_asked, __ATOMIC_ACQUIRE)) {
+		if (write_snapshot(s, s->cfg.checkpoint, false, NULL, &err) < 0) {
+			struct tvm_event ev = { .kind = TVM_EV_VMM_ERROR };
+			snprintf(ev.detail, sizeof(ev.detail), "checkpoint not written: %.200s", err.msg);
+			vm_raise(s->vm, -1, &ev);
+			vm_resume(s->vm); /* the pause the console watch asked for */
+		}
+		return;
+	}
+	if (!s->next_ns || now_ns() < s->next_ns)
+		return;
+	s->next_ns = now_ns() + (uint64_t)(s->cfg.every * 1e9);
+	char path[4096];
+	snap_path(s, s->seq + 1, path, sizeof(path));
+	if (write_snapshot(s, path, true, NULL, &err) < 0) {
+		/* The VM keeps running; the next snapshot tries again. */
+		if (!s->failed_logged)
+			tvm_log("warning: snapshot %s skipped: %s", path, err.msg);
+		s->failed_logged = true;
+		return;
+	}
+	s->seq++;
+	s->failed_logged = false;
+	prune(s);
+}
+
+void snapshots_crash(void *arg, struct report_snapshots *out)
+{
+	struct snapshots *s = arg;
+	if (!s || !s->cfg.dir || !s->pending[0])
+		return;
+	if (s->have_last) {
+		hex_id(s->last_id, out->last_id);
+		snap_path(s, s->seq, out->last_file, sizeof(out->last_file));
+		out->have_last = true;
+	}
+	/* Incremental over the last periodic one: write_snapshot's periodic
+	 * path, under the crash's own name; the sequence does not move, so
+	 * --snapshot-keep never merges it away. */
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/crash-%06u.tvs", s->cfg.dir, s->seq + 1);
+	struct tvm_err err = { "" };
+	uint8_t id[16];
+	if (write_snapshot(s, path, true, id, &err) < 0) {
+		tvm_log("warning: the crash snapshot %s could not be written: %s", path, err.msg);
+		return;
+	}
+	hex_id(id, out->crash_id);
+	snprintf(out->crash_file, sizeof(out->crash_file), "%s", path);
+	out->have_crash = true;
+	tvm_log("crash snapshot: %s%s%s", path, s->have_last ? "; the last one before the crash: " : "",
+		s->have_last ? out->last_file : "");
+}
+
+bool snapshots_checkpoint_done(const struct snapshots *s) { return s && s->checkpoint_done; }
+unsigned snapshots_written(const struct snapshots *s) { return s ? s->written : 0; }
+
+void snapshots_stop(struct snapshots *s)
+{
+	if (!s)
+		return;
+	if (s->cfg.at_console)
+		console_unwatch();
+	for (int i = 0; i < TVM_MAX_REGIONS; i++)
+		free(s->pending[i]);
+	free(s->origin);
+	free(s);
+}

@@ -1,0 +1,975 @@
+/* vmm/snapshot.c - machine state into a snapshot and back (snapshot.h). */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "util.h"
+#include "vm_internal.h"
+#include "vmstate.h"
+
+#define PAGE 4096u
+#define RUN_MAX_PAGES 256u                 /* 1 MiB of guest memory per run */
+#define MEM_SECTION_SPAN (64ull << 20)     /* guest memory per memory section */
+#define RUN_HDR 24u
+#define RUN_ZERO 1u                        /* flags: the pages are zero; no data */
+
+const struct snap_known snapshot_known[] = {
+	{ SNAP_SEC_MACHINE, 1, "machine" }, { SNAP_SEC_VCPU, 1, "vcpu" },     { SNAP_SEC_IRQCHIP, 1, "irqchip" },
+	{ SNAP_SEC_DEVICE, 1, "device" },   { SNAP_SEC_MEMORY, 1, "memory" }, { SNAP_SEC_ORIGIN, 1, "origin" },
+	{ SNAP_SEC_PARENT, 1, "parent" },
+};
+const size_t snapshot_nknown = sizeof(snapshot_known) / sizeof(snapshot_known[0]);
+
+const char *snapshot_section_name(uint32_t type)
+{
+	for (size_t i = 0; i < snapshot_nknown; i++)
+		if (snapshot_known[i].type == type)
+			return snapshot_known[i].name;
+	return NULL;
+}
+
+/* Fields of the records (vmstate.h). */
+enum { MA_RAM = 1, MA_NCPUS = 2, MA_CLOCK = 3 };
+enum {
+	CPU_INDEX = 1, CPU_REGS = 2, CPU_SREGS = 3, CPU_XSAVE = 4, CPU_FPU = 5, CPU_XCRS = 6, CPU_MSRS = 7,
+	CPU_EVENTS = 8, CPU_MP_STATE = 9, CPU_LAPIC = 10, CPU_DEBUGREGS = 11,
+};
+enum { IC_PIC0 = 1, IC_PIC1 = 2, IC_IOAPIC = 3, IC_PIT = 4 };
+enum { DEV_NAME = 1, DEV_VERSION = 2, DEV_STATE = 3 };
+
+/* ------------------------------------------------------------- vCPUs */
+
+static int cap(struct vm *vm, long c) { return ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, c); }
+
+/* The size of this KVM's XSAVE buffer (KVM_CAP_XSAVE2: it may be larger
+ * than struct kvm_xsave with AMX), 0 without XSAVE. */
+static size_t xsave_size(struct vm *vm)
+{
+	if (cap(vm, KVM_CAP_XSAVE) <= 0)
+		return 0;
+	int n = cap(vm, KVM_CAP_XSAVE2);
+	return n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+}
+
+/* Every MSR KVM lists for save/restore (KVM_GET_MSR_INDEX_LIST). */
+static int msr_index_list(struct vm *vm, uint32_t **out, uint32_t *n, struct tvm_err *err)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 };
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		return tvm_seterr(err, "KVM_GET_MSR_INDEX_LIST failed: %s", strerror(errno));
+	struct kvm_msr_list *l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(uint32_t));
+	if (!l)
+		return tvm_seterr(err, "out of memory");
+	l->nmsrs = probe.nmsrs;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+		free(l);
+		return tvm_seterr(err, "KVM_GET_MSR_INDEX_LIST failed: %s", strerror(errno));
+	}
+	*n = l->nmsrs;
+	*out = malloc((l->nmsrs ? l->nmsrs : 1) * sizeof(uint32_t));
+	if (!*out) {
+		free(l);
+		return tvm_seterr(err, "out of memory");
+	}
+	memcpy(*out, l->indices, l->nmsrs * sizeof(uint32_t));
+	free(l);
+	return 0;
+}
+
+struct saved_msr { uint32_t index, reserved; uint64_t value; };
+
+/* Read every listed MSR that reads back: KVM_GET_MSRS stops at the first
+ * one it cannot read, which is skipped. */
+static int get_msrs(struct vm *vm, int fd, struct saved_msr **out, uint32_t *nout, struct tvm_err *err)
+{
+	uint32_t *idx = NULL, n = 0;
+	if (msr_index_list(vm, &idx, &n, err) < 0)
+		return -1;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + (size_t)n * sizeof(struct kvm_msr_entry));
+	struct saved_msr *s = calloc(n ? n : 1, sizeof(*s));
+	if (!m || !s) {
+		free(idx), free(m), free(s);
+		return tvm_seterr(err, "out of memory");
+	}
+	uint32_t got = 0;
+	for (uint32_t i = 0; i < n;) {
+		m->nmsrs = n - i;
+		for (uint32_t k = 0; k < n - i; k++)
+			m->entries[k] = (struct kvm_msr_entry){ .index = idx[i + k] };
+		int r = ioctl(fd, KVM_GET_MSRS, m);
+		if (r < 0) {
+			free(idx), free(m), free(s);
+			return tvm_seterr(err, "KVM_GET_MSRS failed: %s", strerror(errno));
+		}
+		for (int k = 0; k < r; k++)
+			s[got++] = (struct saved_msr){ .index = m->entries[k].index, .value = m->entries[k].data };
+		i += (uint32_t)r + 1; /* past the one that did not read */
+	}
+	free(idx), free(m);
+	*out = s;
+	*nout = got;
+	return 0;
+}
+
+static int save_vcpu(struct vm *vm, int i, struct vs_out *o, struct tvm_err *err)
+{
+	int fd = vm->cpus[i].fd;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_lapic_state lapic;
+	struct kvm_debugregs dr;
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0 ||
+	    ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ioctl(fd, KVM_GET_MP_STATE, &mp) < 0 ||
+	    ioctl(fd, KVM_GET_LAPIC, &lapic) < 0 || ioctl(fd, KVM_GET_DEBUGREGS, &dr) < 0)
+		return tvm_seterr(err, "cannot read the state of vCPU %d: %s", i, strerror(errno));
+	vs_put_u32(o, CPU_INDEX, (uint32_t)i);
+	vs_put(o, CPU_REGS, &regs, sizeof(regs));
+	vs_put(o, CPU_SREGS, &sregs, sizeof(sregs));
+	size_t xs = xsave_size(vm);
+	if (xs) {
+		void *buf = calloc(1, xs);
+		if (!buf)
+			return tvm_seterr(err, "out of memory");
+		unsigned long req = xs > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+		if (ioctl(fd, req, buf) < 0) {
+			free(buf);
+			return tvm_seterr(err, "cannot read the XSAVE state of vCPU %d: %s", i, strerror(errno));
+		}
+		vs_put(o, CPU_XSAVE, buf, (uint32_t)xs);
+		free(buf);
+	} else {
+		struct kvm_fpu fpu;
+		if (ioctl(fd, KVM_GET_FPU, &fpu) < 0)
+			return tvm_seterr(err, "cannot read the FPU of vCPU %d: %s", i, strerror(errno));
+		vs_put(o, CPU_FPU, &fpu, sizeof(fpu));
+	}
+	if (cap(vm, KVM_CAP_XCRS) > 0) {
+		struct kvm_xcrs xcrs;
+		if (ioctl(fd, KVM_GET_XCRS, &xcrs) < 0)
+			return tvm_seterr(err, "cannot read the XCRs of vCPU %d: %s", i, strerror(errno));
+		vs_put(o, CPU_XCRS, &xcrs, sizeof(xcrs));
+	}
+	struct saved_msr *msrs = NULL;
+	uint32_t nmsrs = 0;
+	if (get_msrs(vm, fd, &msrs, &nmsrs, err) < 0)
+		return -1;
+	vs_put(o, CPU_MSRS, msrs, nmsrs * (uint32_t)sizeof(*msrs));
+	free(msrs);
+	vs_put(o, CPU_EVENTS, &ev, sizeof(ev));
+	vs_put(o, CPU_MP_STATE, &mp, sizeof(mp));
+	vs_put(o, CPU_LAPIC, &lapic, sizeof(lapic));
+	vs_put(o, CPU_DEBUGREGS, &dr, sizeof(dr));
+	return vs_out_error(o, err);
+}
+
+/* In the order KVM wants them: registers, XSAVE, XCRs, system registers,
+ * MSRs (the TSC among them: guest time goes on from where it was), MP
+ * state, LAPIC, events, debug registers. */
+static int load_vcpu(struct vm *vm, const struct vs_in *in, struct tvm_err *err)
+{
+	static const uint16_t known[] = { CPU_INDEX, CPU_REGS, CPU_SREGS, CPU_XSAVE, CPU_FPU, CPU_XCRS,
+					  CPU_MSRS, CPU_EVENTS, CPU_MP_STATE, CPU_LAPIC, CPU_DEBUGREGS };
+	uint32_t idx;
+	if (vs_check(in, known, sizeof(known) / sizeof(known[0]), err) < 0 ||
+	    vs_get_u32(in, CPU_INDEX, &idx, "its index", err) < 0)
+		return -1;
+	if (idx >= (uint32_t)vm->ncpus)
+		return tvm_seterr(err, "the snapshot has vCPU %u; this VM has %d", idx, vm->ncpus);
+	int fd = vm->cpus[idx].fd;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_lapic_state lapic;
+	struct kvm_debugregs dr;
+	if (vs_get(in, CPU_REGS, &regs, sizeof(regs), "registers", err) < 0 ||
+	    vs_get(in, CPU_SREGS, &sregs, sizeof(sregs), "system registers", err) < 0 ||
+	    vs_get(in, CPU_EVENTS, &ev, sizeof(ev), "events", err) < 0 ||
+	    vs_get(in, CPU_MP_STATE, &mp, sizeof(mp), "MP state", err) < 0 ||
+	    vs_get(in, CPU_LAPIC, &lapic, sizeof(lapic), "LAPIC", err) < 0 ||
+	    vs_get(in, CPU_DEBUGREGS, &dr, sizeof(dr), "debug registers", err) < 0)
+		return -1;
+	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
+		return tvm_seterr(err, "KVM refused the registers of vCPU %u: %s", idx, strerror(errno));
+	const void *xd;
+	uint32_t xl;
+	size_t xs = xsave_size(vm);
+	if (vs_find(in, CPU_XSAVE, &xd, &xl)) {
+		if (!xs)
+			return tvm_seterr(err, "the snapshot holds XSAVE state, and this machine's KVM has no XSAVE");
+		void *buf = calloc(1, xs > xl ? xs : xl);
+		if (!buf)
+			return tvm_seterr(err, "out of memory");
+		memcpy(buf, xd, xl);
+		for (size_t k = xs; k < xl; k++)
+			if (((uint8_t *)buf)[k]) {
+				free(buf);
+				return tvm_seterr(err, "the snapshot's XSAVE state of vCPU %u uses %u bytes; this machine's "
+						       "KVM holds %zu (the CPU lacks a feature the guest used)", idx, xl, xs);
+			}
+		int r = ioctl(fd, KVM_SET_XSAVE, buf);
+		int e = errno;
+		free(buf);
+		if (r < 0)
+			return tvm_seterr(err, "KVM refused the XSAVE state of vCPU %u: %s", idx, strerror(e));
+	} else {
+		struct kvm_fpu fpu;
+		if (vs_get(in, CPU_FPU, &fpu, sizeof(fpu), "FPU (or XSAVE) state", err) < 0)
+			return -1;
+		if (ioctl(fd, KVM_SET_FPU, &fpu) < 0)
+			return tvm_seterr(err, "KVM refused the FPU state of vCPU %u: %s", idx, strerror(errno));
+	}
+	struct kvm_xcrs xcrs;
+	int have = vs_get_opt(in, CPU_XCRS, &xcrs, sizeof(xcrs), "XCRs", err);
+	if (have < 0)
+		return -1;
+	if (have) {
+		if (xcrs.nr_xcrs > KVM_MAX_XCRS)
+			return tvm_seterr(err, "the snapshot lists %u XCRs for vCPU %u (at most %d)", xcrs.nr_xcrs, idx,
+					  KVM_MAX_XCRS);
+		if (ioctl(fd, KVM_SET_XCRS, &xcrs) < 0)
+			return tvm_seterr(err, "KVM refused the XCRs of vCPU %u: %s", idx, strerror(errno));
+	}
+	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
+		return tvm_seterr(err, "KVM refused the system registers of vCPU %u: %s", idx, strerror(errno));
+	const void *md;
+	uint32_t ml;
+	if (vs_find(in, CPU_MSRS, &md, &ml)) {
+		if (ml % sizeof(struct saved_msr))
+			return tvm_seterr(err, "the MSR list of vCPU %u is %u bytes, not whole entries", idx, ml);
+		uint32_t n = ml / (uint32_t)sizeof(struct saved_msr);
+		struct kvm_msrs *m = calloc(1, sizeof(*m) + (size_t)n * sizeof(struct kvm_msr_entry));
+		if (!m)
+			return tvm_seterr(err, "out of memory");
+		unsigned refused = 0;
+		for (uint32_t i = 0; i < n;) {
+			m->nmsrs = n - i;
+			for (uint32_t k = 0; k < n - i; k++) {
+				struct saved_msr sm;
+				memcpy(&sm, (const uint8_t *)md + (size_t)(i + k) * sizeof(sm), sizeof(sm));
+				m->entries[k] = (struct kvm_msr_entry){ .index = sm.index, .data = sm.value };
+			}
+			int r = ioctl(fd, KVM_SET_MSRS, m);
+			if (r < 0) {
+				int e = errno;
+				free(m);
+				return tvm_seterr(err, "KVM_SET_MSRS on vCPU %u failed: %s", idx, strerror(e));
+			}
+			if ((uint32_t)r < n - i) {
+				tvm_debug("restore: vCPU %u: KVM refused MSR 0x%x", idx, m->entries[r].index);
+				refused++;
+			}
+			i += (uint32_t)r + 1;
+		}
+		free(m);
+		if (refused)
+			tvm_debug("restore: vCPU %u: %u MSRs refused by this KVM (read-only ones)", idx, refused);
+	}
+	if (mp.mp_state > KVM_MP_STATE_SUSPENDED)
+		return tvm_seterr(err, "vCPU %u has MP state %u in the snapshot", idx, mp.mp_state);
+	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
+		return tvm_seterr(err, "KVM refused the MP state of vCPU %u: %s", idx, strerror(errno));
+	if (ioctl(fd, KVM_SET_LAPIC, &lapic) < 0)
+		return tvm_seterr(err, "KVM refused the LAPIC of vCPU %u: %s", idx, strerror(errno));
+	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return tvm_seterr(err, "KVM refused the pending events of vCPU %u: %s", idx, strerror(errno));
+	if (ioctl(fd, KVM_SET_DEBUGREGS, &dr) < 0)
+		return tvm_seterr(err, "KVM refused the debug registers of vCPU %u: %s", idx, strerror(errno));
+	return 0;
+}
+
+/* ---------------------------------------------------- irqchip and PIT */
+
+static int save_irqchip(struct vm *vm, struct vs_out *o, struct tvm_err *err)
+{
+	static const uint16_t tags[3] = { IC_PIC0, IC_PIC1, IC_IOAPIC };
+	for (uint32_t id = 0; id < 3; id++) {
+		struct kvm_irqchip chip = { .chip_id = id };
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+			return tvm_seterr(err, "KVM_GET_IRQCHIP (%u) failed: %s", id, strerror(errno));
+		vs_put(o, tags[id], &chip, sizeof(chip));
+	}
+	struct kvm_pit_state2 pit;
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+		return tvm_seterr(err, "KVM_GET_PIT2 failed: %s", strerror(errno));
+	vs_put(o, IC_PIT, &pit, sizeof(pit));
+	return vs_out_error(o, err);
+}
+
+static int load_irqchip(struct vm *vm, const struct vs_in *in, struct tvm_err *err)
+{
+	static const uint16_t known[] = { IC_PIC0, IC_PIC1, IC_IOAPIC, IC_PIT };
+	static const uint16_t tags[3] = { IC_PIC0, IC_PIC1, IC_IOAPIC };
+	static const char *const names[3] = { "the master PIC", "the slave PIC", "the IOAPIC" };
+	if (vs_check(in, known, sizeof(known) / sizeof(known[0]), err) < 0)
+		return -1;
+	for (uint32_t id = 0; id < 3; id++) {
+		struct kvm_irqchip chip;
+		if (vs_get(in, tags[id], &chip, sizeof(chip), names[id], err) < 0)
+			return -1;
+		if (chip.chip_id != id)
+			return tvm_seterr(err, "the snapshot's state of %s names chip %u", names[id], chip.chip_id);
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
+			return tvm_seterr(err, "KVM refused the snapshot's state of %s: %s", names[id], strerror(errno));
+	}
+	struct kvm_pit_state2 pit;
+	if (vs_get(in, IC_PIT, &pit, sizeof(pit), "the PIT", err) < 0)
+		return -1;
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
+		return tvm_seterr(err, "KVM refused the snapshot's PIT state: %s", strerror(errno));
+	return 0;
+}
+
+/* ------------------------------------------------------------- memory */
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+	uint64_t acc = 0;
+	for (unsigned i = 0; i < PAGE / 8; i++)
+		acc |= w[i];
+	return acc == 0;
+}
+
+struct membuf { uint8_t *p; size_t len, cap; };
+
+static int membuf_reserve(struct membuf *b, size_t more)
+{
+	if (b->cap - b->len >= more)
+		return 0;
+	size_t cap = b->cap ? b->cap : (1u << 20);
+	while (cap - b->len < more)
+		cap *= 2;
+	uint8_t *n = realloc(b->p, cap);
+	if (!n)
+		return -1;
+	b->p = n;
+	b->cap = cap;
+	return 0;
+}
+
+/* One run of npages pages at gpa (host copy at src): compressed, or with
+ * `zero` only its header (RUN_ZERO: the pages are zero now). */
+static int put_run(struct membuf *b, ZSTD_CCtx *cc, uint64_t gpa, const uint8_t *src, uint32_t npages, bool zero,
+		   struct tvm_err *err)
+{
+	size_t raw = (size_t)npages * PAGE, bound = zero ? 0 : ZSTD_compressBound(raw);
+	if (membuf_reserve(b, RUN_HDR + bound) < 0)
+		return tvm_seterr(err, "out of memory while compressing guest memory");
+	size_t c = 0;
+	if (!zero) {
+		c = ZSTD_compressCCtx(cc, b->p + b->len + RUN_HDR, bound, src, raw, 1);
+		if (ZSTD_isError(c))
+			return tvm_seterr(err, "zstd: %s", ZSTD_getErrorName(c));
+	}
+	uint32_t flags = zero ? RUN_ZERO : 0, clen = (uint32_t)c, crc = zero ? 0 : (uint32_t)crc32(0, src, (uInt)raw);
+	uint8_t *h = b->p + b->len;
+	memcpy(h, &gpa, 8);
+	memcpy(h + 8, &npages, 4);
+	memcpy(h + 12, &flags, 4);
+	memcpy(h + 16, &clen, 4);
+	memcpy(h + 20, &crc, 4);
+	b->len += RUN_HDR + c;
+	return 0;
+}
+
+static bool bit(const uint64_t *bm, uint64_t pg) { return bm[pg / 64] >> (pg % 64) & 1; }
+
+/* Full (dirty NULL): every non-zero page. Incremental: every page dirty[]
+ * marks, a zero one as a RUN_ZERO run (the parent may hold data there). */
+static int save_memory(struct vm *vm, struct snap_writer *w, const uint64_t *const *dirty, struct tvm_err *err)
+{
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	struct membuf b = { 0 };
+	if (!cc)
+		return tvm_seterr(err, "out of memory (zstd)");
+	int rc = 0;
+	for (int ri = 0; rc == 0 && ri < vm->nregions; ri++) {
+		const struct mem_region *r = &vm->regions[ri];
+		const uint64_t *bm = dirty ? dirty[ri] : NULL;
+		for (uint64_t span = 0; rc == 0 && span < r->size; span += MEM_SECTION_SPAN) {
+			uint64_t end = span + MEM_SECTION_SPAN < r->size ? span + MEM_SECTION_SPAN : r->size;
+			b.len = 0;
+			for (uint64_t off = span; rc == 0 && off < end;) {
+				bool zero = page_is_zero(r->host + off);
+				if (bm ? !bit(bm, off / PAGE) : zero) {
+					off += PAGE;
+					continue;
+				}
+				uint64_t start = off;
+				uint32_t n = 0;
+				while (off < end && n < RUN_MAX_PAGES && (!bm || bit(bm, off / PAGE)) &&
+				       page_is_zero(r->host + off) == zero) {
+					off += PAGE;
+					n++;
+				}
+				rc = put_run(&b, cc, r->gpa + start, r->host + start, n, zero, err);
+			}
+			if (rc == 0 && b.len)
+				rc = snap_add(w, SNAP_SEC_MEMORY, 1, SNAP_SECTION_REQUIRED, b.p, b.len, err);
+		}
+	}
+	free(b.p);
+	ZSTD_freeCCtx(cc);
+	return rc;
+}
+
+/* Runs are hostile: each is framed inside its section, lies inside one
+ * RAM region (the caller checks), decompresses to exactly its pages and
+ * matches its CRC. */
+struct run {
+	uint64_t gpa;
+	uint32_t npages, flags, clen, crc;
+	uint64_t data; /* offset of the compressed bytes in the section */
+};
+
+/* The run at *off of section s into *run; *off moves past it. */
+static int read_run(struct snap_reader *rd, const struct snap_section *s, uint64_t *off, struct run *run,
+		    struct tvm_err *err)
+{
+	uint8_t h[RUN_HDR];
+	if (s->length - *off < RUN_HDR)
+		return tvm_seterr(err, "a memory section ends inside a run header (at byte %llu)",
+				  (unsigned long long)*off);
+	if (snap_read(rd, s, *off, h, RUN_HDR, err) < 0)
+		return -1;
+	memcpy(&run->gpa, h, 8);
+	memcpy(&run->npages, h + 8, 4);
+	memcpy(&run->flags, h + 12, 4);
+	memcpy(&run->clen, h + 16, 4);
+	memcpy(&run->crc, h + 20, 4);
+	*off += RUN_HDR;
+	if (run->npages == 0 || run->npages > RUN_MAX_PAGES || (run->gpa & (PAGE - 1)) || (run->flags & ~RUN_ZERO) ||
+	    ((run->flags & RUN_ZERO) && (run->clen || run->crc)))
+		return tvm_seterr(err, "a memory run at guest address 0x%llx has %u pages and flags 0x%x: not a run "
+				       "this format writes", (unsigned long long)run->gpa, run->npages, run->flags);
+	if (run->clen > s->length - *off)
+		return tvm_seterr(err, "a memory run at guest address 0x%llx claims %u bytes past its section's end",
+				  (unsigned long long)run->gpa, run->clen);
+	run->data = *off;
+	*off += run->clen;
+	return 0;
+}
+
+/* A data run's pages into dst (npages * PAGE bytes), checked. */
+static int inflate_run(struct snap_reader *rd, const struct snap_section *s, const struct run *run, uint8_t *dst,
+		       ZSTD_DCtx *dc, struct membuf *cbuf, struct tvm_err *err)
+{
+	uint64_t raw = (uint64_t)run->npages * PAGE;
+	cbuf->len = 0;
+	if (membuf_reserve(cbuf, run->clen ? run->clen : 1) < 0)
+		return tvm_seterr(err, "out of memory");
+	if (snap_read(rd, s, run->data, cbuf->p, run->clen, err) < 0)
+		return -1;
+	size_t got = ZSTD_decompressDCtx(dc, dst, raw, cbuf->p, run->clen);
+	if (ZSTD_isError(got) || got != raw)
+		return tvm_seterr(err, "the memory run at guest address 0x%llx does not decompress to its %u pages%s%s",
+				  (unsigned long long)run->gpa, run->npages, ZSTD_isError(got) ? ": " : "",
+				  ZSTD_isError(got) ? ZSTD_getErrorName(got) : "");
+	if ((uint32_t)crc32(0, dst, (uInt)raw) != run->crc)
+		return tvm_seterr(err, "the memory run at guest address 0x%llx fails its checksum",
+				  (unsigned long long)run->gpa);
+	return 0;
+}
+
+static int load_memory(struct vm *vm, struct snap_reader *rd, const struct snap_section *s, ZSTD_DCtx *dc,
+		       struct membuf *cbuf, struct tvm_err *err)
+{
+	for (uint64_t off = 0; off < s->length;) {
+		struct run run;
+		if (read_run(rd, s, &off, &run, err) < 0)
+			return -1;
+		uint64_t raw = (uint64_t)run.npages * PAGE;
+		uint8_t *dst = gpa_ptr(vm, GPA(run.gpa), raw);
+		if (!dst)
+			return tvm_seterr(err, "a memory run covers guest addresses 0x%llx+%llu, which are not this VM's RAM",
+					  (unsigned long long)run.gpa, (unsigned long long)raw);
+		if (run.flags & RUN_ZERO)
+			memset(dst, 0, raw);
+		else if (inflate_run(rd, s, &run, dst, dc, cbuf, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ devices */
+
+static int save_devices(struct vm *vm, struct snap_writer *w, struct tvm_err *err)
+{
+	for (int i = 0; i < vm->ndevices; i++) {
+		const struct vm_dev_entry *d = &vm->devices[i];
+		struct vs_out st = { 0 }, rec = { 0 };
+		char why[sizeof(err->msg)];
+		if (d->ops->save(d->dev, &st, err) < 0) {
+			memcpy(why, err->msg, sizeof(why));
+			vs_out_free(&st);
+			return tvm_seterr(err, "device %s: %.400s", d->name, why);
+		}
+		vs_put(&rec, DEV_NAME, d->name, (uint32_t)strlen(d->name));
+		vs_put_u16(&rec, DEV_VERSION, d->ops->version);
+		vs_put(&rec, DEV_STATE, st.buf, (uint32_t)st.len);
+		vs_out_free(&st);
+		int rc = vs_out_error(&rec, err);
+		if (rc == 0)
+			rc = snap_add(w, SNAP_SEC_DEVICE, 1, SNAP_SECTION_REQUIRED, rec.buf, rec.len, err);
+		vs_out_free(&rec);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int load_device(struct vm *vm, const struct vs_in *in, bool *seen, struct tvm_err *err)
+{
+	static const uint16_t known[] = { DEV_NAME, DEV_VERSION, DEV_STATE };
+	const void *name, *state;
+	uint32_t nlen, slen;
+	uint16_t version;
+	if (vs_check(in, known, 3, err) < 0 || vs_get_u16(in, DEV_VERSION, &version, "its version", err) < 0)
+		return -1;
+	if (!vs_find(in, DEV_NAME, &name, &nlen) || nlen == 0 || nlen >= TVM_DEVICE_NAME)
+		return tvm_seterr(err, "a device section has no usable name");
+	char nm[TVM_DEVICE_NAME];
+	memcpy(nm, name, nlen);
+	nm[nlen] = 0;
+	for (uint32_t k = 0; k < nlen; k++)
+		if (nm[k] < 0x21 || nm[k] > 0x7e)
+			return tvm_seterr(err, "a device section's name is not printable");
+	if (!vs_find(in, DEV_STATE, &state, &slen))
+		return tvm_seterr(err, "device %s has no state in the snapshot", nm);
+	for (int i = 0; i < vm->ndevices; i++) {
+		const struct vm_dev_entry *d = &vm->devices[i];
+		if (strcmp(d->name, nm))
+			continue;
+		if (seen[i])
+			return tvm_seterr(err, "device %s appears twice in the snapshot", nm);
+		seen[i] = true;
+		if (version > d->ops->version)
+			return tvm_seterr(err, "device %s: the snapshot holds state version %u; this trialvm reads up to %u",
+					  nm, version, d->ops->version);
+		char what[64];
+		snprintf(what, sizeof(what), "device %s", nm);
+		struct vs_in st = { .p = state, .len = slen, .what = what };
+		char why[sizeof(err->msg)];
+		if (vs_check(&st, NULL, 0, err) < 0 || d->ops->load(d->dev, &st, version, err) < 0) {
+			memcpy(why, err->msg, sizeof(why));
+			return tvm_seterr(err, "device %s: %.400s", nm, why);
+		}
+		return 0;
+	}
+	return tvm_seterr(err, "the snapshot has device %s, which this VM lacks (it was taken with other options: "
+			       "disks, devices)", nm);
+}
+
+/* ------------------------------------------------------------ machine */
+
+int vm_snapshot_save(struct vm *vm, const char *path, struct snap_header *h, const uint64_t *const *dirty,
+		     const struct snap_extra *extra, int nextra, struct tvm_err *err)
+{
+	h->format_version = SNAP_FORMAT_VERSION;
+	snprintf(h->trialvm_version, sizeof(h->trialvm_version), "%s", TRIALVM_VERSION);
+	struct snap_writer *w;
+	if (snap_create(path, h, &w, err) < 0)
+		return -1;
+	struct vs_out o = { 0 };
+	struct kvm_clock_data clk = { 0 };
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0) {
+		tvm_seterr(err, "KVM_GET_CLOCK failed: %s", strerror(errno));
+		goto fail;
+	}
+	vs_put_u64(&o, MA_RAM, vm->ram_size);
+	vs_put_u32(&o, MA_NCPUS, (uint32_t)vm->ncpus);
+	vs_put_u64(&o, MA_CLOCK, clk.clock);
+	if (vs_out_error(&o, err) < 0 || snap_add(w, SNAP_SEC_MACHINE, 1, SNAP_SECTION_REQUIRED, o.buf, o.len, err) < 0)
+		goto fail;
+	for (int i = 0; i < vm->ncpus; i++) {
+		o.len = 0;
+		if (save_vcpu(vm, i, &o, err) < 0 || snap_add(w, SNAP_SEC_VCPU, 1, SNAP_SECTION_REQUIRED, o.buf, o.len, err) < 0)
+			goto fail;
+	}
+	o.len = 0;
+	if (save_irqchip(vm, &o, err) < 0 || snap_add(w, SNAP_SEC_IRQCHIP, 1, SNAP_SECTION_REQUIRED, o.buf, o.len, err) < 0)
+		goto fail;
+	if (save_devices(vm, w, err) < 0 || save_memory(vm, w, dirty, err) < 0)
+		goto fail;
+	for (int i = 0; i < nextra; i++)
+		if (snap_add(w, extra[i].type, extra[i].version, extra[i].flags, extra[i].data, extra[i].len, err) < 0)
+			goto fail;
+	vs_out_free(&o);
+	return snap_commit(w, err);
+fail:
+	vs_out_free(&o);
+	snap_abandon(w);
+	return -1;
+}
+
+/* A section's payload, whole, for a record (they are small: < 1 MiB). */
+static int read_record(struct snap_reader *r, const struct snap_section *s, uint8_t **buf, struct vs_in *in,
+		       const char *what, struct tvm_err *err)
+{
+	if (s->length > VS_MAX_RECORD)
+		return tvm_seterr(err, "the %s section is %llu bytes: more than a state record may hold", what,
+				  (unsigned long long)s->length);
+	*buf = malloc(s->length ? s->length : 1);
+	if (!*buf)
+		return tvm_seterr(err, "out of memory");
+	if (snap_read(r, s, 0, *buf, s->length, err) < 0) {
+		free(*buf);
+		*buf = NULL;
+		return -1;
+	}
+	*in = (struct vs_in){ .p = *buf, .len = s->length, .what = what };
+	return 0;
+}
+
+/* The first section of a type (rewinding the reader). */
+static int find_section(struct snap_reader *r, uint32_t type, struct snap_section *s)
+{
+	snap_rewind(r);
+	while (snap_next(r, s) == 1)
+		if (s->type == type)
+			return 1;
+	return 0;
+}
+
+int vm_snapshot_config(struct snap_reader *r, struct vm_config *cfg, struct tvm_err *err)
+{
+	struct snap_section s;
+	if (!find_section(r, SNAP_SEC_MACHINE, &s))
+		return tvm_seterr(err, "the snapshot has no machine section");
+	uint8_t *buf;
+	struct vs_in in;
+	if (read_record(r, &s, &buf, &in, "machine", err) < 0)
+		return -1;
+	static const uint16_t known[] = { MA_RAM, MA_NCPUS, MA_CLOCK };
+	uint64_t ram;
+	uint32_t n;
+	int rc = vs_check(&in, known, 3, err);
+	if (rc == 0)
+		rc = vs_get_u64(&in, MA_RAM, &ram, "the memory size", err);
+	if (rc == 0)
+		rc = vs_get_u32(&in, MA_NCPUS, &n, "the vCPU count", err);
+	free(buf);
+	if (rc < 0)
+		return -1;
+	if (ram < TVM_MIN_RAM || ram > TVM_MAX_RAM || (ram & (PAGE - 1)))
+		return tvm_seterr(err, "the snapshot's guest memory size %llu is not one trialvm supports",
+				  (unsigned long long)ram);
+	if (n < 1 || n > TVM_MAX_VCPUS)
+		return tvm_seterr(err, "the snapshot has %u vCPUs; trialvm supports 1 to %d", n, TVM_MAX_VCPUS);
+	cfg->ram_size = ram;
+	cfg->ncpus = (int)n;
+	return 0;
+}
+
+static bool id_zero(const uint8_t id[16])
+{
+	for (int i = 0; i < 16; i++)
+		if (id[i])
+			return false;
+	return true;
+}
+
+int snapshot_chain_check(struct snap_reader *const *chain, int n, struct tvm_err *err)
+{
+	for (int i = 0; i < n; i++) {
+		const struct snap_header *h = snap_header_of(chain[i]);
+		if (i == 0 && !id_zero(h->parent))
+			return tvm_seterr(err, "the first snapshot of the chain is incremental (it has a parent)");
+		if (i > 0 && memcmp(h->parent, snap_header_of(chain[i - 1])->id, 16))
+			return tvm_seterr(err, "snapshot %d of the chain does not name snapshot %d as its parent", i, i - 1);
+		for (int k = 0; k < i; k++)
+			if (!memcmp(h->id, snap_header_of(chain[k])->id, 16))
+				return tvm_seterr(err, "the snapshot chain has a cycle (an id appears twice)");
+	}
+	return 0;
+}
+
+int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain, struct tvm_err *err)
+{
+	if (nchain < 1 || snapshot_chain_check(chain, nchain, err) < 0)
+		return nchain < 1 ? tvm_seterr(err, "no snapshot") : -1;
+	struct snap_reader *r = chain[nchain - 1];
+	struct vm_config cfg;
+	if (vm_snapshot_config(r, &cfg, err) < 0)
+		return -1;
+	if (cfg.ram_size != vm->ram_size || cfg.ncpus != vm->ncpus)
+		return tvm_seterr(err, "the snapshot is of a VM with %llu MiB and %d vCPUs; this one has %llu MiB and %d",
+				  (unsigned long long)(cfg.ram_size >> 20), cfg.ncpus,
+				  (unsigned long long)(vm->ram_size >> 20), vm->ncpus);
+	bool cpu_seen[TVM_MAX_VCPUS] = { 0 }, dev_seen[TVM_MAX_DEVICES] = { 0 };
+	bool irq_seen = false;
+	uint64_t clock = 0;
+	ZSTD_DCtx *dc = ZSTD_createDCtx();
+	struct membuf cbuf = { 0 };
+	if (!dc)
+		return tvm_seterr(err, "out of memory (zstd)");
+	int rc = 0;
+	struct snap_section s;
+	/* Memory first, oldest snapshot first: devices check their rings
+	 * against it. */
+	for (int i = 0; rc == 0 && i < nchain; i++) {
+		struct vm_config c;
+		if ((rc = vm_snapshot_config(chain[i], &c, err)) < 0)
+			break;
+		if (c.ram_size != cfg.ram_size || c.ncpus != cfg.ncpus) {
+			rc = tvm_seterr(err, "the snapshots of the chain are of different machines");
+			break;
+		}
+		snap_rewind(chain[i]);
+		while (rc == 0 && snap_next(chain[i], &s) == 1)
+			if (s.type == SNAP_SEC_MEMORY)
+				rc = load_memory(vm, chain[i], &s, dc, &cbuf, err);
+	}
+	snap_rewind(r);
+	while (rc == 0 && snap_next(r, &s) == 1) {
+		uint8_t *buf = NULL;
+		struct vs_in in;
+		switch (s.type) {
+		case SNAP_SEC_MACHINE: {
+			if ((rc = read_record(r, &s, &buf, &in, "machine", err)) == 0)
+				rc = vs_get_u64(&in, MA_CLOCK, &clock, "the KVM clock", err);
+			break;
+		}
+		case SNAP_SEC_VCPU: {
+			if ((rc = read_record(r, &s, &buf, &in, "vcpu", err)) < 0)
+				break;
+			uint32_t idx;
+			if ((rc = vs_get_u32(&in, CPU_INDEX, &idx, "its index", err)) < 0)
+				break;
+			if (idx >= (uint32_t)vm->ncpus) {
+				rc = tvm_seterr(err, "a vCPU section names vCPU %u; the machine has %d", idx, vm->ncpus);
+				break;
+			}
+			if (cpu_seen[idx]) {
+				rc = tvm_seterr(err, "vCPU %u appears twice in the snapshot", idx);
+				break;
+			}
+			cpu_seen[idx] = true;
+			rc = load_vcpu(vm, &in, err);
+			break;
+		}
+		case SNAP_SEC_IRQCHIP:
+			if (irq_seen) {
+				rc = tvm_seterr(err, "the snapshot has two irqchip sections");
+				break;
+			}
+			irq_seen = true;
+			if ((rc = read_record(r, &s, &buf, &in, "irqchip", err)) == 0)
+				rc = load_irqchip(vm, &in, err);
+			break;
+		case SNAP_SEC_DEVICE:
+			if ((rc = read_record(r, &s, &buf, &in, "device", err)) == 0)
+				rc = load_device(vm, &in, dev_seen, err);
+			break;
+		default:
+			break;
+		}
+		free(buf);
+	}
+	free(cbuf.p);
+	ZSTD_freeDCtx(dc);
+	if (rc < 0)
+		return -1;
+	for (int i = 0; i < vm->ncpus; i++)
+		if (!cpu_seen[i])
+			return tvm_seterr(err, "the snapshot lacks the state of vCPU %d", i);
+	if (!irq_seen)
+		return tvm_seterr(err, "the snapshot lacks the irqchip state");
+	for (int i = 0; i < vm->ndevices; i++)
+		if (!dev_seen[i])
+			return tvm_seterr(err, "the snapshot has no state for device %s (it was taken with other options)",
+					  vm->devices[i].name);
+	struct kvm_clock_data clk = { .clock = clock };
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0)
+		return tvm_seterr(err, "KVM_SET_CLOCK failed: %s", strerror(errno));
+	return 0;
+}
+
+/* ------------------------------------------------------------- merging */
+
+/* The index of guest page gpa in a machine of `ram` bytes (vm.h's layout:
+ * RAM from 0 up to the MMIO hole, the rest from 4 GiB), with npages pages
+ * all RAM; -1 otherwise. */
+static int64_t page_index(uint64_t ram, uint64_t gpa, uint64_t npages)
+{
+	uint64_t low = ram < TVM_MMIO_HOLE_START ? ram : TVM_MMIO_HOLE_START, len = npages * PAGE, end;
+	if (add_overflows(gpa, len, &end))
+		return -1;
+	if (end <= low)
+		return (int64_t)(gpa / PAGE);
+	if (gpa >= TVM_4G && end - TVM_4G <= ram - low)
+		return (int64_t)((low + gpa - TVM_4G) / PAGE);
+	return -1;
+}
+
+struct merge {
+	struct snap_writer *w;
+	struct membuf out, cbuf;
+	uint8_t *pages;          /* one run's pages, RUN_MAX_PAGES */
+	ZSTD_CCtx *cc;
+	ZSTD_DCtx *dc;
+	uint64_t *covered;       /* pages the newer snapshot holds */
+	uint64_t ram;
+};
+
+static int merge_flush(struct merge *m, bool force, struct tvm_err *err)
+{
+	if (!m->out.len || (!force && m->out.len < MEM_SECTION_SPAN))
+		return 0;
+	int r = snap_add(m->w, SNAP_SEC_MEMORY, 1, SNAP_SECTION_REQUIRED, m->out.p, m->out.len, err);
+	m->out.len = 0;
+	return r;
+}
+
+/* The older snapshot's data runs, less the pages the newer one holds. */
+static int merge_older(struct merge *m, struct snap_reader *r, const struct snap_section *s, struct tvm_err *err)
+{
+	for (uint64_t off = 0; off < s->length;) {
+		struct run run;
+		if (read_run(r, s, &off, &run, err) < 0)
+			return -1;
+		int64_t first = page_index(m->ram, run.gpa, run.npages);
+		if (first < 0)
+			return tvm_seterr(err, "a memory run at guest address 0x%llx lies outside the machine's RAM",
+					  (unsigned long long)run.gpa);
+		if (run.flags & RUN_ZERO)
+			continue;
+		if (inflate_run(r, s, &run, m->pages, m->dc, &m->cbuf, err) < 0)
+			return -1;
+		for (uint32_t i = 0; i < run.npages;) {
+			if (bit(m->covered, (uint64_t)first + i) || page_is_zero(m->pages + (size_t)i * PAGE)) {
+				i++;
+				continue;
+			}
+			uint32_t n = 0;
+			while (i + n < run.npages && !bit(m->covered, (uint64_t)first + i + n) &&
+			       !page_is_zero(m->pages + (size_t)(i + n) * PAGE))
+				n++;
+			if (put_run(&m->out, m->cc, run.gpa + (uint64_t)i * PAGE, m->pages + (size_t)i * PAGE, n, false,
+				    err) < 0 || merge_flush(m, false, err) < 0)
+				return -1;
+			i += n;
+		}
+	}
+	return 0;
+}
+
+/* The newer snapshot's runs: data runs copied as they are, zero runs
+ * dropped (a full snapshot stores no zero pages). pass 0 only marks. */
+static int merge_newer(struct merge *m, struct snap_reader *r, const struct snap_section *s, int pass,
+		       struct tvm_err *err)
+{
+	for (uint64_t off = 0; off < s->length;) {
+		struct run run;
+		if (read_run(r, s, &off, &run, err) < 0)
+			return -1;
+		int64_t first = page_index(m->ram, run.gpa, run.npages);
+		if (first < 0)
+			return tvm_seterr(err, "a memory run at guest address 0x%llx lies outside the machine's RAM",
+					  (unsigned long long)run.gpa);
+		if (pass == 0) {
+			for (uint32_t i = 0; i < run.npages; i++)
+				m->covered[((uint64_t)first + i) / 64] |= 1ull << (((uint64_t)first + i) % 64);
+			continue;
+		}
+		if (run.flags & RUN_ZERO)
+			continue;
+		if (membuf_reserve(&m->out, RUN_HDR + run.clen) < 0)
+			return tvm_seterr(err, "out of memory");
+		if (snap_read(r, s, run.data - RUN_HDR, m->out.p + m->out.len, RUN_HDR + run.clen, err) < 0)
+			return -1;
+		m->out.len += RUN_HDR + run.clen;
+		if (merge_flush(m, false, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int snapshot_merge(const char *older, const char *newer, struct tvm_err *err)
+{
+	struct snap_reader *ro = NULL, *rn = NULL;
+	struct merge m = { 0 };
+	int rc = -1;
+	if (snap_open(older, snapshot_known, snapshot_nknown, &ro, err) < 0 ||
+	    snap_open(newer, snapshot_known, snapshot_nknown, &rn, err) < 0)
+		goto out;
+	struct snap_reader *chain[2] = { ro, rn };
+	struct vm_config co, cn;
+	if (snapshot_chain_check(chain, 2, err) < 0 || vm_snapshot_config(ro, &co, err) < 0 ||
+	    vm_snapshot_config(rn, &cn, err) < 0)
+		goto out;
+	if (co.ram_size != cn.ram_size) {
+		tvm_seterr(err, "%s and %s are of machines of different sizes", older, newer);
+		goto out;
+	}
+	m.ram = cn.ram_size;
+	m.covered = calloc((m.ram / PAGE + 63) / 64, 8);
+	m.pages = malloc((size_t)RUN_MAX_PAGES * PAGE);
+	m.cc = ZSTD_createCCtx();
+	m.dc = ZSTD_createDCtx();
+	if (!m.covered || !m.pages || !m.cc || !m.dc) {
+		tvm_seterr(err, "out of memory");
+		goto out;
+	}
+	struct snap_section s;
+	snap_rewind(rn);
+	while (snap_next(rn, &s) == 1)
+		if (s.type == SNAP_SEC_MEMORY && merge_newer(&m, rn, &s, 0, err) < 0)
+			goto out;
+	struct snap_header h = *snap_header_of(rn);
+	memset(h.parent, 0, sizeof(h.parent));
+	if (snap_create(newer, &h, &m.w, err) < 0)
+		goto out;
+	/* Every section of the newer one but its memory and its parent's name. */
+	snap_rewind(rn);
+	while (snap_next(rn, &s) == 1) {
+		if (s.type == SNAP_SEC_MEMORY || s.type == SNAP_SEC_PARENT)
+			continue;
+		uint8_t *buf = malloc(s.length ? s.length : 1);
+		if (!buf || s.length > VS_MAX_RECORD) {
+			free(buf);
+			tvm_seterr(err, "section %u of %s is too large to copy", s.type, newer);
+			goto fail;
+		}
+		int r = snap_read(rn, &s, 0, buf, s.length, err);
+		if (r == 0)
+			r = snap_add(m.w, s.type, s.version, s.flags, buf, s.length, err);
+		free(buf);
+		if (r < 0)
+			goto fail;
+	}
+	snap_rewind(ro);
+	while (snap_next(ro, &s) == 1)
+		if (s.type == SNAP_SEC_MEMORY && merge_older(&m, ro, &s, err) < 0)
+			goto fail;
+	snap_rewind(rn);
+	while (snap_next(rn, &s) == 1)
+		if (s.type == SNAP_SEC_MEMORY && merge_newer(&m, rn, &s, 1, err) < 0)
+			goto fail;
+	if (merge_flush(&m, true, err) < 0)
+		goto fail;
+	rc = snap_commit(m.w, err);
+	m.w = NULL;
+	goto out;
+fail:
+	snap_abandon(m.w);
+out:
+	snap_close(ro);
+	snap_close(rn);
+	free(m.out.p);
+	free(m.cbuf.p);
+	free(m.pages);
+	free(m.covered);
+	ZSTD_freeCCtx(m.cc);
+	ZSTD_freeDCtx(m.dc);
+	return rc;
+}

@@ -1,0 +1,88 @@
+/* vmm/snapshot.h - the whole machine into a snapshot file and back: every
+ * vCPU's resume state, the in-kernel irqchip, PIT and clock, every device
+ * the VM owns (vm_add_device), and guest memory (README "Snapshot files").
+ *
+ * Sections (vmm/snapfile.h frames them; all required unless said):
+ *   1 machine  (v1) RAM size, vCPU count, the KVM clock
+ *   2 vcpu     (v1) one per vCPU: registers, system registers (with the
+ *              pending-interrupt bitmap), XSAVE or FPU, XCRs, every MSR of
+ *              KVM_GET_MSR_INDEX_LIST that reads back, vCPU events, MP
+ *              state, LAPIC, debug registers
+ *   3 irqchip  (v1) both PICs, the IOAPIC, the PIT
+ *   4 device   (v1) one per device: its name, version and state record
+ *   5 memory   (v1) runs of non-zero pages, each zstd-compressed with the
+ *              CRC-32 of its pages; zero pages are not stored
+ *   6 origin   (v1, optional) how the snapshot was made (paths, for
+ *              `run --restore` without image options): written by the
+ *              command line, not here
+ *   7 parent   (v1, optional) an incremental snapshot's parent's file name
+ *              (in the same directory), also the command line's
+ *
+ * Dirty pages come from KVM's dirty bitmap (KVM_GET_DIRTY_LOG), not its
+ * dirty ring: the bitmap needs no per-vCPU ring sizing or harvesting, and
+ * at one snapshot every few seconds its cost (one bit per page, 4 KiB of
+ * bitmap per 128 MiB) is a few microseconds; the ring pays per dirtied
+ * page, between snapshots too.
+ */
+#ifndef TVM_SNAPSHOT_H
+#define TVM_SNAPSHOT_H
+
+#include "snapfile.h"
+#include "vm.h"
+
+enum {
+	SNAP_SEC_MACHINE = 1,
+	SNAP_SEC_VCPU = 2,
+	SNAP_SEC_IRQCHIP = 3,
+	SNAP_SEC_DEVICE = 4,
+	SNAP_SEC_MEMORY = 5,
+	SNAP_SEC_ORIGIN = 6,
+	SNAP_SEC_PARENT = 7,
+};
+
+/* The section types and versions this trialvm reads (for snap_open). */
+extern const struct snap_known snapshot_known[];
+extern const size_t snapshot_nknown;
+/* "memory" for SNAP_SEC_MEMORY...; NULL when unknown. */
+const char *snapshot_section_name(uint32_t type);
+
+/* A section the caller adds (the origin). */
+struct snap_extra {
+	uint32_t type;
+	uint16_t version, flags;
+	const void *data;
+	uint64_t len;
+};
+
+/* Write the state of vm to PATH (temporary name, fsync, rename). Every
+ * vCPU must be paused (vm_pause) or stopped. h gives the ids (a parent id
+ * for an incremental snapshot) and images; its format_version and
+ * trialvm_version are filled in here. dirty NULL: a full snapshot (every
+ * non-zero page); else one bitmap per region (vm_dirty_log_fetch) of the
+ * pages written since the parent: those alone are stored, zero ones as
+ * zero runs. */
+int vm_snapshot_save(struct vm *vm, const char *path, struct snap_header *h, const uint64_t *const *dirty,
+		     const struct snap_extra *extra, int nextra, struct tvm_err *err);
+
+/* The machine a snapshot needs (RAM size, vCPUs), to create the VM. */
+int vm_snapshot_config(struct snap_reader *r, struct vm_config *cfg, struct tvm_err *err);
+
+/* chain[0] is a full snapshot, chain[i] names chain[i-1] as its parent,
+ * no id twice: 0, else -1 with err. */
+int snapshot_chain_check(struct snap_reader *const *chain, int n, struct tvm_err *err);
+
+/* Load chain[nchain-1] (chain[0..] its full ancestor and the incremental
+ * ones between, snapshot_chain_check order) into a VM created with
+ * vm_snapshot_config's settings and the same devices, before its vCPUs
+ * first run (instead of a kernel): memory from each snapshot in order, the
+ * rest from the last. Every value is checked; on error the VM must be
+ * destroyed. */
+int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain, struct tvm_err *err);
+
+/* --snapshot-keep: rewrite the incremental snapshot NEWER (whose parent is
+ * the full snapshot OLDER) as a full one with the same id: OLDER's pages
+ * that NEWER does not hold, then NEWER's. Written beside NEWER and renamed
+ * over it; OLDER is left for the caller to delete. */
+int snapshot_merge(const char *older, const char *newer, struct tvm_err *err);
+
+#endif
