@@ -11,6 +11,8 @@
 #   2. VMM memory overhead: peak RSS minus guest RAM resident, trialvm and QEMU
 #   3. Linux early boot: exec -> first "BIOS-e820" console line, Debian's
 #      bzImage; trialvm (host decompression), trialvm --no-decompress, QEMU pc
+#   4-6. crash dumps, virtio-blk, snapshots (ci/bench-dump.sh,
+#      ci/bench-blk.sh, ci/bench-snap.sh)
 #
 # Environment: RUNS (default 20), LINUX_CAP (seconds, default 240),
 # BENCH_SKIP_LINUX=1 to leave section 3 out (it is then reported as skipped).
@@ -289,6 +291,8 @@ if [ $HAVE_QEMU -eq 1 ]; then
 	ci/bench-dump.sh "$BUILD" || problem "crash dump benchmark failed"
 	echo
 	ci/bench-blk.sh "$BUILD" || problem "virtio-blk benchmark failed"
+	echo
+	ci/bench-snap.sh "$BUILD" || problem "snapshot benchmark failed"
 else
 	problem "crash dump and virtio-blk benchmarks: no QEMU to compare with"
 fi

@@ -389,6 +389,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			virtio_mmio_stats(vs, sizeof(vs));
 			if (vs[0])
 				tvm_log("stats: %s", vs);
+			snapshots_stats(snaps);
 		}
 		if (r < 0) {
 			tvm_log("error: %s", err.msg);

@@ -3,6 +3,7 @@
 #include "snapshots.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -124,6 +125,28 @@ struct snapshots {
 	uint64_t *pending[TVM_MAX_REGIONS];
 	bool checkpoint_asked;   /* atomic: the console printed at_console */
 	bool checkpoint_done, failed_logged;
+	struct job *job;         /* a periodic snapshot being written, or NULL */
+	pthread_t writer;
+	/* Pause times of periodic snapshots (--stats and make bench). */
+	unsigned npauses;
+	double pause_ms[4096];
+};
+
+/* One snapshot: captured while the vCPUs are paused, then written (for
+ * periodic ones on the writer thread while the guest runs on). */
+struct job {
+	struct snapshots *s;
+	struct snap_capture *cap;
+	char path[4096];
+	struct snap_header h;
+	char parent_name[32];
+	bool incremental, periodic;
+	unsigned seq;            /* periodic: its number */
+	/* periodic: the pages it holds, back into pending if it fails */
+	uint64_t *inflight[TVM_MAX_REGIONS];
+	int result;
+	struct tvm_err err;
+	bool done;               /* atomic: the writer finished */
 };
 
 /* The highest NNNNNN of DIR/snap-NNNNNN.tvs and DIR/crash-NNNNNN.tvs:
@@ -210,61 +233,79 @@ static void hex_id(const uint8_t id[16], char out[33])
 		snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
-/* Pause, write PATH (periodic: incremental over the last one when there is
- * one, from the dirty log), end the run when it is the checkpoint, resume. */
-static int write_snapshot(struct snapshots *s, const char *path, bool periodic, uint8_t id_out[16],
-			  struct tvm_err *err)
+static void job_free(struct job *j)
 {
-	struct snap_header h = s->tmpl;
-	if (getrandom(h.id, sizeof(h.id), 0) != (ssize_t)sizeof(h.id))
-		return tvm_seterr(err, "getrandom: %s", strerror(errno));
-	memset(h.parent, 0, sizeof(h.parent));
-	bool incremental = periodic && s->have_last;
-	char parent_name[32];
-	if (incremental) {
-		memcpy(h.parent, s->last_id, 16);
-		snprintf(parent_name, sizeof(parent_name), "snap-%06u.tvs", s->seq);
+	if (!j)
+		return;
+	snap_capture_free(j->cap);
+	for (int i = 0; i < TVM_MAX_REGIONS; i++)
+		free(j->inflight[i]);
+	free(j);
+}
+
+/* Pause, take the state (periodic: incremental over the last one when
+ * there is one, from the dirty log and the pending pages), and resume
+ * unless keep_paused (then the caller resumes, also on failure). The job,
+ * or NULL with err. */
+static struct job *capture(struct snapshots *s, const char *path, bool periodic, bool keep_paused,
+			   struct tvm_err *err)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		tvm_seterr(err, "out of memory");
+		return NULL;
 	}
-	struct snap_extra ex[2] = {
-		{ .type = SNAP_SEC_ORIGIN, .version = 1, .data = s->origin, .len = s->origin_len },
-		{ .type = SNAP_SEC_PARENT, .version = 1, .data = parent_name, .len = incremental ? strlen(parent_name) : 0 },
-	};
-	int nex = incremental ? 2 : 1;
+	j->s = s;
+	j->periodic = periodic;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	j->h = s->tmpl;
+	if (getrandom(j->h.id, sizeof(j->h.id), 0) != (ssize_t)sizeof(j->h.id)) {
+		tvm_seterr(err, "getrandom: %s", strerror(errno));
+		job_free(j);
+		return NULL;
+	}
+	memset(j->h.parent, 0, sizeof(j->h.parent));
+	j->incremental = periodic && s->have_last;
+	if (j->incremental) {
+		memcpy(j->h.parent, s->last_id, 16);
+		snprintf(j->parent_name, sizeof(j->parent_name), "snap-%06u.tvs", s->seq);
+	}
+	const struct mem_region *rg;
+	int nr = vm_regions(s->vm, &rg);
+	for (int i = 0; periodic && i < nr; i++)
+		if (!(j->inflight[i] = calloc(vm_bitmap_words(rg[i].size), 8))) {
+			tvm_seterr(err, "out of memory");
+			job_free(j);
+			return NULL;
+		}
 	uint64_t t0 = now_ns();
-	if (vm_pause(s->vm, PAUSE_TIMEOUT_MS, err) < 0)
-		return -1;
+	if (vm_pause(s->vm, PAUSE_TIMEOUT_MS, err) < 0) {
+		job_free(j);
+		return NULL; /* no pause is held */
+	}
 	int r = 0;
 	if (periodic) /* everything written since the last snapshot on disk */
 		r = vm_dirty_log_fetch(s->vm, s->pending, err);
-	if (r == 0)
-		r = vm_snapshot_save(s->vm, path, &h, incremental ? (const uint64_t *const *)s->pending : NULL, ex, nex,
-				     err);
-	uint64_t paused = now_ns() - t0;
-	/* A checkpoint ends the run: the event goes first, so the paused vCPUs
-	 * end instead of running on. */
-	if (r == 0 && !periodic) {
-		struct tvm_event ev = { .kind = TVM_EV_CHECKPOINT };
-		snprintf(ev.detail, sizeof(ev.detail), "the checkpoint is written; the run ends here");
-		s->checkpoint_done = true;
-		vm_raise(s->vm, -1, &ev);
+	if (r == 0 && !(j->cap = vm_snapshot_capture(s->vm, j->incremental ? (const uint64_t *const *)s->pending : NULL,
+						       err)))
+		r = -1;
+	if (!keep_paused)
+		vm_resume(s->vm);
+	double ms = (now_ns() - t0) / 1e6;
+	if (r < 0) {
+		job_free(j);
+		return NULL;
 	}
-	vm_resume(s->vm);
-	if (r < 0)
-		return -1;
-	s->written++;
-	if (periodic) {
-		const struct mem_region *rg;
-		int n = vm_regions(s->vm, &rg);
-		for (int i = 0; i < n; i++)
-			memset(s->pending[i], 0, vm_bitmap_words(rg[i].size) * 8);
-		memcpy(s->last_id, h.id, 16);
-		s->have_last = true;
+	/* The pages now travel with the job. */
+	for (int i = 0; periodic && i < nr; i++) {
+		memcpy(j->inflight[i], s->pending[i], vm_bitmap_words(rg[i].size) * 8);
+		memset(s->pending[i], 0, vm_bitmap_words(rg[i].size) * 8);
 	}
-	tvm_debug("snapshot %s written (%s); the vCPUs were paused %.1f ms", path, incremental ? "incremental" : "full",
-		  paused / 1e6);
-	if (id_out)
-		memcpy(id_out, h.id, 16);
-	return 0;
+	if (periodic && s->npauses < sizeof(s->pause_ms) / sizeof(s->pause_ms[0]))
+		s->pause_ms[s->npauses++] = ms;
+	tvm_debug("snapshot %s: %s, %llu pages; the vCPUs were paused %.2f ms", path,
+		  j->incremental ? "incremental" : "full", (unsigned long long)snap_capture_pages(j->cap), ms);
+	return j;
 }
 
 /* --snapshot-keep: while more than N are on disk, the oldest (a full one)
@@ -287,35 +328,148 @@ static void prune(struct snapshots *s)
 	}
 }
 
+/* Compress, checksum and write the job's file (any thread: it touches no
+ * VM); a periodic one that succeeded becomes the next one's parent and
+ * old ones are merged away (--snapshot-keep). */
+static void write_job(struct job *j)
+{
+	struct snapshots *s = j->s;
+	struct snap_extra ex[2] = {
+		{ .type = SNAP_SEC_ORIGIN, .version = 1, .data = s->origin, .len = s->origin_len },
+		{ .type = SNAP_SEC_PARENT, .version = 1, .data = j->parent_name, .len = strlen(j->parent_name) },
+	};
+	j->result = snap_capture_write(j->cap, j->path, &j->h, ex, j->incremental ? 2 : 1, &j->err);
+	snap_capture_free(j->cap);
+	j->cap = NULL;
+	if (j->result == 0 && j->periodic) {
+		s->seq = j->seq;
+		prune(s);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct job *j = arg;
+	write_job(j);
+	__atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* After a job was written (main thread): its result counts. */
+static int finish_job(struct snapshots *s, struct job *j, struct tvm_err *err)
+{
+	if (j->result < 0) {
+		/* Nothing is lost: its pages go back to pending, for the next one. */
+		const struct mem_region *rg;
+		int nr = vm_regions(s->vm, &rg);
+		for (int i = 0; j->periodic && i < nr; i++)
+			for (uint64_t w = 0; w < vm_bitmap_words(rg[i].size); w++)
+				s->pending[i][w] |= j->inflight[i][w];
+		*err = j->err;
+		return -1;
+	}
+	s->written++;
+	if (j->periodic) {
+		memcpy(s->last_id, j->h.id, 16);
+		s->have_last = true;
+	} else {
+		s->checkpoint_done = true;
+	}
+	return 0;
+}
+
+/* Wait for the periodic snapshot being written, if any; say once when
+ * one failed. */
+static void join_writer(struct snapshots *s)
+{
+	if (!s->job)
+		return;
+	pthread_join(s->writer, NULL);
+	struct tvm_err err = { "" };
+	if (finish_job(s, s->job, &err) < 0) {
+		if (!s->failed_logged)
+			tvm_log("warning: snapshot %s skipped (the next one holds its pages): %s", s->job->path, err.msg);
+		s->failed_logged = true;
+	} else {
+		s->failed_logged = false;
+	}
+	job_free(s->job);
+	s->job = NULL;
+}
+
+/* A snapshot written on the calling thread (the checkpoint, the crash
+ * snapshot); id_out gets its id. The checkpoint is written with the
+ * vCPUs still paused, and its event ends the run before they are let go:
+ * the guest runs not one instruction past it, and "written" is only said
+ * of a file on disk. */
+static int write_now(struct snapshots *s, const char *path, bool periodic, uint8_t id_out[16], struct tvm_err *err)
+{
+	bool checkpoint = !periodic;
+	struct job *j = capture(s, path, periodic, checkpoint, err);
+	if (!j)
+		return -1;
+	j->seq = s->seq; /* the crash snapshot takes no number of the sequence */
+	j->periodic = false;
+	write_job(j);
+	j->periodic = periodic;
+	int r = finish_job(s, j, err);
+	if (checkpoint) {
+		struct tvm_event ev = { .kind = r == 0 ? TVM_EV_CHECKPOINT : TVM_EV_VMM_ERROR };
+		if (r == 0)
+			snprintf(ev.detail, sizeof(ev.detail), "the checkpoint is written; the run ends here");
+		else
+			snprintf(ev.detail, sizeof(ev.detail), "checkpoint not written: %.200s", err->msg);
+		vm_raise(s->vm, -1, &ev);
+		vm_resume(s->vm);
+	}
+	if (r == 0 && id_out)
+		memcpy(id_out, j->h.id, 16);
+	job_free(j);
+	return r;
+}
+
 void snapshots_hook(struct vm *vm, void *arg)
 {
 	struct snapshots *s = arg;
 	(void)vm;
 	struct tvm_err err = { "" };
 	if (s->cfg.checkpoint && !s->checkpoint_done && __atomic_load_n(&s->checkpoint_asked, __ATOMIC_ACQUIRE)) {
-		if (write_snapshot(s, s->cfg.checkpoint, false, NULL, &err) < 0) {
+		if (write_now(s, s->cfg.checkpoint, false, NULL, &err) < 0 && !vm_stop_pending(s->vm)) {
+			/* It could not even pause: the run ends with the error. */
 			struct tvm_event ev = { .kind = TVM_EV_VMM_ERROR };
 			snprintf(ev.detail, sizeof(ev.detail), "checkpoint not written: %.200s", err.msg);
 			vm_raise(s->vm, -1, &ev);
-			vm_resume(s->vm); /* the pause the console watch asked for */
 		}
+		vm_pause_request_cancel(s->vm); /* when no pause took the console watch's request */
 		return;
 	}
+	if (s->job && !__atomic_load_n(&s->job->done, __ATOMIC_ACQUIRE))
+		return; /* still writing the last one: this one waits (its pages stay in the log) */
+	join_writer(s);
 	if (!s->next_ns || now_ns() < s->next_ns)
 		return;
 	s->next_ns = now_ns() + (uint64_t)(s->cfg.every * 1e9);
 	char path[4096];
 	snap_path(s, s->seq + 1, path, sizeof(path));
-	if (write_snapshot(s, path, true, NULL, &err) < 0) {
-		/* The VM keeps running; the next snapshot tries again. */
-		if (!s->failed_logged)
+	struct job *j = capture(s, path, true, false, &err);
+	if (!j) {
+		if (!s->failed_logged) /* the VM keeps running; the next snapshot tries again */
 			tvm_log("warning: snapshot %s skipped: %s", path, err.msg);
 		s->failed_logged = true;
 		return;
 	}
-	s->seq++;
-	s->failed_logged = false;
-	prune(s);
+	j->seq = s->seq + 1;
+	s->job = j;
+	if (start_thread_nosignals(&s->writer, writer_main, j, false) != 0) {
+		write_job(j); /* no thread: written here */
+		__atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+		s->job = NULL;
+		if (finish_job(s, j, &err) < 0 && !s->failed_logged) {
+			tvm_log("warning: snapshot %s skipped: %s", path, err.msg);
+			s->failed_logged = true;
+		}
+		job_free(j);
+	}
 }
 
 void snapshots_crash(void *arg, struct report_snapshots *out)
@@ -323,19 +477,20 @@ void snapshots_crash(void *arg, struct report_snapshots *out)
 	struct snapshots *s = arg;
 	if (!s || !s->cfg.dir || !s->pending[0])
 		return;
+	join_writer(s);
 	if (s->have_last) {
 		hex_id(s->last_id, out->last_id);
 		snap_path(s, s->seq, out->last_file, sizeof(out->last_file));
 		out->have_last = true;
 	}
-	/* Incremental over the last periodic one: write_snapshot's periodic
+	/* Incremental over the last periodic one: a periodic capture
 	 * path, under the crash's own name; the sequence does not move, so
 	 * --snapshot-keep never merges it away. */
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/crash-%06u.tvs", s->cfg.dir, s->seq + 1);
 	struct tvm_err err = { "" };
 	uint8_t id[16];
-	if (write_snapshot(s, path, true, id, &err) < 0) {
+	if (write_now(s, path, true, id, &err) < 0) {
 		tvm_log("warning: the crash snapshot %s could not be written: %s", path, err.msg);
 		return;
 	}
@@ -346,6 +501,24 @@ void snapshots_crash(void *arg, struct report_snapshots *out)
 		s->have_last ? out->last_file : "");
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+void snapshots_stats(struct snapshots *s)
+{
+	if (!s || !s->npauses)
+		return;
+	double v[sizeof(s->pause_ms) / sizeof(s->pause_ms[0])];
+	memcpy(v, s->pause_ms, s->npauses * sizeof(v[0]));
+	qsort(v, s->npauses, sizeof(v[0]), cmp_double);
+	unsigned n = s->npauses;
+	tvm_log("stats: %u periodic snapshots written; vCPUs paused per snapshot: median %.3f ms, p99 %.3f ms, max %.3f ms",
+		s->written, v[n / 2], v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], v[n - 1]);
+}
+
 bool snapshots_checkpoint_done(const struct snapshots *s) { return s && s->checkpoint_done; }
 unsigned snapshots_written(const struct snapshots *s) { return s ? s->written : 0; }
 
@@ -353,6 +526,7 @@ void snapshots_stop(struct snapshots *s)
 {
 	if (!s)
 		return;
+	join_writer(s);
 	if (s->cfg.at_console)
 		console_unwatch();
 	for (int i = 0; i < TVM_MAX_REGIONS; i++)

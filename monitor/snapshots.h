@@ -48,6 +48,9 @@ void snapshots_crash(void *s, struct report_snapshots *out);
 /* True when the checkpoint was written (the run ended for it). */
 bool snapshots_checkpoint_done(const struct snapshots *s);
 unsigned snapshots_written(const struct snapshots *s);
+/* --stats: how many were written and how long the vCPUs were paused for
+ * each periodic one (median, p99, max), on stderr. */
+void snapshots_stats(struct snapshots *s);
 void snapshots_stop(struct snapshots *s);
 
 #endif

@@ -383,38 +383,78 @@ static int put_run(struct membuf *b, ZSTD_CCtx *cc, uint64_t gpa, const uint8_t 
 
 static bool bit(const uint64_t *bm, uint64_t pg) { return bm[pg / 64] >> (pg % 64) & 1; }
 
+/* A machine's state taken while it is paused, written later without it. */
+struct snap_capture {
+	int nsec;
+	struct cap_sec { uint32_t type; struct vs_out rec; } *sec; /* machine, vCPUs, irqchip, devices */
+	uint64_t npages;
+	uint64_t *page;     /* guest address of each page, | PAGE_ZERO when it is zero */
+	uint8_t *data;      /* the non-zero pages, in order */
+};
+#define PAGE_ZERO 1ull
+
 /* Full (dirty NULL): every non-zero page. Incremental: every page dirty[]
- * marks, a zero one as a RUN_ZERO run (the parent may hold data there). */
-static int save_memory(struct vm *vm, struct snap_writer *w, const uint64_t *const *dirty, struct tvm_err *err)
+ * marks, a zero one flagged (stored as a zero run: the parent may hold
+ * data there). Two passes: count, then copy. */
+static int capture_memory(struct vm *vm, const uint64_t *const *dirty, struct snap_capture *c, struct tvm_err *err)
+{
+	uint64_t n = 0, ndata = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			c->page = malloc((n ? n : 1) * sizeof(*c->page));
+			c->data = malloc(ndata ? ndata * PAGE : 1);
+			if (!c->page || !c->data)
+				return tvm_seterr(err, "out of memory for a copy of %llu guest pages", (unsigned long long)ndata);
+			n = ndata = 0;
+		}
+		for (int ri = 0; ri < vm->nregions; ri++) {
+			const struct mem_region *r = &vm->regions[ri];
+			const uint64_t *bm = dirty ? dirty[ri] : NULL;
+			for (uint64_t pg = 0; pg < r->size / PAGE; pg++) {
+				if (bm && !(bm[pg / 64] >> (pg % 64) & 1))
+					continue;
+				const uint8_t *src = r->host + pg * PAGE;
+				bool zero = page_is_zero(src);
+				if (zero && !bm)
+					continue;
+				if (pass == 1) {
+					c->page[n] = (r->gpa + pg * PAGE) | (zero ? PAGE_ZERO : 0);
+					if (!zero)
+						memcpy(c->data + ndata * PAGE, src, PAGE);
+				}
+				n++;
+				ndata += !zero;
+			}
+		}
+	}
+	c->npages = n;
+	return 0;
+}
+
+/* The captured pages as runs (consecutive pages of one kind, at most
+ * RUN_MAX_PAGES), in memory sections of at most about MEM_SECTION_SPAN. */
+static int write_memory(const struct snap_capture *c, struct snap_writer *w, struct tvm_err *err)
 {
 	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	struct membuf b = { 0 };
 	if (!cc)
 		return tvm_seterr(err, "out of memory (zstd)");
 	int rc = 0;
-	for (int ri = 0; rc == 0 && ri < vm->nregions; ri++) {
-		const struct mem_region *r = &vm->regions[ri];
-		const uint64_t *bm = dirty ? dirty[ri] : NULL;
-		for (uint64_t span = 0; rc == 0 && span < r->size; span += MEM_SECTION_SPAN) {
-			uint64_t end = span + MEM_SECTION_SPAN < r->size ? span + MEM_SECTION_SPAN : r->size;
+	uint64_t d = 0; /* data pages used */
+	for (uint64_t i = 0; rc == 0 && i < c->npages;) {
+		uint64_t gpa = c->page[i] & ~(uint64_t)(PAGE - 1);
+		bool zero = c->page[i] & PAGE_ZERO;
+		uint32_t k = 1;
+		while (i + k < c->npages && k < RUN_MAX_PAGES && (c->page[i + k] & PAGE_ZERO) == (zero ? PAGE_ZERO : 0) &&
+		       (c->page[i + k] & ~(uint64_t)(PAGE - 1)) == gpa + (uint64_t)k * PAGE)
+			k++;
+		rc = put_run(&b, cc, gpa, zero ? NULL : c->data + d * PAGE, k, zero, err);
+		if (!zero)
+			d += k;
+		i += k;
+		if (rc == 0 && (b.len >= MEM_SECTION_SPAN || (i == c->npages && b.len))) {
+			rc = snap_add(w, SNAP_SEC_MEMORY, 1, SNAP_SECTION_REQUIRED, b.p, b.len, err);
 			b.len = 0;
-			for (uint64_t off = span; rc == 0 && off < end;) {
-				bool zero = page_is_zero(r->host + off);
-				if (bm ? !bit(bm, off / PAGE) : zero) {
-					off += PAGE;
-					continue;
-				}
-				uint64_t start = off;
-				uint32_t n = 0;
-				while (off < end && n < RUN_MAX_PAGES && (!bm || bit(bm, off / PAGE)) &&
-				       page_is_zero(r->host + off) == zero) {
-					off += PAGE;
-					n++;
-				}
-				rc = put_run(&b, cc, r->gpa + start, r->host + start, n, zero, err);
-			}
-			if (rc == 0 && b.len)
-				rc = snap_add(w, SNAP_SEC_MEMORY, 1, SNAP_SECTION_REQUIRED, b.p, b.len, err);
 		}
 	}
 	free(b.p);
@@ -502,26 +542,36 @@ static int load_memory(struct vm *vm, struct snap_reader *rd, const struct snap_
 
 /* ------------------------------------------------------------ devices */
 
-static int save_devices(struct vm *vm, struct snap_writer *w, struct tvm_err *err)
+static struct vs_out *cap_add(struct snap_capture *c, uint32_t type, struct tvm_err *err)
+{
+	struct cap_sec *n = realloc(c->sec, (size_t)(c->nsec + 1) * sizeof(*n));
+	if (!n) {
+		tvm_seterr(err, "out of memory");
+		return NULL;
+	}
+	c->sec = n;
+	c->sec[c->nsec] = (struct cap_sec){ .type = type };
+	return &c->sec[c->nsec++].rec;
+}
+
+static int capture_devices(struct vm *vm, struct snap_capture *c, struct tvm_err *err)
 {
 	for (int i = 0; i < vm->ndevices; i++) {
 		const struct vm_dev_entry *d = &vm->devices[i];
-		struct vs_out st = { 0 }, rec = { 0 };
+		struct vs_out st = { 0 }, *rec = cap_add(c, SNAP_SEC_DEVICE, err);
 		char why[sizeof(err->msg)];
+		if (!rec)
+			return -1;
 		if (d->ops->save(d->dev, &st, err) < 0) {
 			memcpy(why, err->msg, sizeof(why));
 			vs_out_free(&st);
 			return tvm_seterr(err, "device %s: %.400s", d->name, why);
 		}
-		vs_put(&rec, DEV_NAME, d->name, (uint32_t)strlen(d->name));
-		vs_put_u16(&rec, DEV_VERSION, d->ops->version);
-		vs_put(&rec, DEV_STATE, st.buf, (uint32_t)st.len);
+		vs_put(rec, DEV_NAME, d->name, (uint32_t)strlen(d->name));
+		vs_put_u16(rec, DEV_VERSION, d->ops->version);
+		vs_put(rec, DEV_STATE, st.buf, (uint32_t)st.len);
 		vs_out_free(&st);
-		int rc = vs_out_error(&rec, err);
-		if (rc == 0)
-			rc = snap_add(w, SNAP_SEC_DEVICE, 1, SNAP_SECTION_REQUIRED, rec.buf, rec.len, err);
-		vs_out_free(&rec);
-		if (rc < 0)
+		if (vs_out_error(rec, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -571,44 +621,84 @@ static int load_device(struct vm *vm, const struct vs_in *in, bool *seen, struct
 
 /* ------------------------------------------------------------ machine */
 
-int vm_snapshot_save(struct vm *vm, const char *path, struct snap_header *h, const uint64_t *const *dirty,
-		     const struct snap_extra *extra, int nextra, struct tvm_err *err)
+void snap_capture_free(struct snap_capture *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->nsec; i++)
+		vs_out_free(&c->sec[i].rec);
+	free(c->sec);
+	free(c->page);
+	free(c->data);
+	free(c);
+}
+
+uint64_t snap_capture_pages(const struct snap_capture *c) { return c ? c->npages : 0; }
+
+struct snap_capture *vm_snapshot_capture(struct vm *vm, const uint64_t *const *dirty, struct tvm_err *err)
+{
+	struct snap_capture *c = calloc(1, sizeof(*c));
+	if (!c) {
+		tvm_seterr(err, "out of memory");
+		return NULL;
+	}
+	struct kvm_clock_data clk = { 0 };
+	struct vs_out *o = cap_add(c, SNAP_SEC_MACHINE, err);
+	if (!o)
+		goto fail;
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0) {
+		tvm_seterr(err, "KVM_GET_CLOCK failed: %s", strerror(errno));
+		goto fail;
+	}
+	vs_put_u64(o, MA_RAM, vm->ram_size);
+	vs_put_u32(o, MA_NCPUS, (uint32_t)vm->ncpus);
+	vs_put_u64(o, MA_CLOCK, clk.clock);
+	if (vs_out_error(o, err) < 0)
+		goto fail;
+	for (int i = 0; i < vm->ncpus; i++)
+		if (!(o = cap_add(c, SNAP_SEC_VCPU, err)) || save_vcpu(vm, i, o, err) < 0)
+			goto fail;
+	if (!(o = cap_add(c, SNAP_SEC_IRQCHIP, err)) || save_irqchip(vm, o, err) < 0)
+		goto fail;
+	if (capture_devices(vm, c, err) < 0 || capture_memory(vm, dirty, c, err) < 0)
+		goto fail;
+	return c;
+fail:
+	snap_capture_free(c);
+	return NULL;
+}
+
+int snap_capture_write(const struct snap_capture *c, const char *path, struct snap_header *h,
+		       const struct snap_extra *extra, int nextra, struct tvm_err *err)
 {
 	h->format_version = SNAP_FORMAT_VERSION;
 	snprintf(h->trialvm_version, sizeof(h->trialvm_version), "%s", TRIALVM_VERSION);
 	struct snap_writer *w;
 	if (snap_create(path, h, &w, err) < 0)
 		return -1;
-	struct vs_out o = { 0 };
-	struct kvm_clock_data clk = { 0 };
-	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0) {
-		tvm_seterr(err, "KVM_GET_CLOCK failed: %s", strerror(errno));
-		goto fail;
-	}
-	vs_put_u64(&o, MA_RAM, vm->ram_size);
-	vs_put_u32(&o, MA_NCPUS, (uint32_t)vm->ncpus);
-	vs_put_u64(&o, MA_CLOCK, clk.clock);
-	if (vs_out_error(&o, err) < 0 || snap_add(w, SNAP_SEC_MACHINE, 1, SNAP_SECTION_REQUIRED, o.buf, o.len, err) < 0)
-		goto fail;
-	for (int i = 0; i < vm->ncpus; i++) {
-		o.len = 0;
-		if (save_vcpu(vm, i, &o, err) < 0 || snap_add(w, SNAP_SEC_VCPU, 1, SNAP_SECTION_REQUIRED, o.buf, o.len, err) < 0)
+	for (int i = 0; i < c->nsec; i++)
+		if (snap_add(w, c->sec[i].type, 1, SNAP_SECTION_REQUIRED, c->sec[i].rec.buf, c->sec[i].rec.len, err) < 0)
 			goto fail;
-	}
-	o.len = 0;
-	if (save_irqchip(vm, &o, err) < 0 || snap_add(w, SNAP_SEC_IRQCHIP, 1, SNAP_SECTION_REQUIRED, o.buf, o.len, err) < 0)
-		goto fail;
-	if (save_devices(vm, w, err) < 0 || save_memory(vm, w, dirty, err) < 0)
+	if (write_memory(c, w, err) < 0)
 		goto fail;
 	for (int i = 0; i < nextra; i++)
 		if (snap_add(w, extra[i].type, extra[i].version, extra[i].flags, extra[i].data, extra[i].len, err) < 0)
 			goto fail;
-	vs_out_free(&o);
 	return snap_commit(w, err);
 fail:
-	vs_out_free(&o);
 	snap_abandon(w);
 	return -1;
+}
+
+int vm_snapshot_save(struct vm *vm, const char *path, struct snap_header *h, const uint64_t *const *dirty,
+		     const struct snap_extra *extra, int nextra, struct tvm_err *err)
+{
+	struct snap_capture *c = vm_snapshot_capture(vm, dirty, err);
+	if (!c)
+		return -1;
+	int r = snap_capture_write(c, path, h, extra, nextra, err);
+	snap_capture_free(c);
+	return r;
 }
 
 /* A section's payload, whole, for a record (they are small: < 1 MiB). */

@@ -64,6 +64,18 @@ struct snap_extra {
 int vm_snapshot_save(struct vm *vm, const char *path, struct snap_header *h, const uint64_t *const *dirty,
 		     const struct snap_extra *extra, int nextra, struct tvm_err *err);
 
+/* The same in two steps, so that the vCPUs are paused only while the
+ * state is read and the pages copied aside: vm_snapshot_capture (paused),
+ * then snap_capture_write on any thread, the VM running again (it touches
+ * only the capture). */
+struct snap_capture;
+struct snap_capture *vm_snapshot_capture(struct vm *vm, const uint64_t *const *dirty, struct tvm_err *err);
+int snap_capture_write(const struct snap_capture *c, const char *path, struct snap_header *h,
+		       const struct snap_extra *extra, int nextra, struct tvm_err *err);
+/* Pages it holds (zero ones included). */
+uint64_t snap_capture_pages(const struct snap_capture *c);
+void snap_capture_free(struct snap_capture *c);
+
 /* The machine a snapshot needs (RAM size, vCPUs), to create the VM. */
 int vm_snapshot_config(struct snap_reader *r, struct vm_config *cfg, struct tvm_err *err);
 

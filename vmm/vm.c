@@ -745,6 +745,16 @@ void vm_request_pause(struct vm *vm)
 	pthread_mutex_unlock(&vm->ev_lock);
 }
 
+void vm_pause_request_cancel(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	if (__atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&vm->pause_asked, false, __ATOMIC_RELEASE);
+		hold_locked(vm, all_mask(vm), -1);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 bool vm_pause_requested(struct vm *vm) { return __atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE); }
 
 void vm_set_main_hook(struct vm *vm, void (*fn)(struct vm *, void *), void *arg)

@@ -271,6 +271,8 @@ void vm_resume(struct vm *vm);
  * next exit boundary until vm_pause()+vm_resume() on vm_run's thread
  * release it; vm_run's main hook is woken at once. */
 void vm_request_pause(struct vm *vm);
+/* Drop a vm_request_pause() that no vm_pause()+vm_resume() took up. */
+void vm_pause_request_cancel(struct vm *vm);
 /* True after vm_request_pause() until the next vm_resume() (the main hook
  * uses it to see that a device asked). */
 bool vm_pause_requested(struct vm *vm);

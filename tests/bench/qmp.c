@@ -2,7 +2,9 @@
  * capabilities, send each command in order and wait for its "return" (or
  * "error", which makes qmp exit 1). Prints the wall time of each command in
  * ms on stdout, one per line. Used by ci/bench-dump.sh to time QEMU's
- * dump-guest-memory next to trialvm's own dumps. */
+ * dump-guest-memory next to trialvm's own dumps. A COMMAND-JSON starting
+ * with '@' is sent without it and its reply line is printed instead of its
+ * time (ci/bench-snap.sh reads query-migrate's). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 static char buf[1 << 16];
 static size_t have;
+static char last_reply[1 << 16];
 
 /* Read until a line containing "return" or "error" (events are skipped). */
 static int wait_reply(int fd)
@@ -24,6 +27,8 @@ static int wait_reply(int fd)
 			int ret = strstr(buf, "\"return\"") ? 0 : strstr(buf, "\"error\"") ? 1 : -1;
 			if (ret == 1)
 				fprintf(stderr, "qmp: %s\n", buf);
+			if (ret >= 0)
+				snprintf(last_reply, sizeof(last_reply), "%s", buf);
 			size_t used = (size_t)(nl + 1 - buf);
 			memmove(buf, nl + 1, have - used);
 			have -= used;
@@ -72,9 +77,13 @@ int main(int argc, char **argv)
 		return 1;
 	for (int i = 2; i < argc; i++) {
 		double t0 = now_ms();
-		if (write(fd, argv[i], strlen(argv[i])) < 0 || write(fd, "\n", 1) < 0 || wait_reply(fd))
+		const char *cmd = argv[i][0] == '@' ? argv[i] + 1 : argv[i];
+		if (write(fd, cmd, strlen(cmd)) < 0 || write(fd, "\n", 1) < 0 || wait_reply(fd))
 			return 1;
-		printf("%.1f\n", now_ms() - t0);
+		if (argv[i][0] == '@')
+			printf("%s\n", last_reply);
+		else
+			printf("%.1f\n", now_ms() - t0);
 	}
 	close(fd);
 	return 0;
