@@ -12,8 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+#include <zstd.h>
+
 #include "../vmm/iothread.h"
 #include "../vmm/util.h"
+#include "../vmm/vmstate.h"
 #include "overlay.h"
 #include "virtio.h"
 #include "virtio_blk.h"
@@ -372,6 +376,124 @@ fail:
 
 const struct virtio_dev_ops *virtio_blk_ops(struct virtio_blk *b) { return &b->ops; }
 
+/* ---- state (vm_device_ops): what the guest wrote, for snapshots ----
+ * The overlay's changed clusters as they are now (each snapshot holds all
+ * of them, not only those since its parent), as one zstd frame of
+ * (u64 cluster index, the cluster's bytes) entries with a CRC-32, up to
+ * BLK_STATE_MAX bytes of clusters. A restore writes them into a fresh
+ * overlay, which then holds exactly what the disk held. The transport
+ * (queues, features) is saved by virtio-mmio. */
+#define BLK_STATE_MAX (48u << 20)
+enum { BS_CAPACITY = 1, BS_COUNT = 2, BS_RAW = 3, BS_CRC = 4, BS_DATA = 5 };
+
+static int blk_save(void *dev, struct vs_out *o, struct tvm_err *err)
+{
+	struct virtio_blk *b = dev;
+	uint64_t count = b->ov ? overlay_changed_count(b->ov) : 0, raw = 0;
+	if (count > BLK_STATE_MAX / OVERLAY_CLUSTER)
+		return tvm_seterr(err, "the guest changed %llu MiB of this disk; snapshots hold at most %u MiB of a disk's "
+				       "changes for now", (unsigned long long)(count * OVERLAY_CLUSTER >> 20),
+				  BLK_STATE_MAX >> 20);
+	uint8_t *buf = malloc(count * (8 + OVERLAY_CLUSTER) + 1);
+	if (!buf)
+		return tvm_seterr(err, "out of memory");
+	uint64_t n = 0;
+	for (int64_t idx = b->ov ? overlay_next_changed(b->ov, 0) : -1; idx >= 0 && n < count;
+	     idx = overlay_next_changed(b->ov, (uint64_t)idx + 1), n++) {
+		uint64_t off, len, i = (uint64_t)idx;
+		overlay_cluster_extent(b->ov, i, &off, &len);
+		memcpy(buf + raw, &i, 8);
+		int r = overlay_read(b->ov, off, buf + raw + 8, (size_t)len);
+		if (r < 0) {
+			free(buf);
+			return tvm_seterr(err, "cannot read cluster %llu of the overlay: %s", (unsigned long long)i, strerror(-r));
+		}
+		raw += 8 + len;
+	}
+	size_t bound = ZSTD_compressBound(raw);
+	uint8_t *z = malloc(bound ? bound : 1);
+	size_t zl = z ? ZSTD_compress(z, bound, buf, raw, 1) : 0;
+	uint32_t crc = (uint32_t)crc32(0, buf, (uInt)raw);
+	free(buf);
+	if (!z || ZSTD_isError(zl)) {
+		free(z);
+		return tvm_seterr(err, "cannot compress the disk's changes");
+	}
+	vs_put_u64(o, BS_CAPACITY, b->capacity);
+	vs_put_u64(o, BS_COUNT, n);
+	vs_put_u64(o, BS_RAW, raw);
+	vs_put_u32(o, BS_CRC, crc);
+	vs_put(o, BS_DATA, z, (uint32_t)zl);
+	free(z);
+	return vs_out_error(o, err);
+}
+
+static int blk_load(void *dev, const struct vs_in *in, uint16_t version, struct tvm_err *err)
+{
+	struct virtio_blk *b = dev;
+	(void)version;
+	uint64_t cap, count, raw;
+	uint32_t crc;
+	const void *z;
+	uint32_t zl;
+	if (vs_get_u64(in, BS_CAPACITY, &cap, "its capacity", err) < 0 || vs_get_u64(in, BS_COUNT, &count, "its cluster count", err) < 0 ||
+	    vs_get_u64(in, BS_RAW, &raw, "its size", err) < 0 || vs_get_u32(in, BS_CRC, &crc, "its checksum", err) < 0)
+		return -1;
+	if (!vs_find(in, BS_DATA, &z, &zl))
+		return tvm_seterr(err, "the disk's changes are missing");
+	if (cap != b->capacity)
+		return tvm_seterr(err, "the snapshot's disk has %llu sectors, this one %llu", (unsigned long long)cap,
+				  (unsigned long long)b->capacity);
+	if (count > BLK_STATE_MAX / OVERLAY_CLUSTER || raw > count * (8 + OVERLAY_CLUSTER))
+		return tvm_seterr(err, "the disk's changes claim %llu clusters in %llu bytes", (unsigned long long)count,
+				  (unsigned long long)raw);
+	if (count && (!b->ov || overlay_readonly(b->ov)))
+		return tvm_seterr(err, "the snapshot holds changes to this disk, which is read-only here");
+	if (b->ov && overlay_changed_count(b->ov))
+		return tvm_seterr(err, "its overlay %s already holds changes; a restore needs a fresh one (--disk-mode "
+				       "discard, or a new overlay=PATH)", b->ovl_path ? b->ovl_path : "");
+	uint8_t *buf = malloc(raw ? raw : 1);
+	if (!buf)
+		return tvm_seterr(err, "out of memory");
+	size_t got = ZSTD_decompress(buf, raw, z, zl);
+	int rc = 0;
+	if (ZSTD_isError(got) || got != raw || (uint32_t)crc32(0, buf, (uInt)raw) != crc)
+		rc = tvm_seterr(err, "the disk's changes do not decompress to their size and checksum");
+	uint64_t p = 0, prev = 0;
+	for (uint64_t k = 0; rc == 0 && k < count; k++) {
+		uint64_t idx, off, len;
+		if (raw - p < 8) {
+			rc = tvm_seterr(err, "the disk's changes end inside entry %llu", (unsigned long long)k);
+			break;
+		}
+		memcpy(&idx, buf + p, 8);
+		if (idx >= overlay_clusters(b->ov) || (k && idx <= prev)) {
+			rc = tvm_seterr(err, "the disk's changes name cluster %llu out of order or past the disk",
+					(unsigned long long)idx);
+			break;
+		}
+		overlay_cluster_extent(b->ov, idx, &off, &len);
+		if (raw - p - 8 < len) {
+			rc = tvm_seterr(err, "the disk's changes end inside cluster %llu", (unsigned long long)idx);
+			break;
+		}
+		int r = overlay_write(b->ov, off, buf + p + 8, (size_t)len);
+		if (r < 0)
+			rc = tvm_seterr(err, "cannot write cluster %llu into the overlay: %s", (unsigned long long)idx,
+					strerror(-r));
+		p += 8 + len;
+		prev = idx;
+	}
+	if (rc == 0 && p != raw)
+		rc = tvm_seterr(err, "the disk's changes have %llu bytes past their last cluster", (unsigned long long)(raw - p));
+	free(buf);
+	return rc;
+}
+
+/* The VM does not own the device (run_once frees it after the VM stopped):
+ * no destroy; save and load run only while the VM exists. */
+static const struct vm_device_ops blk_state_ops = { .version = 1, .save = blk_save, .load = blk_load };
+
 int virtio_blk_add(struct vm *vm, const struct disk_spec *d, enum disk_mode mode, struct virtio_blk **out,
 		   struct tvm_err *err)
 {
@@ -380,7 +502,10 @@ int virtio_blk_add(struct vm *vm, const struct disk_spec *d, enum disk_mode mode
 		return -1;
 	unsigned slot = virtio_mmio_count();
 	set_id(b, slot);
-	if (virtio_mmio_create(vm, slot, &b->ops, b, &b->t, err) < 0) {
+	char name[TVM_DEVICE_NAME];
+	snprintf(name, sizeof(name), "virtio-blk.%u", slot);
+	if (virtio_mmio_create(vm, slot, &b->ops, b, &b->t, err) < 0 ||
+	    vm_add_device(vm, name, &blk_state_ops, b, err) < 0) {
 		virtio_blk_finish(b, false, NULL, NULL);
 		blk_free(b);
 		return -1;

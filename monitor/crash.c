@@ -284,6 +284,10 @@ static bool ended_without_crash(const struct tvm_event *ev, int *status)
 		tvm_log("error: %s", detail);
 		*status = TVM_EXIT_ERROR;
 		return true;
+	case TVM_EV_QUIT:
+		tvm_log("%s", detail);
+		*status = 0;
+		return true;
 	case TVM_EV_CHECKPOINT:
 		tvm_debug("%s", detail);
 		*status = 0;

@@ -58,7 +58,8 @@ static void *watch_thread(void *arg)
 			int cpl, mp;
 			if (vm_sample_rip(hw->vm, i, 500, &rip, &cpl, &mp) < 0)
 				continue;
-			/* Progress: exits, a halted or waiting vCPU, or RIP leaving the region. */
+			/* Progress: exits, a halted or waiting vCPU (or one trialvm
+			 * holds paused: mp -1), or RIP leaving the region. */
 			bool moved = c->nrip && ((rip ^ c->rip[0]) & ~0xfffull);
 			if (exits != c->exits || mp != 0 /* KVM_MP_STATE_RUNNABLE */ || moved) {
 				c->exits = exits;

@@ -26,6 +26,7 @@
 #include "../vmm/stopsig.h"
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
+#include "control.h"
 #include "crash.h"
 #include "disasm.h"
 #include "hang.h"
@@ -44,6 +45,7 @@ static const char usage_main[] =
 	"  run        boot a kernel (or an application on trialos) in a VM\n"
 	"  inspect    validate and summarise a crash dump or report file\n"
 	"  disk       list or merge what a trial wrote to a disk (trialvm disk --help)\n"
+	"  ctl        talk to a running 'trialvm run --control SOCKET'\n"
 	"  snapshot   write a booted checkpoint, check and show snapshot files\n"
 	"             (trialvm snapshot --help); run --restore resumes one\n"
 	"\n"
@@ -109,6 +111,10 @@ static const char usage_run[] =
 	"                       and devices as they were; the images (given, or the\n"
 	"                       ones the snapshot names) must be the ones it was\n"
 	"                       taken from\n"
+	"\n"
+	"Control:\n"
+	"  --control SOCKET     a UNIX socket (mode 0600) taking JSON-line requests:\n"
+	"                       status, pause, resume, snapshot, quit (trialvm ctl)\n"
 	"\n"
 	"Console:\n"
 	"  --console-log FILE   also write the guest console to FILE\n"
@@ -263,7 +269,20 @@ struct run_settings {
 	int restore_n;
 	struct snap_header images; /* the images' hashes (snapshots and restores) */
 	struct vs_out origin;    /* owned: the origin section of snapshots written */
+	const char *control_path; /* --control SOCKET */
+	struct control *control; /* owned, for the whole run */
 };
+
+/* vm_run's main hook: the snapshots and the control socket. */
+struct main_hook { struct snapshots *snaps; struct control *control; };
+
+static void main_hook(struct vm *vm, void *arg)
+{
+	struct main_hook *h = arg;
+	if (h->snaps)
+		snapshots_hook(vm, h->snaps);
+	control_serve(h->control, vm);
+}
 
 /* --crash-on: hardware breakpoints where they fire; else int3 written into
  * the loaded kernel at each symbol's physical address (by the kernel's ELF
@@ -370,9 +389,12 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	if (ok) {
 		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
 		vm_set_stop_hook(vm, hw ? hang_watch_halt : NULL, hw); /* the watcher ends before vCPUs are joined */
-		vm_set_main_hook(vm, snaps ? snapshots_hook : NULL, snaps);
+		struct main_hook mh = { snaps, rs->control };
+		vm_set_main_hook(vm, (snaps || rs->control) ? main_hook : NULL, &mh);
 		struct tvm_event ev;
 		int r = vm_run(vm, &ev, &err);
+		vm_set_main_hook(vm, NULL, NULL);
+		control_vm_gone(rs->control);
 		hang_watch_stop(hw);
 		if (r == 0 && rs->snaps.checkpoint && !snapshots_checkpoint_done(snaps) && ev.kind != TVM_EV_VMM_ERROR &&
 		    ev.kind != TVM_EV_SIGNAL)
@@ -458,7 +480,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
 	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
-	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE };
+	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE, O_CONTROL };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -485,6 +507,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "snapshot-dir", required_argument, NULL, O_SNAP_DIR },
 		{ "snapshot-keep", required_argument, NULL, O_SNAP_KEEP },
 		{ "restore", required_argument, NULL, O_RESTORE },
+		{ "control", required_argument, NULL, O_CONTROL },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -597,6 +620,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 			break;
 		}
 		case O_RESTORE: rsp->restore = optarg; break;
+		case O_CONTROL: rsp->control_path = optarg; break;
 		case O_NO_SANDBOX: sandbox_disabled = true; break;
 		case 'q': cli->quiet = true; break;
 		case 'v': tvm_verbose = 1; break;
@@ -717,6 +741,11 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 		return TVM_EXIT_ERROR;
 	}
 	uart_start_input();
+	if (rsp->control_path && !(rsp->control = control_open(rsp->control_path, &rsp->images, rsp->origin.buf,
+								 rsp->origin.len, &err))) {
+		tvm_log("error: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
 	if (rsp->report_dir) /* reports a killed trialvm left half-written */
 		report_clean_partials(rsp->report_dir);
 
@@ -734,6 +763,8 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 		tvm_log("restarting a fresh VM from the same images (restart %ld of at most %ld)", restarts + 1,
 			max_restarts);
 	}
+	control_close(rsp->control);
+	rsp->control = NULL;
 	if (console_close(&err) < 0) {
 		tvm_log("error: %s", err.msg);
 		if (!crashed)
@@ -914,8 +945,9 @@ static int prepare_restore(struct run_settings *rsp, struct run_cli *cli)
 				   "--cpus out, or give those", rsp->restore, (unsigned long long)(cfg.ram_size >> 20),
 				   cfg.ncpus);
 	rsp->cfg = cfg;
-	if (rsp->lo.kernel || rsp->app || rsp->ndisks)
+	if (rsp->lo.kernel || rsp->app)
 		return RUN_GO; /* the images given; checked against the snapshot's hashes */
+	bool disks_given = rsp->ndisks > 0; /* then those, with the kernel the snapshot names */
 	uint8_t *buf = NULL;
 	size_t blen = 0;
 	int got = read_section(rsp->restore_r, SNAP_SEC_ORIGIN, &buf, &blen, &err);
@@ -943,7 +975,7 @@ static int prepare_restore(struct run_settings *rsp, struct run_cli *cli)
 			rsp->lo.initrd = origin_str(&in, OR_INITRD, paths[2], sizeof(paths[2]));
 		}
 		rsp->lo.cpio = origin_str(&in, OR_CPIO, paths[3], sizeof(paths[3]));
-		for (int i = 0; rc == RUN_GO && i < MAX_DISKS; i++) {
+		for (int i = 0; rc == RUN_GO && !disks_given && i < MAX_DISKS; i++) {
 			char spec[4200];
 			if (!origin_str(&in, (uint16_t)(OR_DISK0 + i), spec, sizeof(spec)))
 				break;
@@ -966,13 +998,8 @@ static int prepare_restore(struct run_settings *rsp, struct run_cli *cli)
 /* The images' hashes (for snapshots' headers and a restore's check). */
 static int hash_images(struct run_settings *rsp)
 {
-	if (!rsp->restore && !rsp->snaps.dir && !rsp->snaps.checkpoint)
+	if (!rsp->restore && !rsp->snaps.dir && !rsp->snaps.checkpoint && !rsp->control_path)
 		return RUN_GO;
-	for (int i = 0; i < rsp->ndisks; i++)
-		if (!rsp->disks[i].ro)
-			return usage_error("--disk %s: snapshots and restores take read-only disks only for now (what "
-					   "the guest writes to a disk is not in the snapshot yet); give %s,ro",
-					   rsp->disks[i].path, rsp->disks[i].path);
 	struct tvm_err err = { "" };
 	const char *disks[MAX_DISKS];
 	for (int i = 0; i < rsp->ndisks; i++)
@@ -1185,6 +1212,8 @@ int main(int argc, char **argv)
 		return cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disk"))
 		return disk_cli_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return control_client_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot") && argc > 2 && !strcmp(argv[2], "checkpoint"))
 		return cmd_checkpoint(argc - 2, argv + 2);
 	if (!strcmp(cmd, "snapshot"))

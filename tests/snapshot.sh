@@ -52,8 +52,9 @@ expect_rc snap-restore-other-app 125 &&
 	pass snap-restore-other-app
 vmrun snap-restore-mem 30 run --restore "$T/c15.tvs" --mem 64M
 expect_rc snap-restore-mem 126 && expect_grep snap-restore-mem err 'leave --mem and --cpus out' && pass snap-restore-mem
-vmrun snap-restore-rw-disk 30 run --restore "$T/c15.tvs" --app "$APPS/counter" --disk "$APPS/hello"
-expect_rc snap-restore-rw-disk 126 && expect_grep snap-restore-rw-disk err 'read-only disks only' && pass snap-restore-rw-disk
+vmrun snap-restore-other-disks 30 run --restore "$T/c15.tvs" --app "$APPS/counter" --disk "$APPS/hello"
+expect_rc snap-restore-other-disks 125 && expect_grep snap-restore-other-disks err 'taken without a disk 0 image' &&
+	pass snap-restore-other-disks
 
 # Damaged snapshots: a flipped byte in guest memory, a truncated file.
 size=$(stat -c %s "$T/c15.tvs")
@@ -197,3 +198,26 @@ FIX=tests/fixtures/snapshot-v1
 printf '%s\n' n o p q r s t u v w x y z >"$T/fixture.expected"
 vmrun snap-fixture-v1 60 run --restore "$FIX/count-m.tvs" --kernel "$FIX/tiny-count.elf"
 expect_rc snap-fixture-v1 0 && expect_out snap-fixture-v1 "$T/fixture.expected" && pass snap-fixture-v1
+
+# A guest writing to its disk: checkpointed after 8 of 32 clusters (each
+# flushed), restored into a new persistent overlay, it writes the rest; the
+# overlay then holds all 32, the first 8 only through the snapshot.
+head -c $((8 << 20)) /dev/zero >"$T/snapdisk.img"
+vmrun snap-disk-checkpoint 120 snapshot checkpoint --app "$APPS/disk-test" --disk "$T/snapdisk.img" \
+	--at-console $'flushed 8\n' -o "$T/disk8.tvs" -- loop 32 4
+if expect_rc snap-disk-checkpoint 0; then
+	vmrun snap-disk-restore 120 run --restore "$T/disk8.tvs" --disk-mode persist \
+		--disk "$T/snapdisk.img,overlay=$T/restored.ovl"
+	if expect_rc snap-disk-restore 0 && [ "$(head -1 "$T/snap-disk-restore.out")" = "flushed 12" ] &&
+		expect_grep snap-disk-restore out '^flushed 32$'; then
+		vmrun snap-disk-check 120 run --app "$APPS/disk-test" --disk-mode persist \
+			--disk "$T/snapdisk.img,overlay=$T/restored.ovl" -- loopcheck 32
+		expect_rc snap-disk-check 0 && pass snap-disk-restore
+	elif [ "$RC" -eq 0 ]; then
+		fail snap-disk-restore "the restore printed '$(head -2 "$T/snap-disk-restore.out" | tr '\n' '|')', expected to go on at 'flushed 12'"
+	fi
+	vmrun snap-disk-restore-used 60 run --restore "$T/disk8.tvs" --disk-mode persist \
+		--disk "$T/snapdisk.img,overlay=$T/restored.ovl"
+	expect_rc snap-disk-restore-used 125 && expect_grep snap-disk-restore-used err 'needs a fresh one' &&
+		pass snap-disk-restore-used
+fi

@@ -95,6 +95,8 @@ static const struct sb_call calls[] = {
 	{ SCMP_SYS(rt_sigaction), M, ANY },      /* vm_create installs the vCPU kick handler (restart) */
 	{ SCMP_SYS(rt_sigprocmask), ALL, ANY },  /* pthread_sigmask, pthread_kill, thread exit */
 	{ SCMP_SYS(rt_sigreturn), ALL, ANY },    /* return from the kick (V) and stop (M) handlers */
+	{ SCMP_SYS(accept4), M, ANY },           /* the --control socket (created before the sandbox) */
+	{ SCMP_SYS(sendto), M, ANY },            /* its replies (send, MSG_NOSIGNAL) */
 	{ SCMP_SYS(poll), M, ANY },              /* --on-crash pause waits on the stop signalfd */
 	{ SCMP_SYS(ppoll), M, ANY },             /* same, other libc paths */
 	{ SCMP_SYS(tgkill), M | V | W | I, OWN_TGID }, /* pthread_kill: kick vCPUs out of KVM_RUN (vm_raise,

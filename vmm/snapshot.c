@@ -920,17 +920,26 @@ static int merge_flush(struct merge *m, bool force, struct tvm_err *err)
 	return r;
 }
 
+/* The run at *off, and the index of its first page in the machine. */
+static int merge_run(const struct merge *m, struct snap_reader *r, const struct snap_section *s, uint64_t *off,
+		     struct run *run, int64_t *first, struct tvm_err *err)
+{
+	if (read_run(r, s, off, run, err) < 0)
+		return -1;
+	if ((*first = page_index(m->ram, run->gpa, run->npages)) < 0)
+		return tvm_seterr(err, "a memory run at guest address 0x%llx lies outside the machine's RAM",
+				  (unsigned long long)run->gpa);
+	return 0;
+}
+
 /* The older snapshot's data runs, less the pages the newer one holds. */
 static int merge_older(struct merge *m, struct snap_reader *r, const struct snap_section *s, struct tvm_err *err)
 {
 	for (uint64_t off = 0; off < s->length;) {
 		struct run run;
-		if (read_run(r, s, &off, &run, err) < 0)
+		int64_t first;
+		if (merge_run(m, r, s, &off, &run, &first, err) < 0)
 			return -1;
-		int64_t first = page_index(m->ram, run.gpa, run.npages);
-		if (first < 0)
-			return tvm_seterr(err, "a memory run at guest address 0x%llx lies outside the machine's RAM",
-					  (unsigned long long)run.gpa);
 		if (run.flags & RUN_ZERO)
 			continue;
 		if (inflate_run(r, s, &run, m->pages, m->dc, &m->cbuf, err) < 0)
@@ -960,12 +969,9 @@ static int merge_newer(struct merge *m, struct snap_reader *r, const struct snap
 {
 	for (uint64_t off = 0; off < s->length;) {
 		struct run run;
-		if (read_run(r, s, &off, &run, err) < 0)
+		int64_t first;
+		if (merge_run(m, r, s, &off, &run, &first, err) < 0)
 			return -1;
-		int64_t first = page_index(m->ram, run.gpa, run.npages);
-		if (first < 0)
-			return tvm_seterr(err, "a memory run at guest address 0x%llx lies outside the machine's RAM",
-					  (unsigned long long)run.gpa);
 		if (pass == 0) {
 			for (uint32_t i = 0; i < run.npages; i++)
 				m->covered[((uint64_t)first + i) / 64] |= 1ull << (((uint64_t)first + i) % 64);

@@ -770,13 +770,16 @@ int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, in
 	struct vcpu *c = &vm->cpus[idx];
 	if (!__atomic_load_n(&c->alive, __ATOMIC_ACQUIRE))
 		return -1;
+	pthread_mutex_lock(&vm->pause_lock);
+	bool held = c->pause_holders > 0; /* a snapshot or a control client pauses it */
+	pthread_mutex_unlock(&vm->pause_lock);
 	if (pause_mask(vm, 1ull << idx, timeout_ms) < 0)
 		return -1;
 	pthread_mutex_lock(&vm->pause_lock);
 	bool ok = c->parked;
 	*rip = c->park_rip;
 	*cpl = c->park_cpl;
-	*mp_state = c->park_mp;
+	*mp_state = held ? -1 : c->park_mp;
 	hold_locked(vm, 1ull << idx, -1);
 	pthread_mutex_unlock(&vm->pause_lock);
 	return ok ? 0 : -1;

@@ -146,6 +146,7 @@ enum tvm_event_kind {
 	                          reason = the exception (1: hardware, 3: int3) */
 	TVM_EV_HANG,           /* the guest made no progress (--hang-timeout) */
 	TVM_EV_CHECKPOINT,     /* `snapshot checkpoint` wrote its snapshot: the run ends */
+	TVM_EV_QUIT,           /* a control client asked for the end (run --control) */
 };
 
 struct tvm_event {
@@ -231,8 +232,9 @@ int vm_set_sw_breakpoints(struct vm *vm, enum tvm_bp_kind kind, const uint64_t *
 void vm_clear_sw_breakpoints(struct vm *vm);
 /* While the VM runs (from another thread): the number of exits vCPU idx
  * has taken so far, and a fresh sample of its RIP, CPL and KVM MP state
- * (0 = runnable; the vCPU is kicked
- * out of the guest to read them; -1 if it did not answer within timeout_ms). */
+ * (0 = runnable; -1 = trialvm itself holds it paused, a snapshot or a
+ * control client: no guest progress is expected), taken through the pause
+ * barrier; -1 if it did not answer within timeout_ms. */
 uint64_t vm_exit_count(struct vm *vm, int idx);
 /* Exits taken by all vCPUs so far: total, port I/O, MMIO. */
 struct vm_exit_stats { uint64_t total, pio, mmio; };

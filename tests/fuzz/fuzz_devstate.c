@@ -18,7 +18,7 @@
 
 #include "devices/devices.h"
 #include "devices/virtio.h"
-#include "vmm/vm_internal.h"
+#include "fuzz_vm.h"
 #include "vmm/vmstate.h"
 
 #define REQUIRE(c)               \
@@ -33,16 +33,7 @@ static struct vm *vm;
 
 static void setup(void)
 {
-	vm = calloc(1, sizeof(*vm));
-	REQUIRE(vm);
-	vm->kvm_fd = vm->vm_fd = -1;
-	for (int i = 0; i < TVM_MAX_VCPUS; i++)
-		vm->cpus[i].fd = -1;
-	vm->ncpus = 1;
-	pthread_mutex_init(&vm->ev_lock, NULL);
-	pthread_cond_init(&vm->ev_cond, NULL);
-	pthread_mutex_init(&vm->pause_lock, NULL);
-	pthread_cond_init(&vm->pause_cond, NULL);
+	vm = fuzz_vm_new(1);
 	uint8_t *ram = calloc(1, REGION);
 	REQUIRE(ram);
 	vm->regions[vm->nregions++] = (struct mem_region){ .gpa = 0, .size = REGION, .host = ram };

@@ -27,7 +27,7 @@
 #include "devices/hcall.h"
 #include "guests/include/trialvm_abi.h"
 #include "vmm/bus.h"
-#include "vmm/vm_internal.h"
+#include "fuzz_vm.h"
 
 #define REQUIRE(c)               \
 	do {                     \
@@ -62,14 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	if (!vm) {
-		vm = calloc(1, sizeof(*vm));
-		REQUIRE(vm);
-		vm->kvm_fd = vm->vm_fd = -1;
-		for (int i = 0; i < TVM_MAX_VCPUS; i++)
-			vm->cpus[i].fd = -1;
-		vm->ncpus = 2;
-		pthread_mutex_init(&vm->ev_lock, NULL);
-		pthread_cond_init(&vm->ev_cond, NULL);
+		vm = fuzz_vm_new(2);
 		struct tvm_err err;
 		REQUIRE(hcall_init(vm, &err) == 0);
 		for (int i = 0; i < 2; i++)

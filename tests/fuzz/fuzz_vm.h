@@ -1,0 +1,29 @@
+/* tests/fuzz/fuzz_vm.h - a struct vm (vmm/vm_internal.h) that never opens
+ * KVM, for harnesses that reach devices the way a vCPU does: no fds, its
+ * locks ready, no RAM (the harness adds its regions). Aborts when out of
+ * memory. */
+#ifndef TVM_FUZZ_VM_H
+#define TVM_FUZZ_VM_H
+
+#include <stdlib.h>
+
+#include "vmm/vm_internal.h"
+
+static inline struct vm *fuzz_vm_new(int ncpus)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		abort();
+	vm->kvm_fd = vm->vm_fd = -1;
+	for (int i = 0; i < TVM_MAX_VCPUS; i++)
+		vm->cpus[i].fd = -1;
+	vm->ncpus = ncpus;
+	pthread_mutex_init(&vm->ev_lock, NULL);
+	pthread_cond_init(&vm->ev_cond, NULL);
+	pthread_mutex_init(&vm->kick_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
+	return vm;
+}
+
+#endif
