@@ -122,4 +122,4 @@ for mem in 128M 1G; do
 	printf '  %-8s | %-22s | %-22s | %s\n' "$mem" "$(awk -v n="$r" 'BEGIN { printf "%.1f ms", n / 1e6 }')" \
 		"$(awk -v n="$b" 'BEGIN { printf "%.1f ms", n / 1e6 }')" "$(awk -v a="$b" -v c="$r" 'BEGIN { if (c > 0) printf "boot/restore %.2fx", a / c }')"
 done
-echo "  (the restore copies the snapshot's pages in; QEMU -incoming is not measured here yet)"
+echo "  (restores map the memory cached by the first one; QEMU -incoming is not measured here yet)"

@@ -7,6 +7,7 @@
 #include <libelf.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../reporter/inspect.h"
+#include "../vmm/fileio.h"
 #include "../vmm/iothread.h"
 #include "../vmm/loader.h"
 #include "../vmm/sandbox.h"
@@ -269,6 +271,7 @@ struct run_settings {
 	int restore_n;
 	struct snap_header images; /* the images' hashes (snapshots and restores) */
 	struct vs_out origin;    /* owned: the origin section of snapshots written */
+	char ram_cache[4096];    /* --restore: the chain's memory, materialised (vm_config.ram_file) */
 	const char *control_path; /* --control SOCKET */
 	struct control *control; /* owned, for the whole run */
 };
@@ -350,7 +353,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	rs->lo.virtio = acpi_virtio;
 	struct boot_entry entry;
 	if (ok && rs->restore) {
-		if (vm_snapshot_load(vm, rs->restore_chain, rs->restore_n, &err) < 0) {
+		if (vm_snapshot_load(vm, rs->restore_chain, rs->restore_n, rs->cfg.ram_file != NULL, &err) < 0) {
 			tvm_log("error: --restore %s: %s", rs->restore, err.msg);
 			ok = false;
 		}
@@ -925,6 +928,45 @@ static int open_chain(struct run_settings *rsp, struct tvm_err *err)
 	return rc;
 }
 
+/* --restore: the chain's memory decompressed once into a file under the
+ * user's cache directory ($XDG_CACHE_HOME or ~/.cache, trialvm/ram/ID.ram,
+ * mode 0600 in a 0700 directory), mapped by every restore of that
+ * snapshot: a restore then reads only the pages the guest touches. Where
+ * that cannot be done the memory is copied in instead (said with -v). */
+static void use_memory_cache(struct run_settings *rsp)
+{
+	struct tvm_err err = { "" };
+	const char *base = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char dir[3000];
+	if (base && base[0] == '/')
+		snprintf(dir, sizeof(dir), "%s/trialvm", base);
+	else if (home && home[0] == '/')
+		snprintf(dir, sizeof(dir), "%s/.cache/trialvm", home);
+	else
+		return;
+	strncat(dir, "/ram", sizeof(dir) - strlen(dir) - 1);
+	if (mkdir_p(dir, 0700) < 0)
+		return;
+	const uint8_t *id = snap_header_of(rsp->restore_r)->id;
+	char hex[33];
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	snprintf(rsp->ram_cache, sizeof(rsp->ram_cache), "%s/%s.ram", dir, hex);
+	struct stat st;
+	if (stat(rsp->ram_cache, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != rsp->cfg.ram_size) {
+		if (isatty(2))
+			tvm_log("materialising the snapshot's memory into %s (once per snapshot)", rsp->ram_cache);
+		unlink(rsp->ram_cache); /* a damaged one */
+		if (snapshot_materialize(rsp->restore_chain, rsp->restore_n, rsp->ram_cache, &err) < 0) {
+			tvm_debug("restore: no memory cache (%s); copying the snapshot's memory in", err.msg);
+			rsp->ram_cache[0] = 0;
+			return;
+		}
+	}
+	tvm_debug("restore: guest memory mapped from %s", rsp->ram_cache);
+	rsp->cfg.ram_file = rsp->ram_cache;
+}
+
 /* --restore: open and check the snapshot (and its parents), take the
  * machine's size from it, and the images from its origin section when none
  * were given. */
@@ -945,6 +987,7 @@ static int prepare_restore(struct run_settings *rsp, struct run_cli *cli)
 				   "--cpus out, or give those", rsp->restore, (unsigned long long)(cfg.ram_size >> 20),
 				   cfg.ncpus);
 	rsp->cfg = cfg;
+	use_memory_cache(rsp);
 	if (rsp->lo.kernel || rsp->app)
 		return RUN_GO; /* the images given; checked against the snapshot's hashes */
 	bool disks_given = rsp->ndisks > 0; /* then those, with the kernel the snapshot names */

@@ -185,21 +185,11 @@ int report_clean_partials(const char *dir)
 	return removed;
 }
 
-static int mkdir_p(const char *path, struct tvm_err *err)
+static int make_report_dir(const char *path, struct tvm_err *err)
 {
-	char p[4096];
-	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
-		return tvm_seterr(err, "report directory path is too long");
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return tvm_seterr(err, "cannot create %s: %s", p, strerror(errno));
-		*s = '/';
-	}
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
-		return tvm_seterr(err, "cannot create the report directory %s: %s", p, strerror(errno));
+	int r = mkdir_p(path, 0755);
+	if (r < 0)
+		return tvm_seterr(err, "cannot create the report directory %s: %s", path, strerror(-r));
 	return 0;
 }
 
@@ -671,7 +661,7 @@ int report_write(const struct report_inputs *in, char *out_path, size_t cap, str
 	if (!f)
 		return tvm_seterr(err, "out of memory writing the report");
 	int rc = -1;
-	if (mkdir_p(in->dir, err) < 0 || name_report(in, f, err) < 0)
+	if (make_report_dir(in->dir, err) < 0 || name_report(in, f, err) < 0)
 		goto out;
 	if (mkdir(f->tmp, 0755) < 0) {
 		tvm_seterr(err, "cannot create %s: %s", f->tmp, strerror(errno));

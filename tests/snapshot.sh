@@ -40,6 +40,23 @@ if expect_rc snap-restore 0; then
 	fi
 fi
 
+# Its memory was materialised once into the cache and is mapped from
+# there; a damaged cache file is rebuilt.
+cache=$(find "$XDG_CACHE_HOME/trialvm/ram" -name '*.ram' 2>/dev/null | head -1)
+vmrun snap-restore-cached 60 run -v --restore "$T/c15.tvs"
+if [ -n "$cache" ] && [ "$(stat -c %s "$cache")" = $((128 << 20)) ] && [ "$(stat -c %a "$cache")" = 600 ] &&
+	expect_rc snap-restore-cached 0 && expect_grep snap-restore-cached err 'guest memory mapped from .*\.ram' &&
+	expect_out snap-restore-cached "$T/snap-restore.out"; then
+	: >"$cache"
+	vmrun snap-restore-cache-damaged 60 run --restore "$T/c15.tvs"
+	if expect_rc snap-restore-cache-damaged 0 && expect_out snap-restore-cache-damaged "$T/snap-restore.out" &&
+		[ "$(stat -c %s "$cache")" = $((128 << 20)) ]; then
+		pass snap-restore-cached
+	fi
+elif [ -z "$cache" ]; then
+	fail snap-restore-cached "no memory cache under $XDG_CACHE_HOME/trialvm/ram"
+fi
+
 # The same checkpoint again: the same continuation (and the images given
 # explicitly this time, checked against the snapshot's hashes).
 vmrun snap-restore-again 60 run --restore "$T/c15.tvs" --app "$APPS/counter"

@@ -14,6 +14,7 @@ APPS=$PWD/$BUILD/guests/apps
 TINY=$PWD/$BUILD/tests/guests
 export TRIALVM_TRIALOS=$PWD/$BUILD/guests/trialos.elf
 export TVM_DEBIAN_KERNEL=$PWD/$BUILD/images/debian/vmlinuz
+export XDG_CACHE_HOME=$T/cache  # restores' memory caches stay in the test's directory
 start_s=$(date +%s)
 
 # KVM must work here: the caller decided so. Say plainly when it does not.

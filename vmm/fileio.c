@@ -2,6 +2,7 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -120,4 +121,22 @@ void sha256_hex(const uint8_t md[32], char hex[65])
 {
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+int mkdir_p(const char *path, unsigned mode)
+{
+	char p[4096];
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
 }

@@ -17,6 +17,9 @@ int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* fsync a directory (after a rename or create in it); a file system that
  * cannot (EINVAL) counts as done. 0 or -errno. */
 int fsync_dir(const char *dir);
+/* mkdir -p: PATH and each missing parent, new ones with `mode`. 0, or
+ * -errno (ENAMETOOLONG past 4095 bytes) for the first that failed. */
+int mkdir_p(const char *path, unsigned mode);
 /* fsync the directory that holds `path` ("." for a bare name). */
 int fsync_parent(const char *path);
 /* sha256 of what fd holds from its current offset to the end. 0 or -errno. */

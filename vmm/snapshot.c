@@ -2,13 +2,16 @@
 #include "snapshot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include "fileio.h"
 #include "util.h"
 #include "vm_internal.h"
 #include "vmstate.h"
@@ -755,8 +758,7 @@ int vm_snapshot_config(struct snap_reader *r, struct vm_config *cfg, struct tvm_
 				  (unsigned long long)ram);
 	if (n < 1 || n > TVM_MAX_VCPUS)
 		return tvm_seterr(err, "the snapshot has %u vCPUs; trialvm supports 1 to %d", n, TVM_MAX_VCPUS);
-	cfg->ram_size = ram;
-	cfg->ncpus = (int)n;
+	*cfg = (struct vm_config){ .ram_size = ram, .ncpus = (int)n };
 	return 0;
 }
 
@@ -783,7 +785,8 @@ int snapshot_chain_check(struct snap_reader *const *chain, int n, struct tvm_err
 	return 0;
 }
 
-int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain, struct tvm_err *err)
+int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain, bool memory_mapped,
+		     struct tvm_err *err)
 {
 	if (nchain < 1 || snapshot_chain_check(chain, nchain, err) < 0)
 		return nchain < 1 ? tvm_seterr(err, "no snapshot") : -1;
@@ -815,7 +818,7 @@ int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain
 			break;
 		}
 		snap_rewind(chain[i]);
-		while (rc == 0 && snap_next(chain[i], &s) == 1)
+		while (rc == 0 && !memory_mapped && snap_next(chain[i], &s) == 1)
 			if (s.type == SNAP_SEC_MEMORY)
 				rc = load_memory(vm, chain[i], &s, dc, &cbuf, err);
 	}
@@ -1067,5 +1070,95 @@ out:
 	free(m.covered);
 	ZSTD_freeCCtx(m.cc);
 	ZSTD_freeDCtx(m.dc);
+	return rc;
+}
+
+/* ---------------------------------------------------------- materialise */
+
+int snapshot_materialize(struct snap_reader *const *chain, int n, const char *path, struct tvm_err *err)
+{
+	struct vm_config cfg;
+	if (n < 1 || snapshot_chain_check(chain, n, err) < 0 || vm_snapshot_config(chain[n - 1], &cfg, err) < 0)
+		return n < 1 ? tvm_seterr(err, "no snapshot") : -1;
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 8);
+	uint8_t *pages = malloc((size_t)RUN_MAX_PAGES * PAGE);
+	ZSTD_DCtx *dc = ZSTD_createDCtx();
+	struct membuf cbuf = { 0 };
+	int fd = -1, rc = -1;
+	if (!tmp || !pages || !dc) {
+		tvm_seterr(err, "out of memory");
+		goto out;
+	}
+	snprintf(tmp, plen + 8, "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		tvm_seterr(err, "cannot create %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)cfg.ram_size) < 0) {
+		tvm_seterr(err, "cannot size %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	static const uint8_t zero[RUN_MAX_PAGES * PAGE];
+	for (int i = 0; i < n; i++) {
+		struct vm_config c;
+		if (vm_snapshot_config(chain[i], &c, err) < 0)
+			goto fail;
+		if (c.ram_size != cfg.ram_size) {
+			tvm_seterr(err, "the snapshots of the chain are of different machines");
+			goto fail;
+		}
+		struct snap_section s;
+		snap_rewind(chain[i]);
+		while (snap_next(chain[i], &s) == 1) {
+			if (s.type != SNAP_SEC_MEMORY)
+				continue;
+			for (uint64_t off = 0; off < s.length;) {
+				struct run run;
+				if (read_run(chain[i], &s, &off, &run, err) < 0)
+					goto fail;
+				int64_t first = page_index(cfg.ram_size, run.gpa, run.npages);
+				if (first < 0) {
+					tvm_seterr(err, "a memory run at guest address 0x%llx lies outside the machine's RAM",
+						   (unsigned long long)run.gpa);
+					goto fail;
+				}
+				const uint8_t *src = zero;
+				if (!(run.flags & RUN_ZERO)) {
+					if (inflate_run(chain[i], &s, &run, pages, dc, &cbuf, err) < 0)
+						goto fail;
+					src = pages;
+				}
+				int r = pwrite_all(fd, src, (size_t)run.npages * PAGE, (uint64_t)first * PAGE);
+				if (r < 0) {
+					tvm_seterr(err, "cannot write %s: %s", tmp, strerror(-r));
+					goto fail;
+				}
+			}
+		}
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		tvm_seterr(err, "cannot write %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		tvm_seterr(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		goto fail;
+	}
+	fsync_parent(path);
+	rc = 0;
+	goto out;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+out:
+	free(tmp);
+	free(pages);
+	free(cbuf.p);
+	ZSTD_freeDCtx(dc);
 	return rc;
 }

@@ -27,6 +27,8 @@
 #ifndef TVM_SNAPSHOT_H
 #define TVM_SNAPSHOT_H
 
+#include <stdbool.h>
+
 #include "snapfile.h"
 #include "vm.h"
 
@@ -89,7 +91,16 @@ int snapshot_chain_check(struct snap_reader *const *chain, int n, struct tvm_err
  * first run (instead of a kernel): memory from each snapshot in order, the
  * rest from the last. Every value is checked; on error the VM must be
  * destroyed. */
-int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain, struct tvm_err *err);
+int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain, bool memory_mapped,
+		     struct tvm_err *err);
+/* (memory_mapped: the VM's RAM is already the chain's memory, mapped from
+ * snapshot_materialize's file: memory sections are not read again.) */
+
+/* Write the chain's guest memory, decompressed, as one file of the
+ * machine's RAM size at PATH (sparse where zero; temporary name, fsync,
+ * rename): what vm_config.ram_file maps, so that a restore's time does not
+ * grow with guest RAM. */
+int snapshot_materialize(struct snap_reader *const *chain, int n, const char *path, struct tvm_err *err);
 
 /* --snapshot-keep: rewrite the incremental snapshot NEWER (whose parent is
  * the full snapshot OLDER) as a full one with the same id: OLDER's pages

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../guests/include/trialvm_abi.h"
@@ -274,8 +275,22 @@ struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
 
 	/* Guest RAM: one host mapping, split around the MMIO hole below 4 GiB. */
 	vm->ram_size = cfg->ram_size;
+	int ram_fd = -1;
+	if (cfg->ram_file) {
+		struct stat st;
+		ram_fd = open(cfg->ram_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (ram_fd < 0 || fstat(ram_fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != cfg->ram_size) {
+			tvm_seterr(err, "guest memory image %s: %s", cfg->ram_file,
+				   ram_fd < 0 ? strerror(errno) : "not a regular file of the guest's memory size");
+			if (ram_fd >= 0)
+				close(ram_fd);
+			goto fail;
+		}
+	}
 	vm->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		       MAP_PRIVATE | MAP_NORESERVE | (ram_fd < 0 ? MAP_ANONYMOUS : 0), ram_fd, 0);
+	if (ram_fd >= 0)
+		close(ram_fd);
 	if (vm->ram == MAP_FAILED) {
 		vm->ram = NULL;
 		tvm_seterr(err, "cannot allocate %llu MiB of guest memory: %s (try a smaller --mem)",

@@ -116,6 +116,12 @@ int boot_entry_virt_to_phys(const struct boot_entry *e, uint64_t va, uint64_t *p
 struct vm_config {
 	uint64_t ram_size;
 	int ncpus;
+	/* NULL: RAM starts zero (anonymous memory). Else a regular file of
+	 * exactly ram_size bytes, the RAM regions' contents back to back (a
+	 * restore's materialised memory, vmm/snapshot.h): mapped privately,
+	 * so pages load when the guest touches them and its writes stay in
+	 * this process. */
+	const char *ram_file;
 };
 /* Open /dev/kvm, check the API and capabilities, create the VM, its RAM,
  * in-kernel irqchip and PIT, and the vCPUs (CPUID, MSRs, FPU, LAPIC). */
