@@ -52,6 +52,24 @@ qemu_migrate() {
 		END { gsub(/[^0-9]/, "", t); gsub(/[^0-9]/, "", d); print (t == "" ? "?" : t), (d == "" ? "?" : d) }'
 }
 
+# qemu_reference MEM READY FILE APP ARGS...: QEMU runs APP until its console
+# prints READY, then migrates to FILE; one line of figures.
+qemu_reference() {
+	local mem=$1 ready=$2 file=$3
+	shift 3
+	qemu_start "$mem" "$@"
+	if wait_serial "$ready"; then
+		read -r qt qd < <(qemu_migrate "$file")
+		printf '  QEMU microvm, migration to a file: total %s ms, downtime %s ms; file %.1f MiB\n' "${qt:-?}" "${qd:-?}" \
+			"$(echo "$(stat -c %s "$file" 2>/dev/null || echo 0) / 1048576" | bc -l)"
+	else
+		echo "  QEMU did not start the guest: $(head -c 200 "$W/q.err")"
+	fi
+	kill "$qpid" 2>/dev/null
+	wait "$qpid" 2>/dev/null
+	qpid=
+}
+
 echo "== snapshots 1: vCPU pause per incremental snapshot, a guest dirtying ~1000 pages every 100 ms"
 "$TRIALVM" run -q --stats --app "$APPS/dirty-pages" --snapshot-every 0.1 --snapshot-dir "$W/s1" --snapshot-keep 3 \
 	-- 1000 100 40 >/dev/null 2>"$W/tv1.err"
@@ -62,16 +80,7 @@ else
 	echo "  trialvm: no figures: $(tail -c 300 "$W/tv1.err" | tr '\n' ' ')"
 fi
 if [ $HAVE_QEMU -eq 1 ]; then
-	qemu_start 128M "$APPS/dirty-pages" 1000 100 0 spin
-	if wait_serial ready; then
-		read -r qt qd < <(qemu_migrate "$W/q1.mig")
-		echo "  QEMU microvm, live migration to a file: downtime ${qd:-?} ms (total ${qt:-?} ms)"
-	else
-		echo "  QEMU did not start the guest: $(head -c 200 "$W/q.err")"
-	fi
-	kill "$qpid" 2>/dev/null
-	wait "$qpid" 2>/dev/null
-	qpid=
+	qemu_reference 128M ready "$W/q1.mig" "$APPS/dirty-pages" 1000 100 0 spin
 else
 	echo "  QEMU reference not run (no qemu-system-x86_64)"
 fi
@@ -89,19 +98,7 @@ if [ -f "$W/full.tvs" ]; then
 else
 	echo "  trialvm: no snapshot: $(tail -c 300 "$W/tv2.err" | tr '\n' ' ')"
 fi
-if [ $HAVE_QEMU -eq 1 ]; then
-	qemu_start 1G "$APPS/mem-touch" 512 spin
-	if wait_serial touched; then
-		read -r qt qd < <(qemu_migrate "$W/q2.mig")
-		printf '  QEMU microvm, migration to a file: total %s ms, downtime %s ms; file %.1f MiB\n' "${qt:-?}" "${qd:-?}" \
-			"$(echo "$(stat -c %s "$W/q2.mig" 2>/dev/null || echo 0) / 1048576" | bc -l)"
-	else
-		echo "  QEMU did not start the guest: $(head -c 200 "$W/q.err")"
-	fi
-	kill "$qpid" 2>/dev/null
-	wait "$qpid" 2>/dev/null
-	qpid=
-fi
+[ $HAVE_QEMU -eq 1 ] && qemu_reference 1G touched "$W/q2.mig" "$APPS/mem-touch" 512 spin
 
 echo
 echo "== snapshots 3: exec -> first console line after a restore, next to a cold boot (median of 5)"

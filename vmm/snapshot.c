@@ -120,22 +120,27 @@ static int get_msrs(struct vm *vm, int fd, struct saved_msr **out, uint32_t *nou
 	return 0;
 }
 
-static int save_vcpu(struct vm *vm, int i, struct vs_out *o, struct tvm_err *err)
-{
-	int fd = vm->cpus[i].fd;
+/* The fixed-size part of a vCPU's state, as KVM gives and takes it. */
+struct vcpu_fixed {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct kvm_vcpu_events ev;
 	struct kvm_mp_state mp;
 	struct kvm_lapic_state lapic;
 	struct kvm_debugregs dr;
-	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0 ||
-	    ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ioctl(fd, KVM_GET_MP_STATE, &mp) < 0 ||
-	    ioctl(fd, KVM_GET_LAPIC, &lapic) < 0 || ioctl(fd, KVM_GET_DEBUGREGS, &dr) < 0)
+};
+
+static int save_vcpu(struct vm *vm, int i, struct vs_out *o, struct tvm_err *err)
+{
+	int fd = vm->cpus[i].fd;
+	struct vcpu_fixed v;
+	if (ioctl(fd, KVM_GET_REGS, &v.regs) < 0 || ioctl(fd, KVM_GET_SREGS, &v.sregs) < 0 ||
+	    ioctl(fd, KVM_GET_VCPU_EVENTS, &v.ev) < 0 || ioctl(fd, KVM_GET_MP_STATE, &v.mp) < 0 ||
+	    ioctl(fd, KVM_GET_LAPIC, &v.lapic) < 0 || ioctl(fd, KVM_GET_DEBUGREGS, &v.dr) < 0)
 		return tvm_seterr(err, "cannot read the state of vCPU %d: %s", i, strerror(errno));
 	vs_put_u32(o, CPU_INDEX, (uint32_t)i);
-	vs_put(o, CPU_REGS, &regs, sizeof(regs));
-	vs_put(o, CPU_SREGS, &sregs, sizeof(sregs));
+	vs_put(o, CPU_REGS, &v.regs, sizeof(v.regs));
+	vs_put(o, CPU_SREGS, &v.sregs, sizeof(v.sregs));
 	size_t xs = xsave_size(vm);
 	if (xs) {
 		void *buf = calloc(1, xs);
@@ -166,10 +171,10 @@ static int save_vcpu(struct vm *vm, int i, struct vs_out *o, struct tvm_err *err
 		return -1;
 	vs_put(o, CPU_MSRS, msrs, nmsrs * (uint32_t)sizeof(*msrs));
 	free(msrs);
-	vs_put(o, CPU_EVENTS, &ev, sizeof(ev));
-	vs_put(o, CPU_MP_STATE, &mp, sizeof(mp));
-	vs_put(o, CPU_LAPIC, &lapic, sizeof(lapic));
-	vs_put(o, CPU_DEBUGREGS, &dr, sizeof(dr));
+	vs_put(o, CPU_EVENTS, &v.ev, sizeof(v.ev));
+	vs_put(o, CPU_MP_STATE, &v.mp, sizeof(v.mp));
+	vs_put(o, CPU_LAPIC, &v.lapic, sizeof(v.lapic));
+	vs_put(o, CPU_DEBUGREGS, &v.dr, sizeof(v.dr));
 	return vs_out_error(o, err);
 }
 
@@ -187,20 +192,15 @@ static int load_vcpu(struct vm *vm, const struct vs_in *in, struct tvm_err *err)
 	if (idx >= (uint32_t)vm->ncpus)
 		return tvm_seterr(err, "the snapshot has vCPU %u; this VM has %d", idx, vm->ncpus);
 	int fd = vm->cpus[idx].fd;
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	struct kvm_vcpu_events ev;
-	struct kvm_mp_state mp;
-	struct kvm_lapic_state lapic;
-	struct kvm_debugregs dr;
-	if (vs_get(in, CPU_REGS, &regs, sizeof(regs), "registers", err) < 0 ||
-	    vs_get(in, CPU_SREGS, &sregs, sizeof(sregs), "system registers", err) < 0 ||
-	    vs_get(in, CPU_EVENTS, &ev, sizeof(ev), "events", err) < 0 ||
-	    vs_get(in, CPU_MP_STATE, &mp, sizeof(mp), "MP state", err) < 0 ||
-	    vs_get(in, CPU_LAPIC, &lapic, sizeof(lapic), "LAPIC", err) < 0 ||
-	    vs_get(in, CPU_DEBUGREGS, &dr, sizeof(dr), "debug registers", err) < 0)
+	struct vcpu_fixed v;
+	if (vs_get(in, CPU_REGS, &v.regs, sizeof(v.regs), "registers", err) < 0 ||
+	    vs_get(in, CPU_SREGS, &v.sregs, sizeof(v.sregs), "system registers", err) < 0 ||
+	    vs_get(in, CPU_EVENTS, &v.ev, sizeof(v.ev), "events", err) < 0 ||
+	    vs_get(in, CPU_MP_STATE, &v.mp, sizeof(v.mp), "MP state", err) < 0 ||
+	    vs_get(in, CPU_LAPIC, &v.lapic, sizeof(v.lapic), "LAPIC", err) < 0 ||
+	    vs_get(in, CPU_DEBUGREGS, &v.dr, sizeof(v.dr), "debug registers", err) < 0)
 		return -1;
-	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
+	if (ioctl(fd, KVM_SET_REGS, &v.regs) < 0)
 		return tvm_seterr(err, "KVM refused the registers of vCPU %u: %s", idx, strerror(errno));
 	const void *xd;
 	uint32_t xl;
@@ -241,7 +241,7 @@ static int load_vcpu(struct vm *vm, const struct vs_in *in, struct tvm_err *err)
 		if (ioctl(fd, KVM_SET_XCRS, &xcrs) < 0)
 			return tvm_seterr(err, "KVM refused the XCRs of vCPU %u: %s", idx, strerror(errno));
 	}
-	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
+	if (ioctl(fd, KVM_SET_SREGS, &v.sregs) < 0)
 		return tvm_seterr(err, "KVM refused the system registers of vCPU %u: %s", idx, strerror(errno));
 	const void *md;
 	uint32_t ml;
@@ -276,15 +276,15 @@ static int load_vcpu(struct vm *vm, const struct vs_in *in, struct tvm_err *err)
 		if (refused)
 			tvm_debug("restore: vCPU %u: %u MSRs refused by this KVM (read-only ones)", idx, refused);
 	}
-	if (mp.mp_state > KVM_MP_STATE_SUSPENDED)
-		return tvm_seterr(err, "vCPU %u has MP state %u in the snapshot", idx, mp.mp_state);
-	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
+	if (v.mp.mp_state > KVM_MP_STATE_SUSPENDED)
+		return tvm_seterr(err, "vCPU %u has MP state %u in the snapshot", idx, v.mp.mp_state);
+	if (ioctl(fd, KVM_SET_MP_STATE, &v.mp) < 0)
 		return tvm_seterr(err, "KVM refused the MP state of vCPU %u: %s", idx, strerror(errno));
-	if (ioctl(fd, KVM_SET_LAPIC, &lapic) < 0)
+	if (ioctl(fd, KVM_SET_LAPIC, &v.lapic) < 0)
 		return tvm_seterr(err, "KVM refused the LAPIC of vCPU %u: %s", idx, strerror(errno));
-	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &v.ev) < 0)
 		return tvm_seterr(err, "KVM refused the pending events of vCPU %u: %s", idx, strerror(errno));
-	if (ioctl(fd, KVM_SET_DEBUGREGS, &dr) < 0)
+	if (ioctl(fd, KVM_SET_DEBUGREGS, &v.dr) < 0)
 		return tvm_seterr(err, "KVM refused the debug registers of vCPU %u: %s", idx, strerror(errno));
 	return 0;
 }

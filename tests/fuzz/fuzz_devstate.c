@@ -21,12 +21,6 @@
 #include "fuzz_vm.h"
 #include "vmm/vmstate.h"
 
-#define REQUIRE(c)               \
-	do {                     \
-		if (!(c))        \
-			abort(); \
-	} while (0)
-
 #define REGION (64u * 1024)
 
 static struct vm *vm;

@@ -29,12 +29,6 @@
 #include "vmm/bus.h"
 #include "fuzz_vm.h"
 
-#define REQUIRE(c)               \
-	do {                     \
-		if (!(c))        \
-			abort(); \
-	} while (0)
-
 #define REGION (64u * 1024)
 
 static struct vm *vm;

@@ -1,13 +1,20 @@
 /* tests/fuzz/fuzz_vm.h - a struct vm (vmm/vm_internal.h) that never opens
  * KVM, for harnesses that reach devices the way a vCPU does: no fds, its
  * locks ready, no RAM (the harness adds its regions). Aborts when out of
- * memory. */
+ * memory. Also REQUIRE, the harnesses' assertion. */
 #ifndef TVM_FUZZ_VM_H
 #define TVM_FUZZ_VM_H
 
 #include <stdlib.h>
 
 #include "vmm/vm_internal.h"
+
+/* A harness's invariant: abort (a finding) when it does not hold. */
+#define REQUIRE(c)               \
+	do {                     \
+		if (!(c))        \
+			abort(); \
+	} while (0)
 
 static inline struct vm *fuzz_vm_new(int ncpus)
 {
