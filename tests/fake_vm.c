@@ -30,6 +30,7 @@ fail:
 void fake_vm_free(struct vm *vm)
 {
 	if (vm) {
+		vm_destroy_devices(vm); /* the devices a test added (vm_add_device) */
 		munmap(vm->ram, vm->ram_size);
 		free(vm);
 	}

@@ -331,10 +331,7 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
-	for (int i = vm->ndevices - 1; i >= 0; i--)
-		if (vm->devices[i].ops->destroy)
-			vm->devices[i].ops->destroy(vm->devices[i].dev);
-	vm->ndevices = 0;
+	vm_destroy_devices(vm);
 	for (int i = 0; i < TVM_MAX_VCPUS; i++) {
 		if (vm->cpus[i].run)
 			munmap(vm->cpus[i].run, (size_t)vm->run_size);
@@ -848,6 +845,14 @@ int vm_dirty_log_fetch(struct vm *vm, uint64_t *const *bitmaps, struct tvm_err *
 }
 
 /* --------------------------------------------------------------- devices */
+
+void vm_destroy_devices(struct vm *vm)
+{
+	for (int i = vm->ndevices - 1; i >= 0; i--)
+		if (vm->devices[i].ops->destroy)
+			vm->devices[i].ops->destroy(vm->devices[i].dev);
+	vm->ndevices = 0;
+}
 
 int vm_add_device(struct vm *vm, const char *name, const struct vm_device_ops *ops, void *dev, struct tvm_err *err)
 {

@@ -96,6 +96,9 @@ struct vm {
 void vcpu_debug_exit(struct vcpu *c);
 bool vcpu_pio_breakpoint(struct vcpu *c);
 
+/* Destroy the devices the VM owns, newest first (vm_destroy; test VMs). */
+void vm_destroy_devices(struct vm *vm);
+
 /* Split vm->ram (vm->ram_size bytes) into the RAM regions of vm.h's layout. */
 void vm_layout_ram(struct vm *vm);
 
