@@ -126,8 +126,7 @@ static json_t *do_snapshot(struct control *c, struct vm *vm, json_t *req)
 	if (rc < 0)
 		return error_reply("%s", err.msg);
 	char id[33];
-	for (int i = 0; i < 16; i++)
-		snprintf(id + 2 * i, 3, "%02x", h.id[i]);
+	hex_bytes(h.id, sizeof(h.id), id);
 	return json_pack("{s:b, s:s, s:s, s:f}", "ok", 1, "path", path, "id", id, "ms", (now_ns() - t0) / 1e6);
 }
 

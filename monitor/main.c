@@ -825,32 +825,6 @@ static const char *origin_str(const struct vs_in *in, uint16_t tag, char *buf, s
 	return buf;
 }
 
-/* The first section of type `type` of r, read whole (at most
- * VS_MAX_RECORD bytes) into a malloc'ed buffer: 1, 0 absent, -1 error. */
-static int read_section(struct snap_reader *r, uint32_t type, uint8_t **buf, size_t *len, struct tvm_err *err)
-{
-	struct snap_section sec;
-	bool found = false;
-	snap_rewind(r);
-	while (!found && snap_next(r, &sec) == 1)
-		found = sec.type == type;
-	snap_rewind(r);
-	if (!found)
-		return 0;
-	if (sec.length > VS_MAX_RECORD)
-		return tvm_seterr(err, "section %u is %llu bytes, more than it may hold", type,
-				  (unsigned long long)sec.length);
-	*buf = malloc(sec.length ? sec.length : 1);
-	if (!*buf)
-		return tvm_seterr(err, "out of memory");
-	if (snap_read(r, &sec, 0, *buf, sec.length, err) < 0) {
-		free(*buf);
-		return -1;
-	}
-	*len = sec.length;
-	return 1;
-}
-
 #define MAX_CHAIN 4096
 
 /* --restore of an incremental snapshot: its parents, by the file name each
@@ -887,8 +861,9 @@ static int open_chain(struct run_settings *rsp, struct tvm_err *err)
 			break;
 		}
 		uint8_t *name = NULL;
-		size_t len = 0;
-		int got = read_section(rev[n - 1], SNAP_SEC_PARENT, &name, &len, err);
+		struct vs_in pin;
+		int got = snapshot_record(rev[n - 1], SNAP_SEC_PARENT, &name, &pin, "the parent", err);
+		size_t len = got > 0 ? pin.len : 0;
 		if (got <= 0 || len == 0 || len > 255 || memchr(name, '/', len) || memchr(name, 0, len)) {
 			free(name);
 			rc = got < 0 ? -1 : tvm_seterr(err, "an incremental snapshot does not name its parent's file");
@@ -949,8 +924,7 @@ static void use_memory_cache(struct run_settings *rsp)
 		return;
 	const uint8_t *id = snap_header_of(rsp->restore_r)->id;
 	char hex[33];
-	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	hex_bytes(id, 16, hex);
 	snprintf(rsp->ram_cache, sizeof(rsp->ram_cache), "%s/%s.ram", dir, hex);
 	struct stat st;
 	if (stat(rsp->ram_cache, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != rsp->cfg.ram_size) {
@@ -992,8 +966,8 @@ static int prepare_restore(struct run_settings *rsp, struct run_cli *cli)
 		return RUN_GO; /* the images given; checked against the snapshot's hashes */
 	bool disks_given = rsp->ndisks > 0; /* then those, with the kernel the snapshot names */
 	uint8_t *buf = NULL;
-	size_t blen = 0;
-	int got = read_section(rsp->restore_r, SNAP_SEC_ORIGIN, &buf, &blen, &err);
+	struct vs_in in;
+	int got = snapshot_record(rsp->restore_r, SNAP_SEC_ORIGIN, &buf, &in, "the origin", &err);
 	if (got < 0) {
 		tvm_log("error: --restore %s: %s", rsp->restore, err.msg);
 		return TVM_EXIT_ERROR;
@@ -1001,7 +975,6 @@ static int prepare_restore(struct run_settings *rsp, struct run_cli *cli)
 	if (got == 0)
 		return usage_error("--restore %s: the snapshot does not say which images it was taken from; give them "
 				   "(--app or --kernel, --disk ...)", rsp->restore);
-	struct vs_in in = { .p = buf, .len = blen, .what = "the origin" };
 	static char paths[4][4096];
 	int rc = RUN_GO;
 	if (vs_check(&in, NULL, 0, &err) < 0) {

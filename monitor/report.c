@@ -25,14 +25,9 @@
 /* sha256 of a regular file as lowercase hex; -1 when unreadable. */
 static int sha256_file(const char *path, char out[65])
 {
-	struct stat st;
-	int fd = open_input(path, &st);
-	if (fd < 0)
-		return -1;
 	uint8_t md[32];
-	int rc = S_ISREG(st.st_mode) ? sha256_fd(fd, md) : -1;
-	close(fd);
-	if (rc < 0)
+	struct tvm_err err;
+	if (sha256_path(path, md, &err) < 0)
 		return -1;
 	sha256_hex(md, out);
 	return 0;

@@ -29,19 +29,9 @@ static int hash_one(const char *path, uint8_t role, uint32_t index, struct snap_
 		return 0;
 	if (h->nimages == SNAP_MAX_IMAGES)
 		return tvm_seterr(err, "more than %u images", SNAP_MAX_IMAGES);
-	struct stat st;
-	int fd = open_input(path, &st);
-	if (fd < 0)
-		return tvm_seterr(err, "%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return tvm_seterr(err, "%s is not a regular file", path);
-	}
 	struct snap_image *im = &h->images[h->nimages];
-	int r = sha256_fd(fd, im->sha256);
-	close(fd);
-	if (r < 0)
-		return tvm_seterr(err, "cannot read %s: %s", path, strerror(-r));
+	if (sha256_path(path, im->sha256, err) < 0)
+		return -1;
 	im->role = role;
 	im->index = index;
 	h->nimages++;
@@ -141,7 +131,7 @@ struct job {
 	struct snap_header h;
 	char parent_name[32];
 	bool incremental, periodic;
-	unsigned seq;            /* periodic: its number */
+	unsigned seq;            /* a numbered periodic one: its number (0: not one, the crash snapshot) */
 	/* periodic: the pages it holds, back into pending if it fails */
 	uint64_t *inflight[TVM_MAX_REGIONS];
 	int result;
@@ -225,12 +215,6 @@ struct snapshots *snapshots_start(struct vm *vm, const struct snapshots_cfg *cfg
 static void snap_path(const struct snapshots *s, unsigned seq, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s/snap-%06u.tvs", s->cfg.dir, seq);
-}
-
-static void hex_id(const uint8_t id[16], char out[33])
-{
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
 static void job_free(struct job *j)
@@ -341,7 +325,7 @@ static void write_job(struct job *j)
 	j->result = snap_capture_write(j->cap, j->path, &j->h, ex, j->incremental ? 2 : 1, &j->err);
 	snap_capture_free(j->cap);
 	j->cap = NULL;
-	if (j->result == 0 && j->periodic) {
+	if (j->result == 0 && j->seq) {
 		s->seq = j->seq;
 		prune(s);
 	}
@@ -408,10 +392,7 @@ static int write_now(struct snapshots *s, const char *path, bool periodic, uint8
 	struct job *j = capture(s, path, periodic, checkpoint, err);
 	if (!j)
 		return -1;
-	j->seq = s->seq; /* the crash snapshot takes no number of the sequence */
-	j->periodic = false;
-	write_job(j);
-	j->periodic = periodic;
+	write_job(j); /* seq 0: the crash snapshot takes no number of the sequence */
 	int r = finish_job(s, j, err);
 	if (checkpoint) {
 		struct tvm_event ev = { .kind = r == 0 ? TVM_EV_CHECKPOINT : TVM_EV_VMM_ERROR };
@@ -479,7 +460,7 @@ void snapshots_crash(void *arg, struct report_snapshots *out)
 		return;
 	join_writer(s);
 	if (s->have_last) {
-		hex_id(s->last_id, out->last_id);
+		hex_bytes(s->last_id, 16, out->last_id);
 		snap_path(s, s->seq, out->last_file, sizeof(out->last_file));
 		out->have_last = true;
 	}
@@ -494,7 +475,7 @@ void snapshots_crash(void *arg, struct report_snapshots *out)
 		tvm_log("warning: the crash snapshot %s could not be written: %s", path, err.msg);
 		return;
 	}
-	hex_id(id, out->crash_id);
+	hex_bytes(id, 16, out->crash_id);
 	snprintf(out->crash_file, sizeof(out->crash_file), "%s", path);
 	out->have_crash = true;
 	tvm_log("crash snapshot: %s%s%s", path, s->have_last ? "; the last one before the crash: " : "",

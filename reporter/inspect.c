@@ -77,14 +77,10 @@ int inspect_file(const char *path, const struct inspect_opts *o, FILE *out, stru
 {
 	struct insp_src s = { .path = path };
 	struct stat st;
-	s.fd = open_input(path, &st);
+	s.fd = open_regular(path, &st, err);
 	if (s.fd < 0)
-		return tvm_seterr(err, "cannot open %s: %s", path, strerror(errno));
+		return -1;
 	int rc = -1;
-	if (!S_ISREG(st.st_mode)) {
-		tvm_seterr(err, "%s is not a regular file", path);
-		goto out;
-	}
 	s.size = (uint64_t)st.st_size;
 	s.blocks = (uint64_t)st.st_blocks * 512;
 	uint8_t magic[64] = { 0 };

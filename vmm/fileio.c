@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
+
 int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
@@ -117,11 +119,20 @@ out:
 	return rc;
 }
 
-void sha256_hex(const uint8_t md[32], char hex[65])
+int sha256_path(const char *path, uint8_t md[32], struct tvm_err *err)
 {
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	struct stat st;
+	int fd = open_regular(path, &st, err);
+	if (fd < 0)
+		return -1;
+	int r = sha256_fd(fd, md);
+	close(fd);
+	if (r < 0)
+		return tvm_seterr(err, "cannot read %s: %s", path, strerror(-r));
+	return 0;
 }
+
+void sha256_hex(const uint8_t md[32], char hex[65]) { hex_bytes(md, 32, hex); }
 
 int mkdir_p(const char *path, unsigned mode)
 {

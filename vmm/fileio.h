@@ -24,6 +24,10 @@ int mkdir_p(const char *path, unsigned mode);
 int fsync_parent(const char *path);
 /* sha256 of what fd holds from its current offset to the end. 0 or -errno. */
 int sha256_fd(int fd, uint8_t md[32]);
+/* sha256 of the regular file PATH (opened without blocking: a FIFO is
+ * refused, never waited on). 0, or -1 with err naming PATH. */
+struct tvm_err;
+int sha256_path(const char *path, uint8_t md[32], struct tvm_err *err);
 /* The same as 64 lowercase hex digits and a NUL. */
 void sha256_hex(const uint8_t md[32], char hex[65]);
 

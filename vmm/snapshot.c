@@ -401,13 +401,15 @@ struct snap_capture {
  * data there). Two passes: count, then copy. */
 static int capture_memory(struct vm *vm, const uint64_t *const *dirty, struct snap_capture *c, struct tvm_err *err)
 {
-	uint64_t n = 0, ndata = 0;
+	uint64_t n = 0, ndata = 0, max_n = 0, max_data = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
 			c->page = malloc((n ? n : 1) * sizeof(*c->page));
 			c->data = malloc(ndata ? ndata * PAGE : 1);
 			if (!c->page || !c->data)
 				return tvm_seterr(err, "out of memory for a copy of %llu guest pages", (unsigned long long)ndata);
+			max_n = n;
+			max_data = ndata;
 			n = ndata = 0;
 		}
 		for (int ri = 0; ri < vm->nregions; ri++) {
@@ -421,6 +423,10 @@ static int capture_memory(struct vm *vm, const uint64_t *const *dirty, struct sn
 				if (zero && !bm)
 					continue;
 				if (pass == 1) {
+					/* The vCPUs are paused, so nothing changes between the
+					 * passes; were it otherwise, the copy must not overrun. */
+					if (n == max_n || (!zero && ndata == max_data))
+						return tvm_seterr(err, "guest memory changed while it was copied");
 					c->page[n] = (r->gpa + pg * PAGE) | (zero ? PAGE_ZERO : 0);
 					if (!zero)
 						memcpy(c->data + ndata * PAGE, src, PAGE);
@@ -723,25 +729,27 @@ static int read_record(struct snap_reader *r, const struct snap_section *s, uint
 	return 0;
 }
 
-/* The first section of a type (rewinding the reader). */
-static int find_section(struct snap_reader *r, uint32_t type, struct snap_section *s)
+int snapshot_record(struct snap_reader *r, uint32_t type, uint8_t **buf, struct vs_in *in, const char *what,
+		    struct tvm_err *err)
 {
+	struct snap_section s;
+	bool found = false;
 	snap_rewind(r);
-	while (snap_next(r, s) == 1)
-		if (s->type == type)
-			return 1;
-	return 0;
+	while (!found && snap_next(r, &s) == 1)
+		found = s.type == type;
+	snap_rewind(r);
+	if (!found)
+		return 0;
+	return read_record(r, &s, buf, in, what, err) < 0 ? -1 : 1;
 }
 
 int vm_snapshot_config(struct snap_reader *r, struct vm_config *cfg, struct tvm_err *err)
 {
-	struct snap_section s;
-	if (!find_section(r, SNAP_SEC_MACHINE, &s))
-		return tvm_seterr(err, "the snapshot has no machine section");
 	uint8_t *buf;
 	struct vs_in in;
-	if (read_record(r, &s, &buf, &in, "machine", err) < 0)
-		return -1;
+	int got = snapshot_record(r, SNAP_SEC_MACHINE, &buf, &in, "machine", err);
+	if (got <= 0)
+		return got < 0 ? -1 : tvm_seterr(err, "the snapshot has no machine section");
 	static const uint16_t known[] = { MA_RAM, MA_NCPUS, MA_CLOCK };
 	uint64_t ram;
 	uint32_t n;
@@ -1033,13 +1041,9 @@ int snapshot_merge(const char *older, const char *newer, struct tvm_err *err)
 	while (snap_next(rn, &s) == 1) {
 		if (s.type == SNAP_SEC_MEMORY || s.type == SNAP_SEC_PARENT)
 			continue;
-		uint8_t *buf = malloc(s.length ? s.length : 1);
-		if (!buf || s.length > VS_MAX_RECORD) {
-			free(buf);
-			tvm_seterr(err, "section %u of %s is too large to copy", s.type, newer);
-			goto fail;
-		}
-		int r = snap_read(rn, &s, 0, buf, s.length, err);
+		uint8_t *buf;
+		struct vs_in in;
+		int r = read_record(rn, &s, &buf, &in, "copied", err);
 		if (r == 0)
 			r = snap_add(m.w, s.type, s.version, s.flags, buf, s.length, err);
 		free(buf);

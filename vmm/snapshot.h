@@ -78,6 +78,13 @@ int snap_capture_write(const struct snap_capture *c, const char *path, struct sn
 uint64_t snap_capture_pages(const struct snap_capture *c);
 void snap_capture_free(struct snap_capture *c);
 
+/* The first section of `type`, read whole as a state record (at most
+ * VS_MAX_RECORD bytes) into a malloc'ed *buf that *in describes (`what`
+ * names it in messages): 1, 0 when absent, -1 with err. */
+struct vs_in;
+int snapshot_record(struct snap_reader *r, uint32_t type, uint8_t **buf, struct vs_in *in, const char *what,
+		    struct tvm_err *err);
+
 /* The machine a snapshot needs (RAM size, vCPUs), to create the VM. */
 int vm_snapshot_config(struct snap_reader *r, struct vm_config *cfg, struct tvm_err *err);
 

@@ -181,16 +181,24 @@ int open_input(const char *path, struct stat *st)
 	return fd;
 }
 
-int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struct tvm_err *err)
+int open_regular(const char *path, struct stat *st, struct tvm_err *err)
 {
-	struct stat st;
-	int fd = open_input(path, &st);
+	int fd = open_input(path, st);
 	if (fd < 0)
 		return tvm_seterr(err, "cannot open %s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		close(fd);
 		return tvm_seterr(err, "%s is not a regular file", path);
 	}
+	return fd;
+}
+
+int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struct tvm_err *err)
+{
+	struct stat st;
+	int fd = open_regular(path, &st, err);
+	if (fd < 0)
+		return -1;
 	if ((uint64_t)st.st_size > max) {
 		close(fd);
 		return tvm_seterr(err, "%s is too large (%llu bytes; the limit is %llu)", path,
@@ -219,4 +227,14 @@ int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struc
 	*data = buf;
 	*len = n;
 	return 0;
+}
+
+void hex_bytes(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = 0;
 }

@@ -57,12 +57,18 @@ int read_file(const char *path, uint64_t max, uint8_t **data, size_t *len, struc
  * not a regular file before reading. The fd, or -1 with errno set. */
 struct stat;
 int open_input(const char *path, struct stat *st);
+/* open_input, and a regular file only: the fd, or -1 with err ("cannot
+ * open PATH: why" / "PATH is not a regular file"). */
+int open_regular(const char *path, struct stat *st, struct tvm_err *err);
 
 /* Checked arithmetic. */
 static inline bool add_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
 static inline bool mul_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
 
 uint64_t now_ns(void);
+
+/* n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
+void hex_bytes(const uint8_t *p, size_t n, char *out);
 
 /* CLOCK_REALTIME ms milliseconds from now, for pthread_cond_timedwait. */
 struct timespec;
