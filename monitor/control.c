@@ -15,8 +15,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../vmm/evloop.h"
 #include "../vmm/snapshot.h"
 #include "../vmm/util.h"
+#include "crash.h"
 
 struct client {
 	int fd;
@@ -28,15 +30,19 @@ struct control {
 	int lfd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct client cl[CONTROL_MAX_CLIENTS];
+	struct evloop *loop;
+	struct vm *vm;       /* the running VM (control_attach), or NULL between VMs */
+	const struct crash_ctx *ctx; /* what a `report` needs */
 	bool paused;         /* a client's pause is held */
-	struct vm *paused_vm;
 	const struct snap_header *tmpl; /* the images, for snapshots */
 	const void *origin;
 	size_t origin_len;
 };
 
+static void on_accept(void *arg, int fd, uint32_t events);
+
 struct control *control_open(const char *path, const struct snap_header *tmpl, const void *origin, size_t origin_len,
-			     struct tvm_err *err)
+			     struct evloop *loop, struct tvm_err *err)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(a.sun_path)) {
@@ -51,6 +57,7 @@ struct control *control_open(const char *path, const struct snap_header *tmpl, c
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->cl[i].fd = -1;
 	c->tmpl = tmpl;
+	c->loop = loop;
 	c->origin = origin;
 	c->origin_len = origin_len;
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
@@ -70,18 +77,26 @@ struct control *control_open(const char *path, const struct snap_header *tmpl, c
 		return NULL;
 	}
 	chmod(path, 0600);
+	if (evloop_add(loop, c->lfd, on_accept, c, err) < 0) {
+		close(c->lfd);
+		unlink(path);
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
-static void drop(struct client *cl)
+static void drop(struct control *c, struct client *cl)
 {
-	if (cl->fd >= 0)
+	if (cl->fd >= 0) {
+		evloop_del(c->loop, cl->fd);
 		close(cl->fd);
+	}
 	cl->fd = -1;
 	cl->len = 0;
 }
 
-static void reply(struct client *cl, json_t *o)
+static void reply(struct control *c, struct client *cl, json_t *o)
 {
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -92,7 +107,7 @@ static void reply(struct client *cl, json_t *o)
 	 * the VM does not wait for it. */
 	s[n] = '\n'; /* json_dumps left room: its NUL */
 	if (send(cl->fd, s, n + 1, MSG_NOSIGNAL) != (ssize_t)(n + 1)) /* a client gone is no SIGPIPE */
-		drop(cl);
+		drop(c, cl);
 	free(s);
 }
 
@@ -130,7 +145,19 @@ static json_t *do_snapshot(struct control *c, struct vm *vm, json_t *req)
 	return json_pack("{s:b, s:s, s:s, s:f}", "ok", 1, "path", path, "id", id, "ms", (now_ns() - t0) / 1e6);
 }
 
-static json_t *handle(struct control *c, struct vm *vm, const char *line)
+static json_t *do_report(struct control *c)
+{
+	char path[4096];
+	double pause_ms = 0;
+	struct tvm_err err = { "" };
+	if (crash_live_report(c->ctx, "a control client asked for a report", path, sizeof(path), &pause_ms, &err) < 0)
+		return error_reply("%s", err.msg);
+	return json_pack("{s:b, s:s, s:f}", "ok", 1, "path", path, "pause_ms", pause_ms);
+}
+
+#define COMMANDS "status, pause, resume, snapshot, report, quit"
+
+static json_t *handle(struct control *c, const char *line)
 {
 	json_error_t je;
 	json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &je);
@@ -139,9 +166,12 @@ static json_t *handle(struct control *c, struct vm *vm, const char *line)
 		return error_reply("not a JSON object: %s", req ? "another JSON value" : je.text);
 	}
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	struct vm *vm = c->vm;
 	json_t *out;
 	if (!cmd) {
-		out = error_reply("the request has no \"cmd\" string (status, pause, resume, snapshot, quit)");
+		out = error_reply("the request has no \"cmd\" string (" COMMANDS ")");
+	} else if (!vm) {
+		out = error_reply("no VM is running now (it ended; a restart may follow): try again");
 	} else if (!strcmp(cmd, "status")) {
 		struct vm_exit_stats es;
 		vm_exit_stats(vm, &es);
@@ -156,7 +186,6 @@ static json_t *handle(struct control *c, struct vm *vm, const char *line)
 			out = error_reply("%s", err.msg);
 		else {
 			c->paused = true;
-			c->paused_vm = vm;
 			out = json_pack("{s:b, s:s}", "ok", 1, "state", "paused");
 		}
 	} else if (!strcmp(cmd, "resume")) {
@@ -166,6 +195,9 @@ static json_t *handle(struct control *c, struct vm *vm, const char *line)
 		out = json_pack("{s:b, s:s}", "ok", 1, "state", "running");
 	} else if (!strcmp(cmd, "snapshot")) {
 		out = do_snapshot(c, vm, req);
+	} else if (!strcmp(cmd, "report")) {
+		out = c->ctx && c->ctx->report_dir ? do_report(c)
+						  : error_reply("this run writes no reports (--no-report): nowhere to put one");
 	} else if (!strcmp(cmd, "quit")) {
 		struct tvm_event ev = { .kind = TVM_EV_QUIT };
 		snprintf(ev.detail, sizeof(ev.detail), "a control client asked trialvm to quit");
@@ -175,18 +207,18 @@ static json_t *handle(struct control *c, struct vm *vm, const char *line)
 		c->paused = false;
 		out = json_pack("{s:b, s:s}", "ok", 1, "state", "quitting");
 	} else {
-		out = error_reply("unknown command '%.64s' (status, pause, resume, snapshot, quit)", cmd);
+		out = error_reply("unknown command '%.64s' (" COMMANDS ")", cmd);
 	}
 	json_decref(req);
 	return out;
 }
 
-static void serve_client(struct control *c, struct vm *vm, struct client *cl)
+static void serve_client(struct control *c, struct client *cl)
 {
 	for (;;) {
 		ssize_t n = read(cl->fd, cl->buf + cl->len, CONTROL_MAX_REQUEST - cl->len);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			drop(cl);
+			drop(c, cl);
 			return;
 		}
 		if (n < 0)
@@ -195,7 +227,7 @@ static void serve_client(struct control *c, struct vm *vm, struct client *cl)
 		char *nl;
 		while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
 			*nl = 0;
-			reply(cl, handle(c, vm, cl->buf));
+			reply(c, cl, handle(c, cl->buf));
 			size_t used = (size_t)(nl + 1 - cl->buf);
 			memmove(cl->buf, nl + 1, cl->len - used);
 			cl->len -= used;
@@ -203,26 +235,36 @@ static void serve_client(struct control *c, struct vm *vm, struct client *cl)
 		if (cl->fd < 0)
 			return;
 		if (cl->len == CONTROL_MAX_REQUEST) {
-			reply(cl, error_reply("request longer than %d bytes; closing the connection", CONTROL_MAX_REQUEST));
-			drop(cl);
+			reply(c, cl, error_reply("request longer than %d bytes; closing the connection", CONTROL_MAX_REQUEST));
+			drop(c, cl);
 			return;
 		}
 	}
 }
 
-void control_serve(struct control *c, struct vm *vm)
+static void on_client(void *arg, int fd, uint32_t events)
 {
-	if (!c)
-		return;
+	struct control *c = arg;
+	(void)events;
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		if (c->cl[i].fd == fd)
+			serve_client(c, &c->cl[i]);
+}
+
+static void on_accept(void *arg, int lfd, uint32_t events)
+{
+	struct control *c = arg;
+	(void)events;
 	for (;;) {
-		int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			break;
 		int slot = -1;
 		for (int i = 0; i < CONTROL_MAX_CLIENTS && slot < 0; i++)
 			if (c->cl[i].fd < 0)
 				slot = i;
-		if (slot < 0) {
+		struct tvm_err err = { "" };
+		if (slot < 0 || evloop_add(c->loop, fd, on_client, c, &err) < 0) {
 			static const char busy[] = "{\"ok\":false,\"error\":\"too many control clients\"}\n";
 			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) < 0) {
 				/* the client is gone; nothing to tell */
@@ -233,16 +275,22 @@ void control_serve(struct control *c, struct vm *vm)
 		c->cl[slot].fd = fd;
 		c->cl[slot].len = 0;
 	}
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		if (c->cl[i].fd >= 0)
-			serve_client(c, vm, &c->cl[i]);
+}
+
+void control_attach(struct control *c, struct vm *vm, const struct crash_ctx *ctx)
+{
+	if (c) {
+		c->vm = vm;
+		c->ctx = ctx;
+	}
 }
 
 void control_vm_gone(struct control *c)
 {
 	if (c) {
 		c->paused = false;
-		c->paused_vm = NULL;
+		c->vm = NULL;
+		c->ctx = NULL;
 	}
 }
 
@@ -251,7 +299,8 @@ void control_close(struct control *c)
 	if (!c)
 		return;
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		drop(&c->cl[i]);
+		drop(c, &c->cl[i]);
+	evloop_del(c->loop, c->lfd);
 	close(c->lfd);
 	unlink(c->path);
 	free(c);
@@ -267,6 +316,8 @@ static const char usage_ctl[] =
 	"  status          state (running, paused), uptime, exits, vCPUs\n"
 	"  pause, resume   stop every vCPU at an exit boundary / let them go\n"
 	"  snapshot PATH   write a full snapshot of the running machine to PATH\n"
+	"  report          write a crash-style report of the running machine (it\n"
+	"                  is paused while the report is written, then goes on)\n"
 	"  quit            end the run (exit status 0)\n"
 	"  -               send standard input as it is (request lines, up to 64 KiB)\n"
 	"                  and print every reply until the server closes or has\n"

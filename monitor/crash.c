@@ -309,25 +309,18 @@ static bool ended_without_crash(const struct tvm_event *ev, int *status)
 	return false;
 }
 
-/* Capture the crash: every vCPU (stopped: vm_run returned), the irqchip,
- * guest memory, the console tail (into tail[tail_cap]), the application's
- * fault record. 0, or -1 when out of memory; cs->cpu is freed by the
- * caller. */
-static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash_state *cs, uint8_t *tail,
-			 size_t tail_cap)
+/* Capture the machine: every vCPU (stopped, or paused), the irqchip,
+ * guest memory, the console tail (into tail[tail_cap]). cs->kind and the
+ * event's fields are the caller's. 0, or -1 when out of memory; cs->cpu
+ * is freed by the caller. */
+static int capture_machine(struct vm *vm, struct crash_state *cs, uint8_t *tail, size_t tail_cap)
 {
 	vm_clear_sw_breakpoints(vm); /* no dump shows trialvm's int3 */
-	memset(cs, 0, sizeof(*cs));
-	const char *kname;
-	cs->kind = kind_of(ev->kind, &kname);
-	snprintf(cs->kind_name, sizeof(cs->kind_name), "%s", kname);
-	snprintf(cs->summary, sizeof(cs->summary), "%s", ev->detail);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	cs->time_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	cs->uptime_ns = vm_uptime_ns(vm);
 	cs->ncpus = vm_ncpus(vm);
-	cs->crashing_cpu = ev->kind == TVM_EV_HANG ? (int)ev->data[0] : ev->vcpu;
 	if (cs->crashing_cpu < 0 || cs->crashing_cpu >= cs->ncpus)
 		cs->crashing_cpu = 0;
 	cs->cpu = calloc((size_t)cs->ncpus, sizeof(*cs->cpu));
@@ -339,16 +332,32 @@ static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash
 	for (int i = 0; i < cs->ncpus; i++)
 		if (vm_capture_cpu(vm, i, &cs->cpu[i], &err) < 0)
 			tvm_log("warning: %s", err.msg);
-	if (ev->kind == TVM_EV_TRIPLE_FAULT && ev->data[0])
-		use_last_seen_state(vm, cs);
 	cs->mem = vm_guest_mem(vm);
 	if (vm_capture_irqchip(vm, &cs->irqchip, &err) < 0)
 		tvm_log("warning: %s", err.msg);
 	cs->vmcoreinfo = find_vmcoreinfo(&cs->mem, &cs->vmcoreinfo_len);
-	if (ev->kind == TVM_EV_APP_FAULT && ev->payload && ev->payload_len == sizeof(struct app_fault))
-		cs->app = ev->payload;
 	cs->console_len = console_tail(tail, tail_cap);
 	cs->console = tail;
+	return 0;
+}
+
+/* Capture the crash (every vCPU stopped: vm_run returned), with the
+ * application's fault record. As capture_machine. */
+static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash_state *cs, uint8_t *tail,
+			 size_t tail_cap)
+{
+	memset(cs, 0, sizeof(*cs));
+	const char *kname;
+	cs->kind = kind_of(ev->kind, &kname);
+	snprintf(cs->kind_name, sizeof(cs->kind_name), "%s", kname);
+	snprintf(cs->summary, sizeof(cs->summary), "%s", ev->detail);
+	cs->crashing_cpu = ev->kind == TVM_EV_HANG ? (int)ev->data[0] : ev->vcpu;
+	if (capture_machine(vm, cs, tail, tail_cap) < 0)
+		return -1;
+	if (ev->kind == TVM_EV_TRIPLE_FAULT && ev->data[0])
+		use_last_seen_state(vm, cs);
+	if (ev->kind == TVM_EV_APP_FAULT && ev->payload && ev->payload_len == sizeof(struct app_fault))
+		cs->app = ev->payload;
 	return 0;
 }
 
@@ -484,9 +493,9 @@ static void print_guest_summary(const struct tvm_event *ev, const struct crash_s
 			(unsigned long long)ev->data[3]);
 }
 
-/* The report directory, and a line naming it (or saying why there is none). */
-static void write_crash_report(const struct tvm_event *ev, const struct crash_ctx *ctx, const struct crash_state *cs,
-			       const struct crash_site *s, const struct report_snapshots *rsn)
+/* The report directory; its path in path[cap]. */
+static int write_report(const struct crash_ctx *ctx, const struct crash_state *cs, const struct crash_site *s,
+			const struct report_snapshots *rsn, char *path, size_t cap, struct tvm_err *err)
 {
 	struct report_inputs in = {
 		.snaps = rsn, .cs = cs, .dir = ctx->report_dir, .kernel = ctx->kernel_path, .initrd = ctx->initrd_path,
@@ -495,13 +504,53 @@ static void write_crash_report(const struct tvm_event *ev, const struct crash_ct
 		.rip_symbol = s->fn ? s->rip_sym : NULL,
 		.disks = ctx->disks, .disk_masters = ctx->disk_masters, .ndisks = ctx->ndisks,
 	};
+	return report_write(&in, path, cap, err);
+}
+
+/* The report directory, and a line naming it (or saying why there is none). */
+static void write_crash_report(const struct tvm_event *ev, const struct crash_ctx *ctx, const struct crash_state *cs,
+			       const struct crash_site *s, const struct report_snapshots *rsn)
+{
 	char path[4096];
 	struct tvm_err err = { "" };
-	if (report_write(&in, path, sizeof(path), &err) == 0)
+	if (write_report(ctx, cs, s, rsn, path, sizeof(path), &err) == 0)
 		fprintf(stderr, "trialvm: crash report: %s (capture pause %.1f ms)\n", path,
 			(now_ns() - ev->raised_ns) / 1e6);
 	else
 		fprintf(stderr, "trialvm: error: the crash report could not be written: %s\n", err.msg);
+}
+
+int crash_live_report(const struct crash_ctx *ctx, const char *why, char *path, size_t cap, double *pause_ms,
+		      struct tvm_err *err)
+{
+	if (!ctx || !ctx->report_dir)
+		return tvm_seterr(err, "this run writes no reports (--no-report)");
+	uint64_t t0 = now_ns();
+	if (vm_pause(ctx->vm, 2000, err) < 0)
+		return -1;
+	struct crash_state cs;
+	memset(&cs, 0, sizeof(cs));
+	cs.kind = CRASH_LIVE;
+	snprintf(cs.kind_name, sizeof(cs.kind_name), "live");
+	snprintf(cs.summary, sizeof(cs.summary), "no crash: %s while the guest ran", why);
+	static uint8_t tail[CONSOLE_TAIL];
+	int rc = -1;
+	if (capture_machine(ctx->vm, &cs, tail, sizeof(tail)) < 0) {
+		tvm_seterr(err, "out of memory capturing the machine");
+	} else {
+		struct crash_site s;
+		memset(&s, 0, sizeof(s));
+		locate_site(&cs, ctx, &s);
+		read_site(&s);
+		name_site(&cs, &s);
+		rc = write_report(ctx, &cs, &s, NULL, path, cap, err);
+		symtab_free(s.st);
+	}
+	vm_rearm_sw_breakpoints(ctx->vm); /* the guest goes on with them */
+	vm_resume(ctx->vm);
+	*pause_ms = (now_ns() - t0) / 1e6;
+	free(cs.cpu);
+	return rc;
 }
 
 int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)

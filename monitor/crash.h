@@ -31,5 +31,15 @@ struct crash_ctx {
  * must be stopped (vm_run returned). */
 int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx);
 
+/* A crash-style report of the running VM, without ending it (control
+ * `report`, run --report-every): every vCPU paused at an exit boundary,
+ * the machine captured as at a crash (report.json kind "live", the
+ * summary naming `why`), the report written, the vCPUs resumed. The guest
+ * is paused until the report is on disk; *pause_ms says how long. 0 with
+ * the report's path in path[cap], or -1 with err (the VM runs on either
+ * way). On vm_run's thread (its main hook or event loop). */
+int crash_live_report(const struct crash_ctx *ctx, const char *why, char *path, size_t cap, double *pause_ms,
+		      struct tvm_err *err);
+
 
 #endif

@@ -18,9 +18,12 @@
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../reporter/inspect.h"
+#include "../vmm/cpu_state.h"
 #include "../vmm/fileio.h"
+#include "../vmm/guestmem.h"
 #include "../vmm/iothread.h"
 #include "../vmm/loader.h"
+#include "../vmm/evloop.h"
 #include "../vmm/sandbox.h"
 #include "../vmm/snapfile.h"
 #include "../vmm/snapshot.h"
@@ -116,7 +119,11 @@ static const char usage_run[] =
 	"\n"
 	"Control:\n"
 	"  --control SOCKET     a UNIX socket (mode 0600) taking JSON-line requests:\n"
-	"                       status, pause, resume, snapshot, quit (trialvm ctl)\n"
+	"                       status, pause, resume, snapshot, report, quit\n"
+	"                       (trialvm ctl)\n"
+	"  --report-every SECS  write a report of the running machine (as at a crash,\n"
+	"                       kind \"live\") into --report-dir every SECS seconds\n"
+	"                       (1 to 86400); the guest is paused while it is written\n"
 	"\n"
 	"Console:\n"
 	"  --console-log FILE   also write the guest console to FILE\n"
@@ -274,22 +281,78 @@ struct run_settings {
 	char ram_cache[4096];    /* --restore: the chain's memory, materialised (vm_config.ram_file) */
 	const char *control_path; /* --control SOCKET */
 	struct control *control; /* owned, for the whole run */
+	double report_every;     /* --report-every SECS; 0: none */
+	struct evloop *loop;     /* owned: the main thread's event loop, for every VM */
 };
 
-/* vm_run's main hook: the snapshots and the control socket. */
-struct main_hook { struct snapshots *snaps; struct control *control; };
+/* vm_run's main hook: the snapshots and the periodic live reports (the
+ * control socket is served by the event loop itself). */
+struct main_hook {
+	struct snapshots *snaps;
+	const struct crash_ctx *ctx;
+	double report_every;
+	uint64_t next_report_ns;
+};
 
-static void main_hook(struct vm *vm, void *arg)
+static int min_wait(int a, int b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
+
+static int main_hook(struct vm *vm, void *arg)
 {
 	struct main_hook *h = arg;
-	if (h->snaps)
-		snapshots_hook(vm, h->snaps);
-	control_serve(h->control, vm);
+	int wait = h->snaps ? snapshots_hook(vm, h->snaps) : -1;
+	if (h->report_every > 0 && !vm_stop_pending(vm)) {
+		uint64_t now = now_ns();
+		if (now >= h->next_report_ns) {
+			char path[4096];
+			double pause_ms = 0;
+			struct tvm_err err = { "" };
+			if (crash_live_report(h->ctx, "--report-every", path, sizeof(path), &pause_ms, &err) == 0)
+				tvm_log("report: %s (the guest was paused %.1f ms)", path, pause_ms);
+			else
+				tvm_log("warning: the periodic report was not written: %s", err.msg);
+			now = now_ns();
+			h->next_report_ns = now + (uint64_t)(h->report_every * 1e9);
+		}
+		wait = min_wait(wait, (int)((h->next_report_ns - now + 999999) / 1000000));
+	}
+	return wait;
+}
+
+/* Where a software breakpoint at kernel address va goes in guest memory:
+ * by the kernel's ELF segments as the loader placed them, or, in a
+ * restored machine, through its own page tables (vCPU 0's). */
+static int crash_on_gpa(struct vm *vm, const struct run_settings *rs, const struct boot_entry *entry, uint64_t va,
+			uint64_t *gpa, struct tvm_err *err)
+{
+	if (rs->restore) {
+		struct cpu_state cpu;
+		struct guest_mem m = vm_guest_mem(vm);
+		if (vm_capture_cpu(vm, 0, &cpu, err) < 0)
+			return -1;
+		if (!(cpu.cr0 & 0x80000000u))
+			return tvm_seterr(err, "hardware breakpoints do not fire on this machine's KVM, and the snapshot "
+					       "was taken before the guest turned paging on, so kernel address 0x%llx has "
+					       "no place in guest memory yet; restore a snapshot taken after the kernel "
+					       "started",
+					  (unsigned long long)va);
+		if (guest_translate(&m, &cpu, va, gpa) < 0)
+			return tvm_seterr(err, "hardware breakpoints do not fire on this machine's KVM, and address 0x%llx "
+					       "is not mapped in the restored guest's page tables, so no software "
+					       "breakpoint can go there either",
+					  (unsigned long long)va);
+		return 0;
+	}
+	if (boot_entry_virt_to_phys(entry, va, gpa) < 0)
+		return tvm_seterr(err, "hardware breakpoints do not fire on this machine's KVM, and address 0x%llx "
+				       "is in no segment of the loaded kernel, so no software breakpoint can go "
+				       "there either (a bzImage that decompresses itself in the guest has none: "
+				       "drop --no-decompress)",
+				  (unsigned long long)va);
+	return 0;
 }
 
 /* --crash-on: hardware breakpoints where they fire; else int3 written into
- * the loaded kernel at each symbol's physical address (by the kernel's ELF
- * segments as the loader placed them). */
+ * the kernel in guest memory (crash_on_gpa). */
 static int arm_crash_on(struct vm *vm, const struct run_settings *rs, const struct boot_entry *entry,
 			struct tvm_err *err)
 {
@@ -300,12 +363,8 @@ static int arm_crash_on(struct vm *vm, const struct run_settings *rs, const stru
 		return vm_set_hw_breakpoints(vm, rs->bp_addr, rs->ncrash_on, err);
 	uint64_t gpa[TVM_MAX_SW_BREAKPOINTS];
 	for (int i = 0; i < rs->ncrash_on; i++)
-		if (boot_entry_virt_to_phys(entry, rs->bp_addr[i], &gpa[i]) < 0)
-			return tvm_seterr(err, "hardware breakpoints do not fire on this machine's KVM, and address 0x%llx "
-					       "is in no segment of the loaded kernel, so no software breakpoint can go "
-					       "there either (a bzImage that decompresses itself in the guest has none: "
-					       "drop --no-decompress)",
-					  (unsigned long long)rs->bp_addr[i]);
+		if (crash_on_gpa(vm, rs, entry, rs->bp_addr[i], &gpa[i], err) < 0)
+			return -1;
 	tvm_debug("--crash-on: hardware breakpoints do not fire on this KVM; using %s", vm_breakpoint_kind_name(kind));
 	return vm_set_sw_breakpoints(vm, kind, rs->bp_addr, gpa, rs->ncrash_on, err);
 }
@@ -390,10 +449,25 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		ok = false;
 	}
 	if (ok) {
+		struct overlay *ovs[MAX_DISKS];
+		const char *masters[MAX_DISKS];
+		for (int i = 0; i < rs->ndisks; i++) {
+			ovs[i] = blk[i] ? virtio_blk_overlay(blk[i]) : NULL;
+			masters[i] = rs->disks[i].path;
+		}
+		struct crash_ctx ctx = { .vm = vm, .kernel_path = rs->lo.kernel, .symbols_path = rs->kernel_symbols,
+					 .initrd_path = rs->lo.initrd, .cpio_path = rs->lo.cpio,
+					 .app_path = rs->app ? rs->app : rs->lo.initrd, .report_dir = rs->report_dir,
+					 .disks = ovs, .disk_masters = masters, .ndisks = rs->ndisks,
+					 .crash_snapshot = snaps ? snapshots_crash : NULL,
+					 .crash_snapshot_arg = snaps };
 		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
 		vm_set_stop_hook(vm, hw ? hang_watch_halt : NULL, hw); /* the watcher ends before vCPUs are joined */
-		struct main_hook mh = { snaps, rs->control };
-		vm_set_main_hook(vm, (snaps || rs->control) ? main_hook : NULL, &mh);
+		struct main_hook mh = { .snaps = snaps, .ctx = &ctx, .report_every = rs->report_every,
+					.next_report_ns = now_ns() + (uint64_t)(rs->report_every * 1e9) };
+		vm_set_main_hook(vm, (snaps || rs->report_every > 0) ? main_hook : NULL, &mh);
+		vm_set_loop(vm, rs->loop);
+		control_attach(rs->control, vm, &ctx);
 		struct tvm_event ev;
 		int r = vm_run(vm, &ev, &err);
 		vm_set_main_hook(vm, NULL, NULL);
@@ -420,18 +494,6 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			tvm_log("error: %s", err.msg);
 		} else {
 			console_flush();
-			struct overlay *ovs[MAX_DISKS];
-			const char *masters[MAX_DISKS];
-			for (int i = 0; i < rs->ndisks; i++) {
-				ovs[i] = blk[i] ? virtio_blk_overlay(blk[i]) : NULL;
-				masters[i] = rs->disks[i].path;
-			}
-			struct crash_ctx ctx = { .vm = vm, .kernel_path = rs->lo.kernel, .symbols_path = rs->kernel_symbols,
-						 .initrd_path = rs->lo.initrd, .cpio_path = rs->lo.cpio,
-						 .app_path = rs->app ? rs->app : rs->lo.initrd, .report_dir = rs->report_dir,
-						 .disks = ovs, .disk_masters = masters, .ndisks = rs->ndisks,
-						 .crash_snapshot = snaps ? snapshots_crash : NULL,
-						 .crash_snapshot_arg = snaps };
 			status = crash_handle_event(&ev, &ctx);
 			if (rs->snaps.checkpoint && !snapshots_checkpoint_done(snaps) && status == 0)
 				status = TVM_EXIT_ERROR;
@@ -483,7 +545,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
 	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
-	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE, O_CONTROL };
+	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE, O_CONTROL, O_REPORT_EVERY };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -511,6 +573,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "snapshot-keep", required_argument, NULL, O_SNAP_KEEP },
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
+		{ "report-every", required_argument, NULL, O_REPORT_EVERY },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -624,6 +687,14 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		}
 		case O_RESTORE: rsp->restore = optarg; break;
 		case O_CONTROL: rsp->control_path = optarg; break;
+		case O_REPORT_EVERY: {
+			char *end;
+			errno = 0;
+			rsp->report_every = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(rsp->report_every >= 1 && rsp->report_every <= 86400))
+				return usage_error("--report-every %s: give seconds, from 1 to 86400", optarg);
+			break;
+		}
 		case O_NO_SANDBOX: sandbox_disabled = true; break;
 		case 'q': cli->quiet = true; break;
 		case 'v': tvm_verbose = 1; break;
@@ -640,9 +711,8 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		return usage_error("--snapshot-every and --snapshot-dir go together");
 	if (rsp->snaps.keep && !rsp->snaps.dir)
 		return usage_error("--snapshot-keep needs --snapshot-every and --snapshot-dir");
-	if (rsp->restore && rsp->ncrash_on)
-		return usage_error("--crash-on does not go with --restore yet (the breakpoints are placed while the "
-				   "kernel is loaded, and a restore loads none)");
+	if (rsp->report_every > 0 && !rsp->report_dir)
+		return usage_error("--report-every writes reports, and --no-report asks for none");
 	if (optind < argc) {
 		if (!rsp->app)
 			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
@@ -744,9 +814,13 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 		return TVM_EXIT_ERROR;
 	}
 	uart_start_input();
-	if (rsp->control_path && !(rsp->control = control_open(rsp->control_path, &rsp->images, rsp->origin.buf,
-								 rsp->origin.len, &err))) {
+	/* The main thread's event loop (vmm/evloop.h), made before the sandbox. */
+	if (!(rsp->loop = evloop_new(&err)) ||
+	    (rsp->control_path && !(rsp->control = control_open(rsp->control_path, &rsp->images, rsp->origin.buf,
+								 rsp->origin.len, rsp->loop, &err)))) {
 		tvm_log("error: %s", err.msg);
+		evloop_free(rsp->loop);
+		rsp->loop = NULL;
 		return TVM_EXIT_ERROR;
 	}
 	if (rsp->report_dir) /* reports a killed trialvm left half-written */
@@ -768,6 +842,8 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 	}
 	control_close(rsp->control);
 	rsp->control = NULL;
+	evloop_free(rsp->loop);
+	rsp->loop = NULL;
 	if (console_close(&err) < 0) {
 		tvm_log("error: %s", err.msg);
 		if (!crashed)

@@ -120,6 +120,9 @@ struct snapshots {
 	/* Pause times of periodic snapshots (--stats and make bench). */
 	unsigned npauses;
 	double pause_ms[4096];
+	/* Its parts, per pause: stopping the vCPUs (the barrier), fetching the
+	 * dirty log, reading vCPU and device state, copying pages aside. */
+	double part_ms[4][4096];
 };
 
 /* One snapshot: captured while the vCPUs are paused, then written (for
@@ -267,9 +270,11 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 		job_free(j);
 		return NULL; /* no pause is held */
 	}
+	uint64_t t1 = now_ns();
 	int r = 0;
 	if (periodic) /* everything written since the last snapshot on disk */
 		r = vm_dirty_log_fetch(s->vm, s->pending, err);
+	uint64_t t2 = now_ns();
 	if (r == 0 && !(j->cap = vm_snapshot_capture(s->vm, j->incremental ? (const uint64_t *const *)s->pending : NULL,
 						       err)))
 		r = -1;
@@ -285,8 +290,14 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 		memcpy(j->inflight[i], s->pending[i], vm_bitmap_words(rg[i].size) * 8);
 		memset(s->pending[i], 0, vm_bitmap_words(rg[i].size) * 8);
 	}
-	if (periodic && s->npauses < sizeof(s->pause_ms) / sizeof(s->pause_ms[0]))
+	if (periodic && s->npauses < sizeof(s->pause_ms) / sizeof(s->pause_ms[0])) {
+		double mem_ms = snap_capture_memory_ns(j->cap) / 1e6;
+		s->part_ms[0][s->npauses] = (t1 - t0) / 1e6;
+		s->part_ms[1][s->npauses] = (t2 - t1) / 1e6;
+		s->part_ms[2][s->npauses] = ms - (t2 - t0) / 1e6 - mem_ms; /* state, and the resume */
+		s->part_ms[3][s->npauses] = mem_ms;
 		s->pause_ms[s->npauses++] = ms;
+	}
 	tvm_debug("snapshot %s: %s, %llu pages; the vCPUs were paused %.2f ms", path,
 		  j->incremental ? "incremental" : "full", (unsigned long long)snap_capture_pages(j->cap), ms);
 	return j;
@@ -409,7 +420,19 @@ static int write_now(struct snapshots *s, const char *path, bool periodic, uint8
 	return r;
 }
 
-void snapshots_hook(struct vm *vm, void *arg)
+/* Milliseconds until the next periodic snapshot is due (-1: none). */
+static int ms_to_next(const struct snapshots *s)
+{
+	if (!s->next_ns)
+		return -1;
+	uint64_t now = now_ns();
+	if (now >= s->next_ns)
+		return 0;
+	uint64_t ms = (s->next_ns - now + 999999) / 1000000;
+	return ms > 3600000 ? 3600000 : (int)ms;
+}
+
+int snapshots_hook(struct vm *vm, void *arg)
 {
 	struct snapshots *s = arg;
 	(void)vm;
@@ -422,13 +445,13 @@ void snapshots_hook(struct vm *vm, void *arg)
 			vm_raise(s->vm, -1, &ev);
 		}
 		vm_pause_request_cancel(s->vm); /* when no pause took the console watch's request */
-		return;
+		return -1;
 	}
 	if (s->job && !__atomic_load_n(&s->job->done, __ATOMIC_ACQUIRE))
-		return; /* still writing the last one: this one waits (its pages stay in the log) */
+		return 20; /* still writing the last one: the next waits (its pages stay in the log) */
 	join_writer(s);
 	if (!s->next_ns || now_ns() < s->next_ns)
-		return;
+		return ms_to_next(s);
 	s->next_ns = now_ns() + (uint64_t)(s->cfg.every * 1e9);
 	char path[4096];
 	snap_path(s, s->seq + 1, path, sizeof(path));
@@ -437,7 +460,7 @@ void snapshots_hook(struct vm *vm, void *arg)
 		if (!s->failed_logged) /* the VM keeps running; the next snapshot tries again */
 			tvm_log("warning: snapshot %s skipped: %s", path, err.msg);
 		s->failed_logged = true;
-		return;
+		return ms_to_next(s);
 	}
 	j->seq = s->seq + 1;
 	s->job = j;
@@ -451,6 +474,7 @@ void snapshots_hook(struct vm *vm, void *arg)
 		}
 		job_free(j);
 	}
+	return s->job ? 20 : ms_to_next(s);
 }
 
 void snapshots_crash(void *arg, struct report_snapshots *out)
@@ -488,16 +512,26 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The median of n values (sorted in place). */
+static double median_of(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	return v[n / 2];
+}
+
 void snapshots_stats(struct snapshots *s)
 {
 	if (!s || !s->npauses)
 		return;
-	double v[sizeof(s->pause_ms) / sizeof(s->pause_ms[0])];
-	memcpy(v, s->pause_ms, s->npauses * sizeof(v[0]));
-	qsort(v, s->npauses, sizeof(v[0]), cmp_double);
 	unsigned n = s->npauses;
+	double *v = s->pause_ms;
+	qsort(v, n, sizeof(v[0]), cmp_double);
 	tvm_log("stats: %u periodic snapshots written; vCPUs paused per snapshot: median %.3f ms, p99 %.3f ms, max %.3f ms",
 		s->written, v[n / 2], v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], v[n - 1]);
+	tvm_log("stats: of the pause, medians: stopping the vCPUs %.3f ms, dirty log %.3f ms, vCPU and device state "
+		"%.3f ms, copying pages %.3f ms",
+		median_of(s->part_ms[0], n), median_of(s->part_ms[1], n), median_of(s->part_ms[2], n),
+		median_of(s->part_ms[3], n));
 }
 
 bool snapshots_checkpoint_done(const struct snapshots *s) { return s && s->checkpoint_done; }

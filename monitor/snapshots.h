@@ -37,7 +37,8 @@ int snap_images_match(const char *snap_path, const struct snap_header *taken, co
 struct snapshots;
 struct snapshots *snapshots_start(struct vm *vm, const struct snapshots_cfg *cfg, const struct snap_header *tmpl,
 				  const void *origin, size_t origin_len, struct tvm_err *err);
-void snapshots_hook(struct vm *vm, void *arg);
+/* The main hook's work; the milliseconds until it wants to run again (-1: none). */
+int snapshots_hook(struct vm *vm, void *arg);
 /* After a crash (every vCPU stopped), with periodic snapshots on: write
  * the crash-time state as DIR/crash-NNNNNN.tvs (incremental over the last
  * periodic snapshot) and fill *out with both (id, file); a failure is

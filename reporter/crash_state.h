@@ -26,6 +26,7 @@ enum crash_kind {
 	CRASH_FAIL_ENTRY,
 	CRASH_UNKNOWN_EXIT,
 	CRASH_HANG,           /* --hang-timeout */
+	CRASH_LIVE,           /* no crash: a report of the running VM (control `report`, --report-every) */
 };
 
 struct crash_state {
@@ -67,6 +68,7 @@ static inline uint32_t crash_bugcheck_code(enum crash_kind k)
 	case CRASH_FAIL_ENTRY: return 0x7e7a0006u;
 	case CRASH_UNKNOWN_EXIT: return 0x7e7a0007u;
 	case CRASH_HANG: return 0x7e7a0008u;
+	case CRASH_LIVE: return 0x7e7a0009u;
 	}
 	return 0x7e7a0000u;
 }

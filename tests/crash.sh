@@ -39,8 +39,6 @@ expect_report() {
 	grep -q "crash report: $REPORT" "$T/$name.err" || { fail "$name" "stderr does not name the report"; return 1; }
 }
 
-# count_notes FILE TYPE: how many notes readelf -n lists of TYPE.
-count_notes() { readelf -n "$1" 2>/dev/null | grep -c -- "$2"; }
 
 # -- an application fault: every file, gdb on app.core, readelf on core.elf
 vmrun crash-app 60 run --app "$APPS/null-deref" --report-dir "$T/crash-app.reports"

@@ -14,7 +14,7 @@ struct vm *fake_vm_new(uint64_t ram_size, int ncpus)
 	void *m = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
 		goto fail;
-	vm->kvm_fd = vm->vm_fd = -1; /* any KVM ioctl on it fails (EBADF) */
+	vm->kvm_fd = vm->vm_fd = vm->evfd = -1; /* any KVM ioctl on it fails (EBADF) */
 	for (int i = 0; i < TVM_MAX_VCPUS; i++)
 		vm->cpus[i].fd = -1;
 	vm->ram = m;

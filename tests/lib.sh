@@ -19,6 +19,9 @@ vmrun() {
 	RC=$?
 }
 
+# count_notes FILE TYPE: how many notes readelf -n lists of TYPE.
+count_notes() { readelf -n "$1" 2>/dev/null | grep -c -- "$2"; }
+
 # expect_rc NAME WANT: check $RC.
 expect_rc() {
 	if [ "$RC" -ne "$2" ]; then

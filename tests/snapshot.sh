@@ -238,3 +238,21 @@ if expect_rc snap-disk-checkpoint 0; then
 	expect_rc snap-disk-restore-used 125 && expect_grep snap-disk-restore-used err 'needs a fresh one' &&
 		pass snap-disk-restore-used
 fi
+
+# Snapshots of a run with a --crash-on software breakpoint hold the
+# guest's own bytes (a restore without --crash-on runs through poweroff
+# and exits 0: with the breakpoint left in, trialos would die there), and
+# --crash-on with --restore arms it again in the restored machine (through
+# its page tables): that restore stops at poweroff as a breakpoint crash.
+vmrun snap-bp 120 snapshot checkpoint --app "$APPS/counter" --crash-on poweroff --at-console $'count 5\n' \
+	-o "$T/bp5.tvs" -- 30 2000 20
+if expect_rc snap-bp 0 && [ -f "$T/bp5.tvs" ]; then
+	vmrun snap-bp-restore 120 run --restore "$T/bp5.tvs"
+	if expect_rc snap-bp-restore 0 && [ "$(head -1 "$T/snap-bp-restore.out")" = "count 6" ] &&
+		expect_grep snap-bp-restore out '^count 30$' '^done$'; then
+		pass snap-bp-restore-clean
+	fi
+	vmrun snap-bp-restore-armed 120 run --restore "$T/bp5.tvs" --crash-on poweroff --no-report
+	expect_rc snap-bp-restore-armed 123 && expect_grep snap-bp-restore-armed out '^done$' &&
+		expect_grep snap-bp-restore-armed err 'RIP 0x[0-9a-f]+ in poweroff\+0x0 ' && pass snap-bp-restore-armed
+fi

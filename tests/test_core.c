@@ -1,6 +1,6 @@
 /* tests/test_core.c - unit tests of the VMM core: the checked guest-memory
  * accessor, the I/O bus, size parsing, the console tail, symbol lookup and
- * the guest page walker. Prints "ok NAME" / "FAIL NAME: why"; exits 1 on any
+ * the guest page walker, the main thread's event loop. Prints "ok NAME" / "FAIL NAME: why"; exits 1 on any
  * failure. The accessor, bus and walker checks run on a KVM-free fake VM
  * (tests/fake_vm.c) everywhere, then again on a real VM where /dev/kvm
  * works; without it that part prints "skip vm-kvm: why". */
@@ -16,6 +16,7 @@
 #include "../vmm/text.h"
 #include "../monitor/symbols.h"
 #include "../vmm/bus.h"
+#include "../vmm/evloop.h"
 #include "../vmm/util.h"
 #include "../vmm/vm.h"
 
@@ -294,6 +295,69 @@ static void test_symbols(const char *self)
 	symtab_free(st);
 }
 
+/* The event loop: a callback per ready descriptor; one removed by an
+ * earlier callback in the same round is not called; a full table and a
+ * descriptor watched twice are refused; a timeout calls nothing. */
+struct ev_probe { struct evloop *l; int calls, other_fd; };
+static void ev_read(void *arg, int fd, uint32_t events)
+{
+	struct ev_probe *p = arg;
+	(void)events;
+	char b[16];
+	if (read(fd, b, sizeof(b)) < 0) {
+		/* counted all the same */
+	}
+	p->calls++;
+	if (p->other_fd >= 0) /* the other one is gone before its turn */
+		evloop_del(p->l, p->other_fd);
+}
+
+static void test_evloop(void)
+{
+	struct tvm_err err = { "" };
+	struct evloop *l = evloop_new(&err);
+	CHECKF("evloop-new", l != NULL, "%s", err.msg);
+	if (!l)
+		return;
+	int a[2], b[2];
+	if (pipe(a) < 0 || pipe(b) < 0) {
+		CHECK("evloop-pipes", 0);
+		return;
+	}
+	struct ev_probe pa = { l, 0, -1 }, pb = { l, 0, -1 };
+	CHECK("evloop-add", evloop_add(l, a[0], ev_read, &pa, &err) == 0 && evloop_add(l, b[0], ev_read, &pb, &err) == 0);
+	CHECK("evloop-add-twice", evloop_add(l, a[0], ev_read, &pa, &err) < 0 && strstr(err.msg, "twice"));
+	CHECK("evloop-timeout", evloop_wait(l, 10) == 0 && pa.calls == 0 && pb.calls == 0);
+	CHECK("evloop-ready", write(a[1], "x", 1) == 1 && evloop_wait(l, 1000) == 1 && pa.calls == 1 && pb.calls == 0);
+	/* Both ready; whichever runs first removes the other. */
+	pa.other_fd = b[0];
+	pb.other_fd = a[0];
+	CHECK("evloop-both-ready", write(a[1], "x", 1) == 1 && write(b[1], "y", 1) == 1);
+	int n = evloop_wait(l, 1000);
+	CHECKF("evloop-del-in-round", n == 1 && pa.calls + pb.calls == 2, "%d called, counts %d %d", n, pa.calls, pb.calls);
+	evloop_del(l, a[0]);
+	evloop_del(l, b[0]);
+	int fds[EVLOOP_MAX_WATCHES + 1], added = 0;
+	bool refused = false;
+	for (int i = 0; i <= EVLOOP_MAX_WATCHES; i++) {
+		fds[i] = dup(a[0]);
+		if (evloop_add(l, fds[i], ev_read, &pa, &err) == 0)
+			added++;
+		else
+			refused = strstr(err.msg, "watches") != NULL;
+	}
+	CHECKF("evloop-full", added == EVLOOP_MAX_WATCHES && refused, "%d added", added);
+	for (int i = 0; i <= EVLOOP_MAX_WATCHES; i++) {
+		evloop_del(l, fds[i]);
+		close(fds[i]);
+	}
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	evloop_free(l);
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -302,6 +366,7 @@ int main(int argc, char **argv)
 	test_console_tail();
 	test_console_stdout();
 	test_symbols(argv[0]);
+	test_evloop();
 	test_vm();
 	return failures ? 1 : 0;
 }

@@ -276,9 +276,26 @@ void vm_clear_sw_breakpoints(struct vm *vm)
 	const uint8_t bytes[2] = { vm->swbp_kind == TVM_BP_INT3 ? 0xcc : 0xe6, TVM_BP_PORT };
 	for (int i = 0; i < vm->nswbp; i++) {
 		uint8_t *p = gpa_ptr(vm, GPA(vm->swbp[i].gpa), len);
-		if (vm->swbp[i].armed && p && memcmp(p, bytes, len) == 0) /* unless the guest rewrote it */
+		bool ours = vm->swbp[i].armed && p && memcmp(p, bytes, len) == 0; /* unless the guest rewrote it */
+		if (ours)
 			memcpy(p, vm->swbp[i].orig, len);
+		vm->swbp[i].cleared = ours;
 		vm->swbp[i].armed = false;
+	}
+}
+
+void vm_rearm_sw_breakpoints(struct vm *vm)
+{
+	const unsigned len = vm->swbp_kind == TVM_BP_INT3 ? 1 : 2;
+	const uint8_t bytes[2] = { vm->swbp_kind == TVM_BP_INT3 ? 0xcc : 0xe6, TVM_BP_PORT };
+	for (int i = 0; i < vm->nswbp; i++) {
+		uint8_t *p = vm->swbp[i].cleared ? gpa_ptr(vm, GPA(vm->swbp[i].gpa), len) : NULL;
+		if (p) {
+			memcpy(vm->swbp[i].orig, p, len);
+			memcpy(p, bytes, len);
+			vm->swbp[i].armed = true;
+		}
+		vm->swbp[i].cleared = false;
 	}
 }
 

@@ -97,6 +97,11 @@ static const struct sb_call calls[] = {
 	{ SCMP_SYS(rt_sigreturn), ALL, ANY },    /* return from the kick (V) and stop (M) handlers */
 	{ SCMP_SYS(accept4), M, ANY },           /* the --control socket (created before the sandbox) */
 	{ SCMP_SYS(sendto), M, ANY },            /* its replies (send, MSG_NOSIGNAL) */
+	{ SCMP_SYS(epoll_wait), M, ANY },        /* the main thread's event loop (vmm/evloop.h): vm_run waits */
+	{ SCMP_SYS(epoll_pwait), M, ANY },       /* same, other libc paths */
+	{ SCMP_SYS(epoll_ctl), M, ANY },         /* its watches: control clients, each VM's eventfd */
+	{ SCMP_SYS(epoll_create1), M, ANY },     /* vm_run without a caller's loop makes its own */
+	{ SCMP_SYS(eventfd2), M, ANY },          /* a restart's new VM (vCPUs wake the loop through it) */
 	{ SCMP_SYS(poll), M, ANY },              /* --on-crash pause waits on the stop signalfd */
 	{ SCMP_SYS(ppoll), M, ANY },             /* same, other libc paths */
 	{ SCMP_SYS(tgkill), M | V | W | I, OWN_TGID }, /* pthread_kill: kick vCPUs out of KVM_RUN (vm_raise,

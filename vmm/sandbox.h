@@ -8,8 +8,10 @@
  *
  *   stdin thread   installs STDIN as it starts (it exists before MAIN's);
  *   main thread    installs MAIN after setup, before the first vm_run
- *                  (the broad one: it captures crashes, writes reports and
- *                  may build a new VM for --on-crash restart);
+ *                  (the broad one: the event loop vm_run waits in, serving
+ *                  the control socket; it captures crashes, writes reports
+ *                  and snapshots, and may build a new VM for --on-crash
+ *                  restart); epoll is allowed to it alone;
  *   vCPU threads   inherit MAIN and add VCPU as they start, before KVM_RUN;
  *   hang watcher   inherits MAIN and adds WATCH as it starts;
  *   I/O thread     installs IO as it starts (before MAIN, with the disks);
@@ -25,7 +27,7 @@
 #include "vm.h"
 
 enum sandbox_class {
-	SANDBOX_MAIN,   /* main thread: run loop, crash capture, reports, restart */
+	SANDBOX_MAIN,   /* main thread: event loop, control socket, crash capture, reports, restart */
 	SANDBOX_VCPU,   /* a vCPU thread: KVM_RUN and device emulation */
 	SANDBOX_STDIN,  /* the thread feeding stdin to the UART */
 	SANDBOX_WATCH,  /* the hang watcher (--hang-timeout) */

@@ -393,6 +393,7 @@ struct snap_capture {
 	uint64_t npages;
 	uint64_t *page;     /* guest address of each page, | PAGE_ZERO when it is zero */
 	uint8_t *data;      /* the non-zero pages, in order */
+	uint64_t memory_ns; /* how long capture_memory took */
 };
 #define PAGE_ZERO 1ull
 
@@ -643,6 +644,7 @@ void snap_capture_free(struct snap_capture *c)
 }
 
 uint64_t snap_capture_pages(const struct snap_capture *c) { return c ? c->npages : 0; }
+uint64_t snap_capture_memory_ns(const struct snap_capture *c) { return c ? c->memory_ns : 0; }
 
 struct snap_capture *vm_snapshot_capture(struct vm *vm, const uint64_t *const *dirty, struct tvm_err *err)
 {
@@ -669,7 +671,16 @@ struct snap_capture *vm_snapshot_capture(struct vm *vm, const uint64_t *const *d
 			goto fail;
 	if (!(o = cap_add(c, SNAP_SEC_IRQCHIP, err)) || save_irqchip(vm, o, err) < 0)
 		goto fail;
-	if (capture_devices(vm, c, err) < 0 || capture_memory(vm, dirty, c, err) < 0)
+	/* No snapshot holds trialvm's software breakpoints: a restore runs
+	 * the guest's own code (with --crash-on it arms them again). */
+	vm_clear_sw_breakpoints(vm);
+	int rc = capture_devices(vm, c, err);
+	uint64_t t0 = now_ns();
+	if (rc == 0)
+		rc = capture_memory(vm, dirty, c, err);
+	c->memory_ns = now_ns() - t0;
+	vm_rearm_sw_breakpoints(vm);
+	if (rc < 0)
 		goto fail;
 	return c;
 fail:

@@ -76,6 +76,8 @@ int snap_capture_write(const struct snap_capture *c, const char *path, struct sn
 		       const struct snap_extra *extra, int nextra, struct tvm_err *err);
 /* Pages it holds (zero ones included). */
 uint64_t snap_capture_pages(const struct snap_capture *c);
+/* How long copying its pages aside took (ns). */
+uint64_t snap_capture_memory_ns(const struct snap_capture *c);
 void snap_capture_free(struct snap_capture *c);
 
 /* The first section of `type`, read whole as a state record (at most

@@ -40,10 +40,12 @@ static void drain(void)
 
 int stop_signal_pending(void)
 {
-	if (sfd >= 0 && !first)
-		drain();
+	if (sfd >= 0)
+		drain(); /* every call: a later signal must not keep the fd readable */
 	return first;
 }
+
+int stop_signal_fd(void) { return sfd; }
 
 int stop_signal_wait(void)
 {

@@ -18,6 +18,9 @@ int stop_signals_init(struct tvm_err *err);
  * once one arrived, every later call returns it. 0 before init. */
 int stop_signal_pending(void);
 
+/* The signalfd, for an event loop to wait on (-1 before init). */
+int stop_signal_fd(void);
+
 /* Wait until a stop signal arrives (returns at once if one did). */
 int stop_signal_wait(void);
 

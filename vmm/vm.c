@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include "../guests/include/trialvm_abi.h"
 #include "bus.h"
 #include "cpu_state.h"
+#include "evloop.h"
 #include "sandbox.h"
 #include "stopsig.h"
 #include "util.h"
@@ -177,13 +179,17 @@ struct vm *vm_create(const struct vm_config *cfg, struct tvm_err *err)
 		return NULL;
 	}
 	vm->vm_fd = -1;
+	vm->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&vm->ev_lock, NULL);
 	pthread_mutex_init(&vm->kick_lock, NULL);
-	pthread_cond_init(&vm->ev_cond, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	for (int i = 0; i < TVM_MAX_VCPUS; i++)
 		vm->cpus[i].fd = -1;
+	if (vm->evfd < 0) {
+		tvm_seterr(err, "cannot create the VM's eventfd: %s", strerror(errno));
+		goto fail;
+	}
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
@@ -342,6 +348,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+	if (vm->evfd >= 0)
+		close(vm->evfd);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	for (int i = 0; i < TVM_MAX_REGIONS; i++) {
@@ -438,6 +446,15 @@ static void kick_one(struct vm *vm, struct vcpu *c)
 	pthread_mutex_unlock(&vm->kick_lock);
 }
 
+/* Wake vm_run's event loop (any thread; a full counter is awake already). */
+static void wake_main(struct vm *vm)
+{
+	uint64_t one = 1;
+	if (vm->evfd >= 0 && write(vm->evfd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, the loop will wake anyway */
+	}
+}
+
 static void kick_all(struct vm *vm)
 {
 	for (int i = 0; i < vm->ncpus; i++) {
@@ -459,7 +476,7 @@ void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev)
 	}
 	vm->stopping = true;
 	kick_all(vm);
-	pthread_cond_broadcast(&vm->ev_cond);
+	wake_main(vm);
 	pthread_mutex_lock(&vm->pause_lock); /* paused vCPUs end too */
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
@@ -752,9 +769,7 @@ void vm_request_pause(struct vm *vm)
 	if (!first)
 		return;
 	kick_mask(vm, all_mask(vm));
-	pthread_mutex_lock(&vm->ev_lock);
-	pthread_cond_broadcast(&vm->ev_cond);
-	pthread_mutex_unlock(&vm->ev_lock);
+	wake_main(vm);
 }
 
 void vm_pause_request_cancel(struct vm *vm)
@@ -769,7 +784,7 @@ void vm_pause_request_cancel(struct vm *vm)
 
 bool vm_pause_requested(struct vm *vm) { return __atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE); }
 
-void vm_set_main_hook(struct vm *vm, void (*fn)(struct vm *, void *), void *arg)
+void vm_set_main_hook(struct vm *vm, int (*fn)(struct vm *, void *), void *arg)
 {
 	vm->main_hook = fn;
 	vm->main_hook_arg = arg;
@@ -954,8 +969,8 @@ static void *vcpu_thread(void *arg)
 	pthread_mutex_unlock(&vm->kick_lock);
 	pthread_mutex_lock(&vm->ev_lock);
 	vm->threads_done++;
-	pthread_cond_broadcast(&vm->ev_cond);
 	pthread_mutex_unlock(&vm->ev_lock);
+	wake_main(vm);
 	return NULL;
 }
 
@@ -964,6 +979,43 @@ void vm_set_stop_hook(struct vm *vm, void (*fn)(void *), void *arg)
 	vm->stop_hook = fn;
 	vm->stop_hook_arg = arg;
 }
+
+/* vm_run's loop: every started thread ended? *stopping: a stop was
+ * raised; its kick is repeated (a stop raised before every thread existed
+ * must reach them all, and a thread may have been between its check and
+ * KVM_RUN). */
+static bool run_ended(struct vm *vm, int started, bool *stopping)
+{
+	pthread_mutex_lock(&vm->ev_lock);
+	bool done = vm->threads_done >= started;
+	*stopping = vm->stopping;
+	if (*stopping && !done)
+		kick_all(vm);
+	pthread_mutex_unlock(&vm->ev_lock);
+	return done;
+}
+
+/* Loop callbacks: they consume what woke the loop; the state it announces
+ * is read by the loop itself. */
+static void drain_fd(void *arg, int fd, uint32_t events)
+{
+	(void)arg;
+	(void)events;
+	uint64_t n;
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: another wake-up consumed it */
+	}
+}
+
+static void drain_signals(void *arg, int fd, uint32_t events)
+{
+	(void)arg;
+	(void)fd;
+	(void)events;
+	stop_signal_pending();
+}
+
+void vm_set_loop(struct vm *vm, struct evloop *loop) { vm->loop = loop; }
 
 int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 {
@@ -992,33 +1044,51 @@ int vm_run(struct vm *vm, struct tvm_event *ev, struct tvm_err *err)
 		started++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	/* A stop raised before every thread existed must still reach them all. */
-	pthread_mutex_lock(&vm->ev_lock);
-	if (vm->stopping)
-		kick_all(vm);
-	while (vm->threads_done < started) {
+	struct evloop *own = NULL, *loop = vm->loop;
+	if (!loop && !(loop = own = evloop_new(err))) {
+		struct tvm_event e = { .kind = TVM_EV_VMM_ERROR };
+		snprintf(e.detail, sizeof(e.detail), "%.200s", err->msg);
+		vm_raise(vm, -1, &e);
+	}
+	/* The loop wakes for the VM's eventfd and the stop signals; the
+	 * callbacks only drain them, the state is read below. */
+	struct tvm_err werr = { "" };
+	int sfd = stop_signal_fd();
+	bool watch_ev = loop && evloop_add(loop, vm->evfd, drain_fd, NULL, &werr) == 0;
+	bool watch_sig = loop && sfd >= 0 && evloop_add(loop, sfd, drain_signals, NULL, &werr) == 0;
+	if (loop && (!watch_ev || (sfd >= 0 && !watch_sig))) {
+		struct tvm_event e = { .kind = TVM_EV_VMM_ERROR };
+		snprintf(e.detail, sizeof(e.detail), "%.200s", werr.msg);
+		vm_raise(vm, -1, &e);
+	}
+	for (;;) {
+		bool stopping;
+		if (run_ended(vm, started, &stopping))
+			break;
 		/* SIGINT/SIGTERM/SIGHUP arrive here, through the signalfd. */
 		int sig = stop_signal_pending();
 		if (sig && !__atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE)) {
-			pthread_mutex_unlock(&vm->ev_lock);
 			vm_request_stop(vm, sig);
-			pthread_mutex_lock(&vm->ev_lock);
+			continue;
 		}
-		if (vm->stopping)
-			kick_all(vm); /* a thread may have been between its check and KVM_RUN */
-		if (vm->main_hook && !vm->stopping) {
-			pthread_mutex_unlock(&vm->ev_lock);
-			vm->main_hook(vm, vm->main_hook_arg);
-			pthread_mutex_lock(&vm->ev_lock);
-			if (vm->threads_done >= started)
+		int wait_ms = -1;
+		if (vm->main_hook && !stopping) {
+			wait_ms = vm->main_hook(vm, vm->main_hook_arg);
+			if (run_ended(vm, started, &stopping))
 				break;
 		}
-		struct timespec ts;
-		/* A pause asked for while the hook ran: back to it soon. */
-		deadline_after_ms(vm->main_hook && vm_pause_requested(vm) ? 1 : 50, &ts);
-		pthread_cond_timedwait(&vm->ev_cond, &vm->ev_lock, &ts);
+		if (stopping && (wait_ms < 0 || wait_ms > 50))
+			wait_ms = 50; /* the kick in run_ended is retried until every thread ended */
+		if (!loop || evloop_wait(loop, wait_ms) < 0) {
+			struct timespec ts = { 0, 10 * 1000000L }; /* no loop: poll */
+			nanosleep(&ts, NULL);
+		}
 	}
-	pthread_mutex_unlock(&vm->ev_lock);
+	if (watch_ev)
+		evloop_del(loop, vm->evfd);
+	if (watch_sig)
+		evloop_del(loop, sfd);
+	evloop_free(own);
 	if (vm->stop_hook) /* e.g. the hang watcher: gone before anything is joined */
 		vm->stop_hook(vm->stop_hook_arg);
 	for (int i = 0; i < vm->ncpus; i++)

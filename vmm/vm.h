@@ -188,7 +188,7 @@ void vm_request_stop(struct vm *vm, int signo);
  * and gives up. Any thread; vm NULL: false. */
 bool vm_stop_pending(struct vm *vm);
 
-/* ---- inspection (all vCPUs must be stopped: after vm_run returned) ---- */
+/* ---- inspection (all vCPUs stopped, after vm_run returned, or paused: vm_pause) ---- */
 struct cpu_state;
 /* The complete state of vCPU idx (registers, FPU/XSAVE, XCRs, debug
  * registers, MSRs, LAPIC, MP state). */
@@ -236,6 +236,9 @@ int vm_set_sw_breakpoints(struct vm *vm, enum tvm_bp_kind kind, const uint64_t *
  * place (all vCPUs stopped): done before any capture, so no dump, report or
  * disassembly shows it. Idempotent. */
 void vm_clear_sw_breakpoints(struct vm *vm);
+/* Put back the breakpoints the last vm_clear_sw_breakpoints took out
+ * (a live report of a paused VM, which then runs on). */
+void vm_rearm_sw_breakpoints(struct vm *vm);
 /* While the VM runs (from another thread): the number of exits vCPU idx
  * has taken so far, and a fresh sample of its RIP, CPL and KVM MP state
  * (0 = runnable; -1 = trialvm itself holds it paused, a snapshot or a
@@ -284,10 +287,17 @@ void vm_pause_request_cancel(struct vm *vm);
 /* True after vm_request_pause() until the next vm_resume() (the main hook
  * uses it to see that a device asked). */
 bool vm_pause_requested(struct vm *vm);
-/* fn(vm, arg), called on vm_run's thread while the vCPUs run: at least
- * every 50 ms, and at once after vm_request_pause(). Snapshots and
- * checkpoints run from it (vm_pause, capture, vm_resume). NULL removes it. */
-void vm_set_main_hook(struct vm *vm, void (*fn)(struct vm *, void *), void *arg);
+/* fn(vm, arg), called on vm_run's thread while the vCPUs run, each time
+ * its event loop wakes (at once after vm_request_pause()); it returns the
+ * milliseconds after which it wants to be called again (-1: only when
+ * something happens). Snapshots, checkpoints and the control socket's
+ * work run from it (vm_pause, capture, vm_resume). NULL removes it. */
+void vm_set_main_hook(struct vm *vm, int (*fn)(struct vm *, void *), void *arg);
+/* The event loop vm_run waits in (vmm/evloop.h): the caller's, with its
+ * own descriptors (the control socket) served while the VM runs; NULL:
+ * vm_run makes one for itself. */
+struct evloop;
+void vm_set_loop(struct vm *vm, struct evloop *loop);
 
 /* ---- devices owned by the VM ----
  * Every device with guest-visible state registers itself here: the VM

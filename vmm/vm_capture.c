@@ -84,9 +84,13 @@ int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *o, struct tvm_err *
 {
 	if (idx < 0 || idx >= vm->ncpus)
 		return tvm_seterr(err, "no vCPU %d", idx);
-	if (vm->cpus[idx].thread_started)
-		return tvm_seterr(err, "vCPU %d is still running", idx);
-	int fd = vm->cpus[idx].fd;
+	struct vcpu *c = &vm->cpus[idx];
+	pthread_mutex_lock(&vm->pause_lock);
+	bool running = c->thread_started && __atomic_load_n(&c->alive, __ATOMIC_ACQUIRE) && !c->parked;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (running)
+		return tvm_seterr(err, "vCPU %d is running (neither stopped nor paused)", idx);
+	int fd = c->fd;
 	struct kvm_regs r;
 	struct kvm_sregs sr;
 	struct kvm_fpu fpu;

@@ -68,9 +68,9 @@ struct vm {
 
 	int nswbp;                  /* software breakpoints (vm_set_sw_breakpoints) */
 	enum tvm_bp_kind swbp_kind;
-	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed; } swbp[4];
+	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed, cleared; } swbp[4]; /* cleared: by vm_clear_sw_breakpoints */
 
-	void (*main_hook)(struct vm *, void *); /* vm_set_main_hook */
+	int (*main_hook)(struct vm *, void *); /* vm_set_main_hook */
 	void *main_hook_arg;
 	pthread_mutex_t pause_lock; /* the barrier; taken after ev_lock, never before */
 	pthread_cond_t pause_cond;
@@ -84,10 +84,11 @@ struct vm {
 	void *stop_hook_arg;
 	pthread_mutex_t kick_lock;  /* vcpu.alive vs pthread_kill; taken after ev_lock, never before */
 	pthread_mutex_t ev_lock;
-	pthread_cond_t ev_cond;
 	bool stopping;
 	int threads_done;
 	struct tvm_event event;
+	int evfd;                   /* eventfd: wakes vm_run's loop (an event, a thread's end, a pause asked) */
+	struct evloop *loop;        /* vm_set_loop (borrowed), or NULL: vm_run makes its own */
 };
 
 /* breakpoints.c: a KVM_EXIT_DEBUG of vCPU c (a breakpoint, or the guest's

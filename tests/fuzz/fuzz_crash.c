@@ -86,6 +86,15 @@ static const uint8_t *in_console;
 static size_t in_console_len;
 
 void vm_clear_sw_breakpoints(struct vm *vm) { (void)vm; }
+/* crash_live_report's (not fuzzed: it needs a running VM) */
+void vm_rearm_sw_breakpoints(struct vm *vm) { (void)vm; }
+int vm_pause(struct vm *vm, unsigned timeout_ms, struct tvm_err *err)
+{
+	(void)vm;
+	(void)timeout_ms;
+	return tvm_seterr(err, "no running VM here");
+}
+void vm_resume(struct vm *vm) { (void)vm; }
 uint64_t vm_uptime_ns(const struct vm *vm) { (void)vm; return 1234567; }
 
 int vm_capture_cpu(struct vm *vm, int idx, struct cpu_state *out, struct tvm_err *err)

@@ -21,12 +21,11 @@ static inline struct vm *fuzz_vm_new(int ncpus)
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		abort();
-	vm->kvm_fd = vm->vm_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->evfd = -1;
 	for (int i = 0; i < TVM_MAX_VCPUS; i++)
 		vm->cpus[i].fd = -1;
 	vm->ncpus = ncpus;
 	pthread_mutex_init(&vm->ev_lock, NULL);
-	pthread_cond_init(&vm->ev_cond, NULL);
 	pthread_mutex_init(&vm->kick_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
