@@ -87,34 +87,71 @@ static int msr_index_list(struct vm *vm, uint32_t **out, uint32_t *n, struct tvm
 
 struct saved_msr { uint32_t index, reserved; uint64_t value; };
 
+/* One KVM_GET_MSRS of idx[0..n) into s[*got...]; the count read (it stops
+ * at the first MSR it cannot read), or -1. */
+static int read_msrs(int fd, const uint32_t *idx, uint32_t n, struct kvm_msrs *m, struct saved_msr *s, uint32_t *got)
+{
+	m->nmsrs = n;
+	for (uint32_t k = 0; k < n; k++)
+		m->entries[k] = (struct kvm_msr_entry){ .index = idx[k] };
+	int r = ioctl(fd, KVM_GET_MSRS, m);
+	for (int k = 0; k < r; k++)
+		s[(*got)++] = (struct saved_msr){ .index = m->entries[k].index, .value = m->entries[k].data };
+	return r;
+}
+
 /* Read every listed MSR that reads back: KVM_GET_MSRS stops at the first
- * one it cannot read, which is skipped. */
+ * one it cannot read, which is skipped. The MSRs that read are kept in
+ * the VM, so later snapshots read them with one call (the pause is
+ * shorter); should that read fewer, the list is probed again. */
 static int get_msrs(struct vm *vm, int fd, struct saved_msr **out, uint32_t *nout, struct tvm_err *err)
 {
 	uint32_t *idx = NULL, n = 0;
-	if (msr_index_list(vm, &idx, &n, err) < 0)
+	if (vm->snap_msrs) {
+		idx = vm->snap_msrs;
+		n = vm->snap_nmsrs;
+	} else if (msr_index_list(vm, &idx, &n, err) < 0) {
 		return -1;
+	}
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + (size_t)n * sizeof(struct kvm_msr_entry));
 	struct saved_msr *s = calloc(n ? n : 1, sizeof(*s));
 	if (!m || !s) {
-		free(idx), free(m), free(s);
+		if (idx != vm->snap_msrs)
+			free(idx);
+		free(m), free(s);
 		return tvm_seterr(err, "out of memory");
 	}
 	uint32_t got = 0;
+	if (idx == vm->snap_msrs) {
+		if (read_msrs(fd, idx, n, m, s, &got) == (int)n) {
+			free(m);
+			*out = s;
+			*nout = got;
+			return 0;
+		}
+		/* Fewer than last time: probe the whole list again. */
+		free(vm->snap_msrs);
+		vm->snap_msrs = NULL;
+		free(m), free(s);
+		return get_msrs(vm, fd, out, nout, err);
+	}
 	for (uint32_t i = 0; i < n;) {
-		m->nmsrs = n - i;
-		for (uint32_t k = 0; k < n - i; k++)
-			m->entries[k] = (struct kvm_msr_entry){ .index = idx[i + k] };
-		int r = ioctl(fd, KVM_GET_MSRS, m);
+		int r = read_msrs(fd, idx + i, n - i, m, s, &got);
 		if (r < 0) {
 			free(idx), free(m), free(s);
 			return tvm_seterr(err, "KVM_GET_MSRS failed: %s", strerror(errno));
 		}
-		for (int k = 0; k < r; k++)
-			s[got++] = (struct saved_msr){ .index = m->entries[k].index, .value = m->entries[k].data };
 		i += (uint32_t)r + 1; /* past the one that did not read */
 	}
-	free(idx), free(m);
+	free(m);
+	uint32_t *keep = malloc((got ? got : 1) * sizeof(*keep));
+	if (keep) {
+		for (uint32_t k = 0; k < got; k++)
+			keep[k] = s[k].index;
+		vm->snap_msrs = keep;
+		vm->snap_nmsrs = got;
+	}
+	free(idx);
 	*out = s;
 	*nout = got;
 	return 0;
@@ -391,17 +428,57 @@ struct snap_capture {
 	int nsec;
 	struct cap_sec { uint32_t type; struct vs_out rec; } *sec; /* machine, vCPUs, irqchip, devices */
 	uint64_t npages;
-	uint64_t *page;     /* guest address of each page, | PAGE_ZERO when it is zero */
-	uint8_t *data;      /* the non-zero pages, in order */
+	uint64_t *page;     /* guest address of each page */
+	uint8_t *data;      /* page[i]'s bytes at data + i * PAGE */
+	bool dense;         /* incremental: every dirty page, zero ones too (full: non-zero ones) */
 	uint64_t memory_ns; /* how long capture_memory took */
 };
-#define PAGE_ZERO 1ull
 
-/* Full (dirty NULL): every non-zero page. Incremental: every page dirty[]
- * marks, a zero one flagged (stored as a zero run: the parent may hold
- * data there). Two passes: count, then copy. */
+/* Incremental: every page dirty[] marks, copied as it is in one pass (the
+ * vCPUs wait for this copy alone; which pages are zero is found later,
+ * by the writer). */
+static int capture_dirty(struct vm *vm, const uint64_t *const *dirty, struct snap_capture *c, struct tvm_err *err)
+{
+	uint64_t n = 0;
+	for (int ri = 0; ri < vm->nregions; ri++) {
+		uint64_t pages = vm->regions[ri].size / PAGE;
+		for (uint64_t w = 0; w < vm_bitmap_words(vm->regions[ri].size); w++) {
+			uint64_t bits = dirty[ri][w];
+			if (w == pages / 64 && pages % 64) /* bits past the region's end are not pages */
+				bits &= (1ull << (pages % 64)) - 1;
+			n += (uint64_t)__builtin_popcountll(bits);
+		}
+	}
+	c->dense = true;
+	c->page = malloc((n ? n : 1) * sizeof(*c->page));
+	c->data = malloc(n ? n * PAGE : 1);
+	if (!c->page || !c->data)
+		return tvm_seterr(err, "out of memory for a copy of %llu guest pages", (unsigned long long)n);
+	uint64_t k = 0;
+	for (int ri = 0; ri < vm->nregions; ri++) {
+		const struct mem_region *r = &vm->regions[ri];
+		uint64_t pages = r->size / PAGE;
+		for (uint64_t w = 0; w < vm_bitmap_words(r->size); w++) {
+			for (uint64_t bits = dirty[ri][w]; bits; bits &= bits - 1) {
+				uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(bits);
+				if (pg >= pages || k == n)
+					break;
+				c->page[k] = r->gpa + pg * PAGE;
+				memcpy(c->data + k * PAGE, r->host + pg * PAGE, PAGE);
+				k++;
+			}
+		}
+	}
+	c->npages = k;
+	return 0;
+}
+
+/* Full (dirty NULL): every non-zero page. Incremental: capture_dirty.
+ * Two passes: count, then copy. */
 static int capture_memory(struct vm *vm, const uint64_t *const *dirty, struct snap_capture *c, struct tvm_err *err)
 {
+	if (dirty)
+		return capture_dirty(vm, dirty, c, err);
 	uint64_t n = 0, ndata = 0, max_n = 0, max_data = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
@@ -415,30 +492,33 @@ static int capture_memory(struct vm *vm, const uint64_t *const *dirty, struct sn
 		}
 		for (int ri = 0; ri < vm->nregions; ri++) {
 			const struct mem_region *r = &vm->regions[ri];
-			const uint64_t *bm = dirty ? dirty[ri] : NULL;
 			for (uint64_t pg = 0; pg < r->size / PAGE; pg++) {
-				if (bm && !(bm[pg / 64] >> (pg % 64) & 1))
-					continue;
 				const uint8_t *src = r->host + pg * PAGE;
-				bool zero = page_is_zero(src);
-				if (zero && !bm)
+				if (page_is_zero(src))
 					continue;
 				if (pass == 1) {
 					/* The vCPUs are paused, so nothing changes between the
 					 * passes; were it otherwise, the copy must not overrun. */
-					if (n == max_n || (!zero && ndata == max_data))
+					if (n == max_n || ndata == max_data)
 						return tvm_seterr(err, "guest memory changed while it was copied");
-					c->page[n] = (r->gpa + pg * PAGE) | (zero ? PAGE_ZERO : 0);
-					if (!zero)
-						memcpy(c->data + ndata * PAGE, src, PAGE);
+					c->page[n] = r->gpa + pg * PAGE;
+					memcpy(c->data + ndata * PAGE, src, PAGE);
 				}
 				n++;
-				ndata += !zero;
+				ndata++;
 			}
 		}
 	}
 	c->npages = n;
 	return 0;
+}
+
+/* Captured page i: zero? A full capture holds none; an incremental one's
+ * are found here, after the pause (stored as zero runs: the parent may
+ * hold data there). */
+static bool captured_zero(const struct snap_capture *c, uint64_t i)
+{
+	return c->dense && page_is_zero(c->data + i * PAGE);
 }
 
 /* The captured pages as runs (consecutive pages of one kind, at most
@@ -450,17 +530,14 @@ static int write_memory(const struct snap_capture *c, struct snap_writer *w, str
 	if (!cc)
 		return tvm_seterr(err, "out of memory (zstd)");
 	int rc = 0;
-	uint64_t d = 0; /* data pages used */
 	for (uint64_t i = 0; rc == 0 && i < c->npages;) {
-		uint64_t gpa = c->page[i] & ~(uint64_t)(PAGE - 1);
-		bool zero = c->page[i] & PAGE_ZERO;
+		uint64_t gpa = c->page[i];
+		bool zero = captured_zero(c, i);
 		uint32_t k = 1;
-		while (i + k < c->npages && k < RUN_MAX_PAGES && (c->page[i + k] & PAGE_ZERO) == (zero ? PAGE_ZERO : 0) &&
-		       (c->page[i + k] & ~(uint64_t)(PAGE - 1)) == gpa + (uint64_t)k * PAGE)
+		while (i + k < c->npages && k < RUN_MAX_PAGES &&
+		       c->page[i + k] == gpa + (uint64_t)k * PAGE && captured_zero(c, i + k) == zero)
 			k++;
-		rc = put_run(&b, cc, gpa, zero ? NULL : c->data + d * PAGE, k, zero, err);
-		if (!zero)
-			d += k;
+		rc = put_run(&b, cc, gpa, zero ? NULL : c->data + i * PAGE, k, zero, err); /* page i's bytes */
 		i += k;
 		if (rc == 0 && (b.len >= MEM_SECTION_SPAN || (i == c->npages && b.len))) {
 			rc = snap_add(w, SNAP_SEC_MEMORY, 1, SNAP_SECTION_REQUIRED, b.p, b.len, err);

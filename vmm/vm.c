@@ -356,6 +356,7 @@ void vm_destroy(struct vm *vm)
 		free(vm->regions[i].vmm_dirty);
 		free(vm->kvm_dirty[i]);
 	}
+	free(vm->snap_msrs);
 	free(vm->event.payload);
 	free(vm);
 }

@@ -76,6 +76,7 @@ struct vm {
 	pthread_cond_t pause_cond;
 	bool pause_asked;           /* atomic: vm_request_pause until vm_resume */
 	bool dirty_log;             /* vm_dirty_log_start done */
+	uint32_t *snap_msrs, snap_nmsrs; /* snapshot.c: the MSRs that read, once probed */
 	uint64_t *kvm_dirty[TVM_MAX_REGIONS]; /* KVM_GET_DIRTY_LOG's buffers */
 	int ndevices;
 	struct vm_dev_entry { char name[TVM_DEVICE_NAME]; const struct vm_device_ops *ops; void *dev; } devices[TVM_MAX_DEVICES];
