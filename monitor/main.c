@@ -35,6 +35,7 @@
 #include "crash.h"
 #include "disasm.h"
 #include "hang.h"
+#include "ramcache.h"
 #include "report.h"
 #include "snapshots.h"
 #include "symbols.h"
@@ -979,31 +980,25 @@ static int open_chain(struct run_settings *rsp, struct tvm_err *err)
 	return rc;
 }
 
-/* --restore: the chain's memory decompressed once into a file under the
- * user's cache directory ($XDG_CACHE_HOME or ~/.cache, trialvm/ram/ID.ram,
- * mode 0600 in a 0700 directory), mapped by every restore of that
- * snapshot: a restore then reads only the pages the guest touches. Where
- * that cannot be done the memory is copied in instead (said with -v). */
+/* --restore: the chain's memory decompressed once into the memory cache
+ * (monitor/ramcache.h; DIR/ID.ram, mode 0600), mapped by every restore of
+ * that snapshot: a restore then reads only the pages the guest touches.
+ * Where that cannot be done the memory is copied in instead (said with -v). */
 static void use_memory_cache(struct run_settings *rsp)
 {
 	struct tvm_err err = { "" };
-	const char *base = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	char dir[3000];
-	if (base && base[0] == '/')
-		snprintf(dir, sizeof(dir), "%s/trialvm", base);
-	else if (home && home[0] == '/')
-		snprintf(dir, sizeof(dir), "%s/.cache/trialvm", home);
-	else
-		return;
-	strncat(dir, "/ram", sizeof(dir) - strlen(dir) - 1);
-	if (mkdir_p(dir, 0700) < 0)
+	if (ram_cache_dir(dir, sizeof(dir)) < 0)
 		return;
 	const uint8_t *id = snap_header_of(rsp->restore_r)->id;
 	char hex[33];
 	hex_bytes(id, 16, hex);
 	snprintf(rsp->ram_cache, sizeof(rsp->ram_cache), "%s/%s.ram", dir, hex);
 	struct stat st;
+	uint64_t budget = ram_cache_budget();
 	if (stat(rsp->ram_cache, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != rsp->cfg.ram_size) {
+		/* Room first: at most the snapshots' memory more will be used. */
+		ram_cache_prune(dir, rsp->ram_cache, rsp->cfg.ram_size, budget);
 		if (isatty(2))
 			tvm_log("materialising the snapshot's memory into %s (once per snapshot)", rsp->ram_cache);
 		unlink(rsp->ram_cache); /* a damaged one */
@@ -1012,7 +1007,10 @@ static void use_memory_cache(struct run_settings *rsp)
 			rsp->ram_cache[0] = 0;
 			return;
 		}
+	} else {
+		ram_cache_prune(dir, rsp->ram_cache, 0, budget);
 	}
+	ram_cache_touch(rsp->ram_cache);
 	tvm_debug("restore: guest memory mapped from %s", rsp->ram_cache);
 	rsp->cfg.ram_file = rsp->ram_cache;
 }

@@ -57,6 +57,34 @@ elif [ -z "$cache" ]; then
 	fail snap-restore-cached "no memory cache under $XDG_CACHE_HOME/trialvm/ram"
 fi
 
+# The cache is bounded (TRIALVM_RAM_CACHE_MAX): the least recently used
+# files go first, never the one in use; stale temporary files go, young
+# ones (a restore in progress) and other files stay.
+if [ -n "$cache" ]; then
+	cdir=$(dirname "$cache")
+	for i in 1 2 3; do
+		head -c 1048576 /dev/urandom >"$cdir/$(printf '%032x' "$i").ram"
+		touch -d "$i days ago" "$cdir/$(printf '%032x' "$i").ram"
+	done
+	: >"$cdir/$(printf '%032x' 9).ram.abcdef"
+	touch -d '2 hours ago' "$cdir/$(printf '%032x' 9).ram.abcdef"
+	: >"$cdir/$(printf '%032x' 9).ram.ghijkl"
+	: >"$cdir/notes.txt"
+	used=$(($(stat -c '%b * %B' "$cache")))
+	TRIALVM_RAM_CACHE_MAX=$((used + 1536 * 1024)) vmrun snap-cache-bounded 60 run --restore "$T/c15.tvs"
+	left=$(cd "$cdir" && ls | tr '\n' ' ')
+	if expect_rc snap-cache-bounded 0 && expect_out snap-cache-bounded "$T/snap-restore.out"; then
+		if [ -f "$cache" ] && [ -f "$cdir/$(printf '%032x' 1).ram" ] && [ ! -e "$cdir/$(printf '%032x' 2).ram" ] &&
+			[ ! -e "$cdir/$(printf '%032x' 3).ram" ] && [ ! -e "$cdir/$(printf '%032x' 9).ram.abcdef" ] &&
+			[ -e "$cdir/$(printf '%032x' 9).ram.ghijkl" ] && [ -e "$cdir/notes.txt" ]; then
+			pass snap-cache-bounded
+		else
+			fail snap-cache-bounded "the cache holds: $left"
+		fi
+	fi
+	rm -f "$cdir/$(printf '%032x' 1).ram" "$cdir/$(printf '%032x' 9).ram.ghijkl" "$cdir/notes.txt"
+fi
+
 # The same checkpoint again: the same continuation (and the images given
 # explicitly this time, checked against the snapshot's hashes).
 vmrun snap-restore-again 60 run --restore "$T/c15.tvs" --app "$APPS/counter"
