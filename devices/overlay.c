@@ -27,6 +27,7 @@ struct overlay {
 	uint64_t size, nclusters, changed, generation;
 	size_t bm_bytes;
 	uint8_t *bm;
+	uint8_t *written; /* clusters written since overlay_take_written (snapshots) */
 	uint8_t ident[32];
 	bool ro;          /* no overlay at all */
 	bool inspect;     /* overlay opened for reading only */
@@ -88,6 +89,7 @@ static bool bit(const struct overlay *ov, uint64_t c) { return ov->bm[c / 8] & (
 
 static void set_bit(struct overlay *ov, uint64_t c)
 {
+	ov->written[c / 8] |= (uint8_t)(1u << (c % 8));
 	if (!bit(ov, c)) {
 		ov->bm[c / 8] |= (uint8_t)(1u << (c % 8));
 		ov->changed++;
@@ -286,6 +288,7 @@ static void ov_free(struct overlay *ov)
 	free(ov->map_path);
 	free(ov->dir_path);
 	free(ov->bm);
+	free(ov->written);
 	free(ov->cbuf);
 	free(ov);
 }
@@ -411,7 +414,8 @@ int overlay_open(const char *master, const char *overlay_path, unsigned flags, s
 	ov->nclusters = ov->size / CL + (ov->size % CL != 0);
 	ov->bm_bytes = (size_t)(ov->nclusters / 8 + (ov->nclusters % 8 != 0));
 	ov->bm = calloc(1, ov->bm_bytes);
-	if (!ov->bm)
+	ov->written = calloc(1, ov->bm_bytes ? ov->bm_bytes : 1);
+	if (!ov->bm || !ov->written)
 		goto nomem;
 
 	if (!overlay_path) {
@@ -474,6 +478,15 @@ const char *overlay_path(const struct overlay *ov) { return ov->path; }
 const char *overlay_master_path(const struct overlay *ov) { return ov->master_path; }
 uint64_t overlay_clusters(const struct overlay *ov) { return ov->nclusters; }
 uint64_t overlay_changed_count(const struct overlay *ov) { return ov->changed; }
+
+size_t overlay_bitmap_bytes(const struct overlay *ov) { return ov->bm_bytes; }
+
+void overlay_take_written(struct overlay *ov, uint8_t *into)
+{
+	for (size_t i = 0; i < ov->bm_bytes; i++)
+		into[i] |= ov->written[i];
+	memset(ov->written, 0, ov->bm_bytes);
+}
 
 int64_t overlay_next_changed(const struct overlay *ov, uint64_t from)
 {

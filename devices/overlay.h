@@ -136,6 +136,11 @@ int overlay_flush(struct overlay *ov);
 /* ---- changed clusters (the state in memory, flushed or not) ---- */
 uint64_t overlay_clusters(const struct overlay *ov);       /* clusters in the disk */
 uint64_t overlay_changed_count(const struct overlay *ov);  /* of which changed */
+/* Clusters written since the last take (snapshots: what changed since the
+ * parent), one bit each in bitmaps of overlay_bitmap_bytes() bytes: ORed
+ * into `into`, then forgotten. */
+size_t overlay_bitmap_bytes(const struct overlay *ov);
+void overlay_take_written(struct overlay *ov, uint8_t *into);
 /* The first changed cluster with index >= from; -1 when there is none.
  *   for (int64_t c = overlay_next_changed(ov, 0); c >= 0; c = overlay_next_changed(ov, c + 1)) */
 int64_t overlay_next_changed(const struct overlay *ov, uint64_t from);

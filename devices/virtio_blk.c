@@ -45,6 +45,8 @@ struct virtio_blk {
 	struct virtq_elem elem;
 	struct blk_req req;
 	struct ratelimit rl;
+	uint8_t *snap_pending; /* clusters changed since the last periodic snapshot on disk */
+	bool bulk_loaded;      /* a restore wrote the snapshot's contents (bulk_load) */
 };
 
 /* ------------------------------------------------------------ --disk */
@@ -256,6 +258,7 @@ static void blk_free(struct virtio_blk *b)
 	free(b->ovl_path);
 	free(b->tmp_dir);
 	free(b->bounce);
+	free(b->snap_pending);
 	free(b);
 }
 
@@ -377,61 +380,104 @@ fail:
 const struct virtio_dev_ops *virtio_blk_ops(struct virtio_blk *b) { return &b->ops; }
 
 /* ---- state (vm_device_ops): what the guest wrote, for snapshots ----
- * The overlay's changed clusters as they are now (each snapshot holds all
- * of them, not only those since its parent), as one zstd frame of
- * (u64 cluster index, the cluster's bytes) entries with a CRC-32, up to
- * BLK_STATE_MAX bytes of clusters. A restore writes them into a fresh
- * overlay, which then holds exactly what the disk held. The transport
- * (queues, features) is saved by virtio-mmio. */
+ * Record version 2: the capacity; the overlay's changed clusters go into
+ * the snapshot's disk sections (bulk_*, vmm/snapshot.h), an incremental
+ * snapshot holding only the clusters written since its parent. A restore
+ * writes them into a fresh overlay, which then holds exactly what the disk
+ * held. The transport (queues, features) is saved by virtio-mmio.
+ * Version 1 (trialvm 0.1.0 before disk sections) held every changed
+ * cluster in the record itself, as one zstd frame of (u64 cluster index,
+ * the cluster's bytes) entries with a CRC-32, at most BLK_STATE_MAX bytes
+ * of clusters; it is still read. */
 #define BLK_STATE_MAX (48u << 20)
 enum { BS_CAPACITY = 1, BS_COUNT = 2, BS_RAW = 3, BS_CRC = 4, BS_DATA = 5 };
 
 static int blk_save(void *dev, struct vs_out *o, struct tvm_err *err)
 {
 	struct virtio_blk *b = dev;
-	uint64_t count = b->ov ? overlay_changed_count(b->ov) : 0, raw = 0;
-	if (count > BLK_STATE_MAX / OVERLAY_CLUSTER)
-		return tvm_seterr(err, "the guest changed %llu MiB of this disk; snapshots hold at most %u MiB of a disk's "
-				       "changes for now", (unsigned long long)(count * OVERLAY_CLUSTER >> 20),
-				  BLK_STATE_MAX >> 20);
-	uint8_t *buf = malloc(count * (8 + OVERLAY_CLUSTER) + 1);
-	if (!buf)
-		return tvm_seterr(err, "out of memory");
-	uint64_t n = 0;
-	for (int64_t idx = b->ov ? overlay_next_changed(b->ov, 0) : -1; idx >= 0 && n < count;
-	     idx = overlay_next_changed(b->ov, (uint64_t)idx + 1), n++) {
-		uint64_t off, len, i = (uint64_t)idx;
-		overlay_cluster_extent(b->ov, i, &off, &len);
-		memcpy(buf + raw, &i, 8);
-		int r = overlay_read(b->ov, off, buf + raw + 8, (size_t)len);
-		if (r < 0) {
-			free(buf);
-			return tvm_seterr(err, "cannot read cluster %llu of the overlay: %s", (unsigned long long)i, strerror(-r));
-		}
-		raw += 8 + len;
-	}
-	size_t bound = ZSTD_compressBound(raw);
-	uint8_t *z = malloc(bound ? bound : 1);
-	size_t zl = z ? ZSTD_compress(z, bound, buf, raw, 1) : 0;
-	uint32_t crc = (uint32_t)crc32(0, buf, (uInt)raw);
-	free(buf);
-	if (!z || ZSTD_isError(zl)) {
-		free(z);
-		return tvm_seterr(err, "cannot compress the disk's changes");
-	}
 	vs_put_u64(o, BS_CAPACITY, b->capacity);
-	vs_put_u64(o, BS_COUNT, n);
-	vs_put_u64(o, BS_RAW, raw);
-	vs_put_u32(o, BS_CRC, crc);
-	vs_put(o, BS_DATA, z, (uint32_t)zl);
-	free(z);
 	return vs_out_error(o, err);
 }
 
-static int blk_load(void *dev, const struct vs_in *in, uint16_t version, struct tvm_err *err)
+static uint64_t blk_bulk_size(void *dev)
 {
 	struct virtio_blk *b = dev;
-	(void)version;
+	return b->ov ? overlay_size(b->ov) : 0;
+}
+
+static void blk_bulk_fetch(void *dev)
+{
+	struct virtio_blk *b = dev;
+	if (!b->ov || overlay_readonly(b->ov))
+		return;
+	size_t n = overlay_bitmap_bytes(b->ov);
+	if (!b->snap_pending && !(b->snap_pending = calloc(1, n ? n : 1)))
+		return; /* out of memory: the next fetch gets them (they stay in the overlay's set) */
+	overlay_take_written(b->ov, b->snap_pending);
+}
+
+static void blk_bulk_commit(void *dev)
+{
+	struct virtio_blk *b = dev;
+	if (b->snap_pending)
+		memset(b->snap_pending, 0, overlay_bitmap_bytes(b->ov));
+}
+
+static int blk_bulk_save(void *dev, bool incremental, int (*put)(void *ctx, uint64_t off, const void *data, uint64_t len),
+			 void *ctx, struct tvm_err *err)
+{
+	struct virtio_blk *b = dev;
+	if (!b->ov || overlay_readonly(b->ov))
+		return 0;
+	const uint8_t *pend = b->snap_pending;
+	if (incremental && !pend)
+		return tvm_seterr(err, "internal error: an incremental snapshot of a disk without a fetched change set");
+	uint8_t *buf = malloc(OVERLAY_CLUSTER);
+	if (!buf)
+		return tvm_seterr(err, "out of memory");
+	int rc = 0;
+	for (int64_t idx = overlay_next_changed(b->ov, 0); rc == 0 && idx >= 0;
+	     idx = overlay_next_changed(b->ov, (uint64_t)idx + 1)) {
+		uint64_t i = (uint64_t)idx, off, len;
+		if (incremental && !(pend[i / 8] >> (i % 8) & 1))
+			continue;
+		overlay_cluster_extent(b->ov, i, &off, &len);
+		int r = overlay_read(b->ov, off, buf, (size_t)len);
+		if (r < 0)
+			rc = tvm_seterr(err, "cannot read cluster %llu of the overlay: %s", (unsigned long long)i, strerror(-r));
+		else
+			rc = put(ctx, off, buf, len);
+	}
+	free(buf);
+	return rc;
+}
+
+/* A restore into an overlay that already holds changes would mix them. */
+static int blk_fresh(struct virtio_blk *b, struct tvm_err *err)
+{
+	if (b->ov && overlay_changed_count(b->ov))
+		return tvm_seterr(err, "its overlay %s already holds changes; a restore needs a fresh one (--disk-mode "
+				       "discard, or a new overlay=PATH)", b->ovl_path ? b->ovl_path : "");
+	return 0;
+}
+
+static int blk_bulk_load(void *dev, uint64_t off, const void *data, uint64_t len, struct tvm_err *err)
+{
+	struct virtio_blk *b = dev;
+	if (!b->ov || overlay_readonly(b->ov))
+		return tvm_seterr(err, "the snapshot holds changes to this disk, which is read-only here");
+	if (!b->bulk_loaded && blk_fresh(b, err) < 0)
+		return -1;
+	b->bulk_loaded = true;
+	int r = data ? overlay_write(b->ov, off, data, (size_t)len) : overlay_write_zeroes(b->ov, off, len);
+	if (r < 0)
+		return tvm_seterr(err, "cannot write %llu bytes at %llu into the overlay: %s", (unsigned long long)len,
+				  (unsigned long long)off, strerror(-r));
+	return 0;
+}
+
+static int blk_load_v1(struct virtio_blk *b, const struct vs_in *in, struct tvm_err *err)
+{
 	uint64_t cap, count, raw;
 	uint32_t crc;
 	const void *z;
@@ -449,9 +495,8 @@ static int blk_load(void *dev, const struct vs_in *in, uint16_t version, struct 
 				  (unsigned long long)raw);
 	if (count && (!b->ov || overlay_readonly(b->ov)))
 		return tvm_seterr(err, "the snapshot holds changes to this disk, which is read-only here");
-	if (b->ov && overlay_changed_count(b->ov))
-		return tvm_seterr(err, "its overlay %s already holds changes; a restore needs a fresh one (--disk-mode "
-				       "discard, or a new overlay=PATH)", b->ovl_path ? b->ovl_path : "");
+	if (blk_fresh(b, err) < 0)
+		return -1;
 	uint8_t *buf = malloc(raw ? raw : 1);
 	if (!buf)
 		return tvm_seterr(err, "out of memory");
@@ -490,9 +535,28 @@ static int blk_load(void *dev, const struct vs_in *in, uint16_t version, struct 
 	return rc;
 }
 
+
+static int blk_load(void *dev, const struct vs_in *in, uint16_t version, struct tvm_err *err)
+{
+	struct virtio_blk *b = dev;
+	if (version == 1)
+		return b->bulk_loaded ? tvm_seterr(err, "a version 1 disk record comes with disk sections") :
+					blk_load_v1(b, in, err);
+	uint64_t cap;
+	if (vs_get_u64(in, BS_CAPACITY, &cap, "its capacity", err) < 0)
+		return -1;
+	if (cap != b->capacity)
+		return tvm_seterr(err, "the snapshot's disk has %llu sectors, this one %llu", (unsigned long long)cap,
+				  (unsigned long long)b->capacity);
+	return b->bulk_loaded ? 0 : blk_fresh(b, err); /* no changes in the snapshot: the overlay must have none */
+}
+
 /* The VM does not own the device (run_once frees it after the VM stopped):
  * no destroy; save and load run only while the VM exists. */
-static const struct vm_device_ops blk_state_ops = { .version = 1, .save = blk_save, .load = blk_load };
+static const struct vm_device_ops blk_state_ops = {
+	.version = 2, .save = blk_save, .load = blk_load, .bulk_size = blk_bulk_size, .bulk_fetch = blk_bulk_fetch,
+	.bulk_save = blk_bulk_save, .bulk_commit = blk_bulk_commit, .bulk_load = blk_bulk_load,
+};
 
 int virtio_blk_add(struct vm *vm, const struct disk_spec *d, enum disk_mode mode, struct virtio_blk **out,
 		   struct tvm_err *err)

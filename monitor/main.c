@@ -506,6 +506,8 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			}
 		}
 	}
+	snapshots_stop(snaps); /* its writer may still call into the disks */
+	snaps = NULL;
 	/* The disks: saved (persist), deleted (discard), or kept after a crash. */
 	for (int i = 0; i < rs->ndisks; i++) {
 		const char *kept = NULL;
@@ -520,7 +522,6 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		}
 		virtio_blk_free(blk[i]);
 	}
-	snapshots_stop(snaps);
 	rs->lo.linux_cmdline_extra = NULL; /* they pointed into this frame */
 	rs->lo.virtio = NULL;
 	vm_destroy(vm);

@@ -365,6 +365,7 @@ static int finish_job(struct snapshots *s, struct job *j, struct tvm_err *err)
 	}
 	s->written++;
 	if (j->periodic) {
+		vm_dirty_log_committed(s->vm); /* the disks' pending changes are on disk too */
 		memcpy(s->last_id, j->h.id, 16);
 		s->have_last = true;
 	} else {

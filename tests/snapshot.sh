@@ -284,3 +284,47 @@ if expect_rc snap-bp 0 && [ -f "$T/bp5.tvs" ]; then
 	expect_rc snap-bp-restore-armed 123 && expect_grep snap-bp-restore-armed out '^done$' &&
 		expect_grep snap-bp-restore-armed err 'RIP 0x[0-9a-f]+ in poweroff\+0x0 ' && pass snap-bp-restore-armed
 fi
+
+# A disk changed by more than the 48 MiB the first format held: a
+# checkpoint after 1000 clusters (62.5 MiB) restores into a fresh overlay,
+# which the restored run completes; every cluster then checks.
+head -c $((80 << 20)) /dev/zero >"$T/bigdisk.img"
+vmrun snap-bigdisk-checkpoint 300 snapshot checkpoint --app "$APPS/disk-test" --disk "$T/bigdisk.img" \
+	--at-console $'flushed 1000\n' -o "$T/big1000.tvs" -- loop 1100 4
+if expect_rc snap-bigdisk-checkpoint 0; then
+	vmrun snap-bigdisk-restore 300 run --restore "$T/big1000.tvs" --disk-mode persist \
+		--disk "$T/bigdisk.img,overlay=$T/big.ovl"
+	if expect_rc snap-bigdisk-restore 0 && [ "$(head -1 "$T/snap-bigdisk-restore.out")" = "flushed 1004" ]; then
+		vmrun snap-bigdisk-check 120 run --app "$APPS/disk-test" --disk-mode persist \
+			--disk "$T/bigdisk.img,overlay=$T/big.ovl" -- loopcheck 1100
+		expect_rc snap-bigdisk-check 0 && pass snap-bigdisk
+	elif [ "$RC" -eq 0 ]; then
+		fail snap-bigdisk "the restore began with '$(head -1 "$T/snap-bigdisk-restore.out")', expected 'flushed 1004'"
+	fi
+fi
+
+# Periodic snapshots of a writing disk: incremental ones hold the clusters
+# written since their parent (disk sections), --snapshot-keep merges them
+# forward; the newest restores into a fresh overlay holding everything
+# written before it, and the restored run's rest completes the disk.
+vmrun snap-disk-periodic 300 run --app "$APPS/disk-test" --disk "$T/bigdisk.img" --snapshot-every 0.2 \
+	--snapshot-dir "$T/dsnaps" --snapshot-keep 2 -- loop 1100 4
+newest=$(ls "$T"/dsnaps/snap-*.tvs 2>/dev/null | tail -1)
+nkept=$(ls "$T"/dsnaps/snap-*.tvs 2>/dev/null | wc -l)
+num=$(basename "${newest:-snap-0.tvs}" .tvs)
+num=$((10#${num#snap-}))
+if ! expect_rc snap-disk-periodic 0; then
+	:
+elif [ "$nkept" -ne 2 ] || [ "$num" -lt 3 ]; then
+	fail snap-disk-periodic "expected 2 kept of at least 3 snapshots (merged forward): $(ls "$T/dsnaps" | tr '\n' ' ')"
+elif ! "$TRIALVM" snapshot inspect "$newest" 2>&1 | grep -q 'disk'; then
+	fail snap-disk-periodic "the newest snapshot has no disk section: $("$TRIALVM" snapshot inspect "$newest" 2>&1 | head -c 400)"
+else
+	vmrun snap-disk-periodic-restore 300 run --restore "$newest" --disk-mode persist \
+		--disk "$T/bigdisk.img,overlay=$T/dper.ovl"
+	if expect_rc snap-disk-periodic-restore 0; then
+		vmrun snap-disk-periodic-check 120 run --app "$APPS/disk-test" --disk-mode persist \
+			--disk "$T/bigdisk.img,overlay=$T/dper.ovl" -- loopcheck 1100
+		expect_rc snap-disk-periodic-check 0 && pass snap-disk-periodic
+	fi
+fi

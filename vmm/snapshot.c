@@ -25,7 +25,7 @@
 const struct snap_known snapshot_known[] = {
 	{ SNAP_SEC_MACHINE, 1, "machine" }, { SNAP_SEC_VCPU, 1, "vcpu" },     { SNAP_SEC_IRQCHIP, 1, "irqchip" },
 	{ SNAP_SEC_DEVICE, 1, "device" },   { SNAP_SEC_MEMORY, 1, "memory" }, { SNAP_SEC_ORIGIN, 1, "origin" },
-	{ SNAP_SEC_PARENT, 1, "parent" },
+	{ SNAP_SEC_PARENT, 1, "parent" }, { SNAP_SEC_DISK, 1, "disk" },
 };
 const size_t snapshot_nknown = sizeof(snapshot_known) / sizeof(snapshot_known[0]);
 
@@ -431,7 +431,15 @@ struct snap_capture {
 	uint64_t *page;     /* guest address of each page */
 	uint8_t *data;      /* page[i]'s bytes at data + i * PAGE */
 	bool dense;         /* incremental: every dirty page, zero ones too (full: non-zero ones) */
-	uint64_t memory_ns; /* how long capture_memory took */
+	uint64_t memory_ns; /* how long capture_memory (and capture_bulk) took */
+	int nbulk;
+	struct bulk_cap {   /* a device's bulk contents (a disk's changes), in PAGE units */
+		char name[TVM_DEVICE_NAME];
+		uint64_t size;    /* the device's contents, bytes */
+		uint64_t n, cap;  /* units held, room */
+		uint64_t *off;    /* each unit's byte offset */
+		uint8_t *data;    /* unit i at data + i * PAGE (zero-padded past size) */
+	} bulk[TVM_MAX_DEVICES];
 };
 
 /* Incremental: every page dirty[] marks, copied as it is in one pass (the
@@ -549,6 +557,98 @@ static int write_memory(const struct snap_capture *c, struct snap_writer *w, str
 	return rc;
 }
 
+/* ---------------------------------------------------------- disk sections
+ * A device's bulk contents (vm_device_ops bulk_*): section SNAP_SEC_DISK,
+ * u32 name length, the device's name, u64 its size in bytes, then runs as
+ * in memory sections with the byte offset in the device for the guest
+ * address (PAGE units; a last unit past the size is zero-padded). Unlike
+ * memory, what a disk section does not hold is the master's, so zero
+ * units are stored (as zero runs) in full snapshots too. */
+
+/* bulk_save's put: [off, off + len) copied into the capture as units. */
+static int bulk_put(void *ctx, uint64_t off, const void *data, uint64_t len)
+{
+	struct bulk_cap *b = ctx;
+	uint64_t end;
+	if ((off % PAGE) || add_overflows(off, len, &end) || end > b->size)
+		return -1;
+	for (uint64_t u = 0; u * PAGE < len; u++) {
+		if (b->n == b->cap) {
+			uint64_t ncap = b->cap ? b->cap * 2 : 256;
+			uint64_t *no = realloc(b->off, ncap * sizeof(*no));
+			if (no)
+				b->off = no;
+			uint8_t *nd = no && ncap <= SIZE_MAX / PAGE ? realloc(b->data, (size_t)ncap * PAGE) : NULL;
+			if (!nd)
+				return -1;
+			b->data = nd;
+			b->cap = ncap;
+		}
+		uint64_t n = len - u * PAGE < PAGE ? len - u * PAGE : PAGE;
+		uint8_t *dst = b->data + b->n * PAGE;
+		memcpy(dst, (const uint8_t *)data + u * PAGE, (size_t)n);
+		memset(dst + n, 0, (size_t)(PAGE - n));
+		b->off[b->n++] = off + u * PAGE;
+	}
+	return 0;
+}
+
+static int capture_bulk(struct vm *vm, bool incremental, struct snap_capture *c, struct tvm_err *err)
+{
+	for (int i = 0; i < vm->ndevices; i++) {
+		const struct vm_dev_entry *d = &vm->devices[i];
+		if (!d->ops->bulk_save)
+			continue;
+		struct bulk_cap *b = &c->bulk[c->nbulk++];
+		snprintf(b->name, sizeof(b->name), "%s", d->name);
+		b->size = d->ops->bulk_size(d->dev);
+		err->msg[0] = 0;
+		if (d->ops->bulk_save(d->dev, incremental, bulk_put, b, err) < 0)
+			return err->msg[0] ? -1 : tvm_seterr(err, "device %s: out of memory for a copy of its contents", d->name);
+	}
+	return 0;
+}
+
+static int disk_prefix(struct membuf *b, const char *name, uint64_t size)
+{
+	uint32_t n = (uint32_t)strlen(name);
+	if (membuf_reserve(b, 4 + n + 8) < 0)
+		return -1;
+	memcpy(b->p + b->len, &n, 4);
+	memcpy(b->p + b->len + 4, name, n);
+	memcpy(b->p + b->len + 4 + n, &size, 8);
+	b->len += 4 + n + 8;
+	return 0;
+}
+
+static int write_bulk(const struct bulk_cap *d, struct snap_writer *w, ZSTD_CCtx *cc, struct tvm_err *err)
+{
+	struct membuf b = { 0 };
+	int rc = 0;
+	size_t base = 0;
+	for (uint64_t i = 0; rc == 0 && i < d->n;) {
+		if (b.len == 0) { /* each section starts with the disk's name and size */
+			if (disk_prefix(&b, d->name, d->size) < 0)
+				rc = tvm_seterr(err, "out of memory");
+			base = b.len;
+		}
+		bool zero = page_is_zero(d->data + i * PAGE);
+		uint32_t k = 1;
+		while (rc == 0 && i + k < d->n && k < RUN_MAX_PAGES && d->off[i + k] == d->off[i] + (uint64_t)k * PAGE &&
+		       page_is_zero(d->data + (i + k) * PAGE) == zero)
+			k++;
+		if (rc == 0)
+			rc = put_run(&b, cc, d->off[i], zero ? NULL : d->data + i * PAGE, k, zero, err);
+		i += k;
+		if (rc == 0 && (b.len >= MEM_SECTION_SPAN || (i == d->n && b.len > base))) {
+			rc = snap_add(w, SNAP_SEC_DISK, 1, SNAP_SECTION_REQUIRED, b.p, b.len, err);
+			b.len = 0;
+		}
+	}
+	free(b.p);
+	return rc;
+}
+
 /* Runs are hostile: each is framed inside its section, lies inside one
  * RAM region (the caller checks), decompresses to exactly its pages and
  * matches its CRC. */
@@ -623,6 +723,72 @@ static int load_memory(struct vm *vm, struct snap_reader *rd, const struct snap_
 			memset(dst, 0, raw);
 		else if (inflate_run(rd, s, &run, dst, dc, cbuf, err) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* A disk section's name and size; *off moves past them. */
+static int read_disk_prefix(struct snap_reader *rd, const struct snap_section *s, char name[TVM_DEVICE_NAME],
+			    uint64_t *size, uint64_t *off, struct tvm_err *err)
+{
+	uint32_t n;
+	if (s->length < 12 || snap_read(rd, s, 0, &n, 4, err) < 0)
+		return s->length < 12 ? tvm_seterr(err, "a disk section is too short for its header") : -1;
+	if (n == 0 || n >= TVM_DEVICE_NAME || s->length - 4 < (uint64_t)n + 8)
+		return tvm_seterr(err, "a disk section names a device of %u bytes", n);
+	if (snap_read(rd, s, 4, name, n, err) < 0 || snap_read(rd, s, 4 + n, size, 8, err) < 0)
+		return -1;
+	name[n] = 0;
+	if (strlen(name) != n)
+		return tvm_seterr(err, "a disk section's device name holds a NUL byte");
+	*off = 4 + (uint64_t)n + 8;
+	return 0;
+}
+
+/* A disk run must lie inside the disk (its last unit may pass the end by
+ * less than a unit): the bytes of it inside the disk, or 0 when it does not. */
+static uint64_t disk_run_bytes(uint64_t size, const struct run *run)
+{
+	uint64_t len = (uint64_t)run->npages * PAGE, end;
+	if (add_overflows(run->gpa, len, &end) || run->gpa >= size)
+		return 0;
+	if (end <= size)
+		return len;
+	return end - size < PAGE ? size - run->gpa : 0; /* only the last unit's padding may pass the end */
+}
+
+static int load_disk(struct vm *vm, struct snap_reader *rd, const struct snap_section *s, ZSTD_DCtx *dc,
+		     struct membuf *cbuf, uint8_t *units, struct tvm_err *err)
+{
+	char name[TVM_DEVICE_NAME];
+	uint64_t size, off;
+	if (read_disk_prefix(rd, s, name, &size, &off, err) < 0)
+		return -1;
+	const struct vm_dev_entry *d = NULL;
+	for (int i = 0; i < vm->ndevices && !d; i++)
+		if (!strcmp(vm->devices[i].name, name))
+			d = &vm->devices[i];
+	if (!d || !d->ops->bulk_load)
+		return tvm_seterr(err, "the snapshot holds the contents of device %s, which this VM has not (it was taken "
+				       "with other --disk options)", name);
+	if (d->ops->bulk_size(d->dev) != size)
+		return tvm_seterr(err, "the snapshot's %s holds %llu bytes, this VM's %llu", name,
+				  (unsigned long long)size, (unsigned long long)d->ops->bulk_size(d->dev));
+	while (off < s->length) {
+		struct run run;
+		if (read_run(rd, s, &off, &run, err) < 0)
+			return -1;
+		uint64_t n = disk_run_bytes(size, &run);
+		if (!n)
+			return tvm_seterr(err, "a run of %s at byte %llu lies outside the disk", name,
+					  (unsigned long long)run.gpa);
+		if (!(run.flags & RUN_ZERO) && inflate_run(rd, s, &run, units, dc, cbuf, err) < 0)
+			return -1;
+		char why[sizeof(err->msg)];
+		if (d->ops->bulk_load(d->dev, run.gpa, (run.flags & RUN_ZERO) ? NULL : units, n, err) < 0) {
+			memcpy(why, err->msg, sizeof(why));
+			return tvm_seterr(err, "device %s: %.400s", name, why);
+		}
 	}
 	return 0;
 }
@@ -717,6 +883,10 @@ void snap_capture_free(struct snap_capture *c)
 	free(c->sec);
 	free(c->page);
 	free(c->data);
+	for (int i = 0; i < c->nbulk; i++) {
+		free(c->bulk[i].off);
+		free(c->bulk[i].data);
+	}
 	free(c);
 }
 
@@ -755,6 +925,8 @@ struct snap_capture *vm_snapshot_capture(struct vm *vm, const uint64_t *const *d
 	uint64_t t0 = now_ns();
 	if (rc == 0)
 		rc = capture_memory(vm, dirty, c, err);
+	if (rc == 0)
+		rc = capture_bulk(vm, dirty != NULL, c, err);
 	c->memory_ns = now_ns() - t0;
 	vm_rearm_sw_breakpoints(vm);
 	if (rc < 0)
@@ -778,6 +950,15 @@ int snap_capture_write(const struct snap_capture *c, const char *path, struct sn
 			goto fail;
 	if (write_memory(c, w, err) < 0)
 		goto fail;
+	if (c->nbulk) {
+		ZSTD_CCtx *cc = ZSTD_createCCtx();
+		int r = cc ? 0 : tvm_seterr(err, "out of memory (zstd)");
+		for (int i = 0; r == 0 && i < c->nbulk; i++)
+			r = write_bulk(&c->bulk[i], w, cc, err);
+		ZSTD_freeCCtx(cc);
+		if (r < 0)
+			goto fail;
+	}
 	for (int i = 0; i < nextra; i++)
 		if (snap_add(w, extra[i].type, extra[i].version, extra[i].flags, extra[i].data, extra[i].len, err) < 0)
 			goto fail;
@@ -896,6 +1077,7 @@ int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain
 				  (unsigned long long)(vm->ram_size >> 20), vm->ncpus);
 	bool cpu_seen[TVM_MAX_VCPUS] = { 0 }, dev_seen[TVM_MAX_DEVICES] = { 0 };
 	bool irq_seen = false;
+	uint8_t *units = NULL; /* one disk run */
 	uint64_t clock = 0;
 	ZSTD_DCtx *dc = ZSTD_createDCtx();
 	struct membuf cbuf = { 0 };
@@ -914,9 +1096,13 @@ int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain
 			break;
 		}
 		snap_rewind(chain[i]);
-		while (rc == 0 && !memory_mapped && snap_next(chain[i], &s) == 1)
-			if (s.type == SNAP_SEC_MEMORY)
+		while (rc == 0 && snap_next(chain[i], &s) == 1) {
+			if (s.type == SNAP_SEC_MEMORY && !memory_mapped)
 				rc = load_memory(vm, chain[i], &s, dc, &cbuf, err);
+			else if (s.type == SNAP_SEC_DISK)
+				rc = !units && !(units = malloc((size_t)RUN_MAX_PAGES * PAGE)) ? tvm_seterr(err, "out of memory")
+						: load_disk(vm, chain[i], &s, dc, &cbuf, units, err);
+		}
 	}
 	snap_rewind(r);
 	while (rc == 0 && snap_next(r, &s) == 1) {
@@ -965,6 +1151,7 @@ int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain
 		free(buf);
 	}
 	free(cbuf.p);
+	free(units);
 	ZSTD_freeDCtx(dc);
 	if (rc < 0)
 		return -1;
@@ -1089,6 +1276,146 @@ static int merge_newer(struct merge *m, struct snap_reader *r, const struct snap
 	return 0;
 }
 
+/* Disk sections of a merge: one disk's output, each section starting with
+ * its name and size (disk_prefix); written when about MEM_SECTION_SPAN. */
+struct disk_out { struct membuf b; size_t base; const char *name; uint64_t size; };
+
+static int disk_out_flush(struct merge *m, struct disk_out *o, bool force, struct tvm_err *err)
+{
+	if (o->b.len <= o->base || (!force && o->b.len < MEM_SECTION_SPAN))
+		return 0;
+	int r = snap_add(m->w, SNAP_SEC_DISK, 1, SNAP_SECTION_REQUIRED, o->b.p, o->b.len, err);
+	o->b.len = 0;
+	if (r == 0 && disk_prefix(&o->b, o->name, o->size) < 0)
+		r = tvm_seterr(err, "out of memory");
+	o->base = o->b.len;
+	return r;
+}
+
+/* Each run of disk `name`'s sections in r: fn(m, o, r, s, run, first unit). */
+typedef int (*disk_run_fn)(struct merge *m, struct disk_out *o, struct snap_reader *r, const struct snap_section *s,
+			   const struct run *run, uint64_t first, struct tvm_err *err);
+static int each_disk_run(struct merge *m, struct disk_out *o, struct snap_reader *r, disk_run_fn fn, struct tvm_err *err)
+{
+	struct snap_section s;
+	snap_rewind(r);
+	while (snap_next(r, &s) == 1) {
+		char name[TVM_DEVICE_NAME];
+		uint64_t size, off;
+		if (s.type != SNAP_SEC_DISK)
+			continue;
+		if (read_disk_prefix(r, &s, name, &size, &off, err) < 0)
+			return -1;
+		if (strcmp(name, o->name))
+			continue;
+		while (off < s.length) {
+			struct run run;
+			if (read_run(r, &s, &off, &run, err) < 0)
+				return -1;
+			if (!disk_run_bytes(o->size, &run))
+				return tvm_seterr(err, "a run of %s at byte %llu lies outside the disk", name,
+						  (unsigned long long)run.gpa);
+			if (fn(m, o, r, &s, &run, run.gpa / PAGE, err) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int disk_mark(struct merge *m, struct disk_out *o, struct snap_reader *r, const struct snap_section *s,
+		     const struct run *run, uint64_t first, struct tvm_err *err)
+{
+	(void)o, (void)r, (void)s, (void)err;
+	for (uint32_t i = 0; i < run->npages; i++)
+		m->covered[(first + i) / 64] |= 1ull << ((first + i) % 64);
+	return 0;
+}
+
+/* The older snapshot's units the newer one does not hold, zero ones too. */
+static int disk_older(struct merge *m, struct disk_out *o, struct snap_reader *r, const struct snap_section *s,
+		      const struct run *run, uint64_t first, struct tvm_err *err)
+{
+	bool zero = run->flags & RUN_ZERO;
+	if (!zero && inflate_run(r, s, run, m->pages, m->dc, &m->cbuf, err) < 0)
+		return -1;
+	for (uint32_t i = 0; i < run->npages;) {
+		if (bit(m->covered, first + i)) {
+			i++;
+			continue;
+		}
+		uint32_t n = 1;
+		while (i + n < run->npages && !bit(m->covered, first + i + n))
+			n++;
+		if (put_run(&o->b, m->cc, run->gpa + (uint64_t)i * PAGE, zero ? NULL : m->pages + (size_t)i * PAGE, n, zero,
+			    err) < 0 || disk_out_flush(m, o, false, err) < 0)
+			return -1;
+		i += n;
+	}
+	return 0;
+}
+
+/* The newer snapshot's runs, as they are. */
+static int disk_newer(struct merge *m, struct disk_out *o, struct snap_reader *r, const struct snap_section *s,
+		      const struct run *run, uint64_t first, struct tvm_err *err)
+{
+	(void)first;
+	if (membuf_reserve(&o->b, RUN_HDR + run->clen) < 0)
+		return tvm_seterr(err, "out of memory");
+	if (snap_read(r, s, run->data - RUN_HDR, o->b.p + o->b.len, RUN_HDR + run->clen, err) < 0)
+		return -1;
+	o->b.len += RUN_HDR + run->clen;
+	return disk_out_flush(m, o, false, err);
+}
+
+/* Every disk of either snapshot, merged: what the newer one holds, and
+ * what only the older one holds. */
+static int merge_disks(struct merge *m, struct snap_reader *ro, struct snap_reader *rn, struct tvm_err *err)
+{
+	char names[TVM_MAX_DEVICES][TVM_DEVICE_NAME];
+	uint64_t sizes[TVM_MAX_DEVICES];
+	int nd = 0;
+	struct snap_reader *both[2] = { ro, rn };
+	for (int k = 0; k < 2; k++) {
+		struct snap_section s;
+		snap_rewind(both[k]);
+		while (snap_next(both[k], &s) == 1) {
+			char name[TVM_DEVICE_NAME];
+			uint64_t size, off;
+			if (s.type != SNAP_SEC_DISK)
+				continue;
+			if (read_disk_prefix(both[k], &s, name, &size, &off, err) < 0)
+				return -1;
+			int j = 0;
+			while (j < nd && strcmp(names[j], name))
+				j++;
+			if (j < nd && sizes[j] != size)
+				return tvm_seterr(err, "the two snapshots hold %s at different sizes", name);
+			if (j == nd) {
+				if (nd == TVM_MAX_DEVICES)
+					return tvm_seterr(err, "more than %d disks", TVM_MAX_DEVICES);
+				snprintf(names[nd], sizeof(names[nd]), "%s", name);
+				sizes[nd++] = size;
+			}
+		}
+	}
+	int rc = 0;
+	for (int j = 0; rc == 0 && j < nd; j++) {
+		struct disk_out o = { .name = names[j], .size = sizes[j] };
+		uint64_t words = (sizes[j] / PAGE + 1 + 63) / 64;
+		free(m->covered);
+		if (!(m->covered = calloc(words, 8)) || disk_prefix(&o.b, o.name, o.size) < 0) {
+			free(o.b.p);
+			return tvm_seterr(err, "out of memory");
+		}
+		o.base = o.b.len;
+		if (each_disk_run(m, &o, rn, disk_mark, err) < 0 || each_disk_run(m, &o, ro, disk_older, err) < 0 ||
+		    each_disk_run(m, &o, rn, disk_newer, err) < 0 || disk_out_flush(m, &o, true, err) < 0)
+			rc = -1;
+		free(o.b.p);
+	}
+	return rc;
+}
+
 int snapshot_merge(const char *older, const char *newer, struct tvm_err *err)
 {
 	struct snap_reader *ro = NULL, *rn = NULL;
@@ -1124,10 +1451,11 @@ int snapshot_merge(const char *older, const char *newer, struct tvm_err *err)
 	memset(h.parent, 0, sizeof(h.parent));
 	if (snap_create(newer, &h, &m.w, err) < 0)
 		goto out;
-	/* Every section of the newer one but its memory and its parent's name. */
+	/* Every section of the newer one but its memory, its disks and its
+	 * parent's name. */
 	snap_rewind(rn);
 	while (snap_next(rn, &s) == 1) {
-		if (s.type == SNAP_SEC_MEMORY || s.type == SNAP_SEC_PARENT)
+		if (s.type == SNAP_SEC_MEMORY || s.type == SNAP_SEC_PARENT || s.type == SNAP_SEC_DISK)
 			continue;
 		uint8_t *buf;
 		struct vs_in in;
@@ -1146,7 +1474,7 @@ int snapshot_merge(const char *older, const char *newer, struct tvm_err *err)
 	while (snap_next(rn, &s) == 1)
 		if (s.type == SNAP_SEC_MEMORY && merge_newer(&m, rn, &s, 1, err) < 0)
 			goto fail;
-	if (merge_flush(&m, true, err) < 0)
+	if (merge_flush(&m, true, err) < 0 || merge_disks(&m, ro, rn, err) < 0)
 		goto fail;
 	rc = snap_commit(m.w, err);
 	m.w = NULL;

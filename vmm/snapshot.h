@@ -17,6 +17,12 @@
  *              command line, not here
  *   7 parent   (v1, optional) an incremental snapshot's parent's file name
  *              (in the same directory), also the command line's
+ *   8 disk     (v1) a device's bulk contents (a disk's changed clusters over
+ *              its master; vm_device_ops bulk_*): its name and size, then
+ *              runs as in memory sections, the byte offset in the disk for
+ *              the guest address; zero units kept (absent = the master's).
+ *              A full snapshot holds every changed cluster, an incremental
+ *              one those written since its parent
  *
  * Dirty pages come from KVM's dirty bitmap (KVM_GET_DIRTY_LOG), not its
  * dirty ring. Measured side by side (tests/bench/dirty-log, in make bench:
@@ -48,6 +54,7 @@ enum {
 	SNAP_SEC_MEMORY = 5,
 	SNAP_SEC_ORIGIN = 6,
 	SNAP_SEC_PARENT = 7,
+	SNAP_SEC_DISK = 8,
 };
 
 /* The section types and versions this trialvm reads (for snap_open). */

@@ -857,7 +857,17 @@ int vm_dirty_log_fetch(struct vm *vm, uint64_t *const *bitmaps, struct tvm_err *
 			bitmaps[i][w] |= vm->kvm_dirty[i][w] |
 					 __atomic_exchange_n(&vm->regions[i].vmm_dirty[w], 0, __ATOMIC_ACQ_REL);
 	}
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->bulk_fetch)
+			vm->devices[i].ops->bulk_fetch(vm->devices[i].dev);
 	return 0;
+}
+
+void vm_dirty_log_committed(struct vm *vm)
+{
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->bulk_commit)
+			vm->devices[i].ops->bulk_commit(vm->devices[i].dev);
 }
 
 /* --------------------------------------------------------------- devices */

@@ -260,6 +260,10 @@ int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, in
  * them: every vCPU paused or stopped. */
 int vm_dirty_log_start(struct vm *vm, struct tvm_err *err);
 int vm_dirty_log_fetch(struct vm *vm, uint64_t *const *bitmaps, struct tvm_err *err);
+/* What the last fetches gave the devices' bulk contents (vm_device_ops
+ * bulk_fetch) is now in a snapshot on disk: they forget it. A fetch whose
+ * snapshot failed is not committed, so the next one holds it too. */
+void vm_dirty_log_committed(struct vm *vm);
 /* Words of a region's bitmap. */
 static inline uint64_t vm_bitmap_words(uint64_t region_size) { return (region_size / 4096 + 63) / 64; }
 
@@ -313,6 +317,26 @@ struct vm_device_ops {
 	 * values are hostile; version <= ops->version. */
 	int (*load)(void *dev, const struct vs_in *in, uint16_t version, struct tvm_err *err);
 	void (*destroy)(void *dev); /* at vm_destroy; may be NULL */
+	/* Optional (NULL: none), for a device holding bulk contents (a disk's
+	 * changes over its master): snapshots keep them in their own disk
+	 * sections (vmm/snapshot.h), an incremental snapshot only what changed
+	 * since its parent, and a restore writes them back through bulk_load.
+	 * Every call but bulk_commit with every vCPU paused (or not started). */
+	uint64_t (*bulk_size)(void *dev); /* bytes of contents (a disk's size) */
+	/* Periodic snapshots (vm_dirty_log_fetch): what changed since the last
+	 * fetch joins the pending set. */
+	void (*bulk_fetch)(void *dev);
+	/* Hand put() every extent to save (byte offset and bytes; data that
+	 * lives only until put returns): incremental, the pending set; full,
+	 * everything the device holds. 0, or -1 with err (put's or its own). */
+	int (*bulk_save)(void *dev, bool incremental, int (*put)(void *ctx, uint64_t off, const void *data, uint64_t len),
+			 void *ctx, struct tvm_err *err);
+	/* The pending set is in a snapshot on disk (vm_dirty_log_committed). */
+	void (*bulk_commit)(void *dev);
+	/* Restore, oldest snapshot first, before load(): [off, off + len) of
+	 * the contents, data NULL for zeroes; off and len checked against
+	 * bulk_size, the bytes hostile. */
+	int (*bulk_load)(void *dev, uint64_t off, const void *data, uint64_t len, struct tvm_err *err);
 };
 #define TVM_MAX_DEVICES 32
 #define TVM_DEVICE_NAME 32
