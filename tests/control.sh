@@ -127,14 +127,10 @@ for d in "$T"/report-every.reports/*/; do
 done
 bp=$(grep -l '"kind": "breakpoint"' "$T"/report-every.reports/*/report.json 2>/dev/null | wc -l)
 seq_ok=$(awk '/^count / { if ($2 != prev + 1) bad = 1; prev = $2 } END { print (prev == 60 && !bad) ? 1 : 0 }' "$T/report-every.out")
-want=$(gdb -nx -batch -ex 'x/2xb poweroff' "$TRIALVM_TRIALOS" 2>/dev/null | sed 's/.*://; s/0x//g' | tr -s ' \t' ' ' | sed 's/^ //; s/ $//')
-va=$(nm "$TRIALVM_TRIALOS" | awk '$3 == "poweroff" { print $1 }')
-pa=""
-while read -r _ _ pv pp _ pm _; do # LOAD offset vaddr paddr filesz memsz ...
-	[ $((0x$va - pv)) -ge 0 ] && [ $((0x$va - pv)) -lt $((pm)) ] && pa=$(printf '0x%x' $((0x$va - pv + pp)))
-done < <(readelf -lW "$TRIALVM_TRIALOS" | grep '^ *LOAD')
+want=$(elf_bytes "$TRIALVM_TRIALOS" poweroff 2)
+pa=$(sym_phys "$TRIALVM_TRIALOS" poweroff)
 got=""
-[ -n "$LIVE" ] && [ -n "$pa" ] && got=$("$TRIALVM" inspect --read-phys "$pa:2" "$LIVE/core.elf" 2>/dev/null | od -An -tx1 | tr -s ' ' | sed 's/^ //; s/ $//')
+[ -n "$LIVE" ] && [ -n "$pa" ] && got=$(phys_bytes "$LIVE/core.elf" "$pa" 2)
 if ! expect_rc report-every 123; then
 	:
 elif [ "$nlive" -lt 2 ] || [ "$bp" -ne 1 ]; then

@@ -171,15 +171,11 @@ if expect_rc crash-on 123 && expect_report crash-on breakpoint core.elf memory.d
 	expect_grep crash-on err 'RIP 0x[0-9a-f]+ in do_write\+0x0 ' 'breakpoint probe: hardware breakpoints (do not fire|work)'; then
 	pass crash-on
 	# The first bytes of do_write as the ELF file has them, and as the dumps and the diagnosis show them.
-	want=$(gdb -nx -batch -ex 'x/4xb do_write' "$TRIALVM_TRIALOS" 2>/dev/null | sed 's/.*://; s/0x//g' | tr -s ' \t' ' ' | sed 's/^ //; s/ $//')
-	va=$(nm "$TRIALVM_TRIALOS" | awk '$3 == "do_write" { print $1 }')
-	pa=""
-	while read -r _ _ pv pp _ pm _; do # LOAD offset vaddr paddr filesz memsz ...
-		[ $((0x$va - pv)) -ge 0 ] && [ $((0x$va - pv)) -lt $((pm)) ] && pa=$(printf '0x%x' $((0x$va - pv + pp)))
-	done < <(readelf -lW "$TRIALVM_TRIALOS" | grep '^ *LOAD')
+	want=$(elf_bytes "$TRIALVM_TRIALOS" do_write 4)
+	pa=$(sym_phys "$TRIALVM_TRIALOS" do_write)
 	ok=1
 	for f in core.elf memory.dmp; do
-		got=$("$TRIALVM" inspect --read-phys "$pa:4" "$REPORT/$f" 2>/dev/null | od -An -tx1 | tr -s ' ' | sed 's/^ //; s/ $//')
+		got=$(phys_bytes "$REPORT/$f" "$pa" 4)
 		[ -n "$want" ] && [ "$got" = "$want" ] || { fail crash-on-original-bytes "$f at $pa: '$got', the ELF has '$want'"; ok=0; }
 	done
 	grep -q "instruction bytes at RIP: $want" "$T/crash-on.err" || { fail crash-on-original-bytes "diagnosis: $(grep 'instruction bytes' "$T/crash-on.err")"; ok=0; }

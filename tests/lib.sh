@@ -19,6 +19,22 @@ vmrun() {
 	RC=$?
 }
 
+# elf_bytes ELF SYMBOL N: SYMBOL's first N bytes as the ELF file has them
+# (gdb), "cc 0f ..."; sym_phys ELF SYMBOL: its physical address by the
+# ELF's LOAD segments (readelf), 0x...; empty when not found.
+elf_bytes() { gdb -nx -batch -ex "x/$3xb $2" "$1" 2>/dev/null | sed 's/.*://; s/0x//g' | tr -s ' \t' ' ' | sed 's/^ //; s/ $//'; }
+sym_phys() {
+	local va pa="" pv pp pm
+	va=$(nm "$1" | awk -v s="$2" '$3 == s { print $1 }')
+	[ -n "$va" ] || return 0
+	while read -r _ _ pv pp _ pm _; do # LOAD offset vaddr paddr filesz memsz ...
+		[ $((0x$va - pv)) -ge 0 ] && [ $((0x$va - pv)) -lt $((pm)) ] && pa=$(printf '0x%x' $((0x$va - pv + pp)))
+	done < <(readelf -lW "$1" | grep '^ *LOAD')
+	echo "$pa"
+}
+# phys_bytes DUMP ADDR N: N bytes at guest-physical ADDR of a dump (trialvm inspect).
+phys_bytes() { "$TRIALVM" inspect --read-phys "$2:$3" "$1" 2>/dev/null | od -An -tx1 | tr -s ' ' | sed 's/^ //; s/ $//'; }
+
 # count_notes FILE TYPE: how many notes readelf -n lists of TYPE.
 count_notes() { readelf -n "$1" 2>/dev/null | grep -c -- "$2"; }
 
