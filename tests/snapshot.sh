@@ -306,9 +306,15 @@ fi
 # Periodic snapshots of a writing disk: incremental ones hold the clusters
 # written since their parent (disk sections), --snapshot-keep merges them
 # forward; the newest restores into a fresh overlay holding everything
-# written before it, and the restored run's rest completes the disk.
-vmrun snap-disk-periodic 300 run --app "$APPS/disk-test" --disk "$T/bigdisk.img" --snapshot-every 0.2 \
-	--snapshot-dir "$T/dsnaps" --snapshot-keep 2 -- loop 1100 4
+# written before it, and the restored run's rest completes the disk. The
+# periodic run starts from a checkpoint taken after 300 clusters, so its
+# first (full) snapshot surely holds clusters no later one writes again:
+# they reach the newest snapshots only through the merges.
+vmrun snap-disk-periodic-checkpoint 300 snapshot checkpoint --app "$APPS/disk-test" --disk "$T/bigdisk.img" \
+	--at-console $'flushed 300\n' -o "$T/big300.tvs" -- loop 1100 4
+expect_rc snap-disk-periodic-checkpoint 0
+vmrun snap-disk-periodic 300 run --restore "$T/big300.tvs" --snapshot-every 0.2 \
+	--snapshot-dir "$T/dsnaps" --snapshot-keep 2
 newest=$(ls "$T"/dsnaps/snap-*.tvs 2>/dev/null | tail -1)
 nkept=$(ls "$T"/dsnaps/snap-*.tvs 2>/dev/null | wc -l)
 num=$(basename "${newest:-snap-0.tvs}" .tvs)
