@@ -562,6 +562,8 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	static uint8_t tail[CONSOLE_TAIL];
 	if (capture_crash(ev, ctx->vm, &cs, tail, sizeof(tail)) < 0)
 		return TVM_EXIT_CRASHED;
+	if (cs.app)
+		cs.app_file = ctx->app_file;
 	/* The crash-time machine, after capture_crash took trialvm's
 	 * breakpoints out of guest memory. */
 	static struct report_snapshots rsn;

@@ -14,6 +14,7 @@ struct crash_ctx {
 	const char *initrd_path;
 	const char *cpio_path;
 	const char *app_path;    /* trialos application, for its symbols */
+	const char *app_file;    /* ...its absolute path (app.core NT_FILE), or NULL */
 	const char *report_dir;  /* where reports go; NULL: none */
 	struct overlay **disks;  /* the disks' overlays (entries may be NULL) */
 	const char **disk_masters;

@@ -445,6 +445,11 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	}
 	if (ok)
 		disasm_preload(); /* its code is mapped before the sandbox forbids executable mappings */
+	/* The application's absolute path (app.core's NT_FILE), resolved while
+	 * getcwd is still allowed. */
+	static char app_file[PATH_MAX];
+	const char *app_path = rs->app ? rs->app : rs->lo.initrd;
+	bool have_app_file = app_path && realpath(app_path, app_file);
 	if (ok && sandbox_enter(SANDBOX_MAIN, &err) < 0) { /* vmm/sandbox.h; a restart keeps it */
 		tvm_log("error: %s", err.msg);
 		ok = false;
@@ -458,7 +463,8 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		}
 		struct crash_ctx ctx = { .vm = vm, .kernel_path = rs->lo.kernel, .symbols_path = rs->kernel_symbols,
 					 .initrd_path = rs->lo.initrd, .cpio_path = rs->lo.cpio,
-					 .app_path = rs->app ? rs->app : rs->lo.initrd, .report_dir = rs->report_dir,
+					 .app_path = app_path, .app_file = have_app_file ? app_file : NULL,
+					 .report_dir = rs->report_dir,
 					 .disks = ovs, .disk_masters = masters, .ndisks = rs->ndisks,
 					 .crash_snapshot = snaps ? snapshots_crash : NULL,
 					 .crash_snapshot_arg = snaps };

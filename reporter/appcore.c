@@ -2,8 +2,12 @@
  * Format facts: Linux fs/binfmt_elf.c, include/uapi/linux/elfcore.h. */
 #include "appcore.h"
 
+#include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +24,12 @@
 
 #define PRPSINFO_SIZE 0x88u
 #define SIGINFO_SIZE 128u
+#ifndef NT_X86_XSAVE_LAYOUT
+#define NT_X86_XSAVE_LAYOUT 0x205
+#endif
+#define XSAVE_LEGACY 576u  /* the FXSAVE image and the XSAVE header */
+#define XSAVE_USER_MASK 0x2ffull /* x87 .. AVX-512, PKRU: what Linux shows user space */
+#define APP_MAX_SEGS 64
 
 static inline void put64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
 static inline void put32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
@@ -112,6 +122,157 @@ static int read_psargs(const struct crash_state *cs, char out[80])
 	return used > 0;
 }
 
+/* The application file's PT_LOAD segments with file contents (libelf):
+ * how many (at most max), 0 when it cannot be read as an x86-64 ELF. */
+struct file_seg { uint64_t vaddr, filesz, offset; };
+static int app_segments(const char *path, struct file_seg *seg, int max, bool *pie)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	int n = 0;
+	Elf *e = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+	GElf_Ehdr eh;
+	size_t phnum;
+	if (e && elf_kind(e) == ELF_K_ELF && gelf_getehdr(e, &eh) && eh.e_machine == EM_X86_64 &&
+	    (eh.e_type == ET_EXEC || eh.e_type == ET_DYN) && elf_getphdrnum(e, &phnum) == 0) {
+		*pie = eh.e_type == ET_DYN;
+		for (size_t i = 0; i < phnum && n < max; i++) {
+			GElf_Phdr ph;
+			if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || !ph.p_filesz)
+				continue;
+			if (ph.p_filesz > ph.p_memsz || ph.p_vaddr > USER_TOP || ph.p_filesz > USER_TOP - ph.p_vaddr ||
+			    (uint64_t)ph.p_offset > (uint64_t)st.st_size || ((ph.p_vaddr ^ ph.p_offset) & (PAGE - 1)))
+				continue;
+			seg[n++] = (struct file_seg){ ph.p_vaddr, ph.p_filesz, ph.p_offset };
+		}
+	}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return n;
+}
+
+/* [start, end) lies in the fault record's ELF-segment mappings. */
+static bool in_elf_maps(const struct app_fault *app, uint64_t start, uint64_t end)
+{
+	unsigned nmaps = app->nmaps > TVM_FAULT_MAX_MAPS ? TVM_FAULT_MAX_MAPS : app->nmaps;
+	for (uint64_t va = start; va < end;) {
+		unsigned i = 0;
+		while (i < nmaps && !(app->maps[i].kind == 1 && app->maps[i].start <= va && va < app->maps[i].end))
+			i++;
+		if (i == nmaps)
+			return false;
+		va = app->maps[i].end;
+	}
+	return true;
+}
+
+/* NT_FILE, as Linux writes it: count, page size, {start, end, offset in
+ * pages} per file mapping, then the names. The file mappings are the
+ * application's segments with contents, where the fault record shows them
+ * mapped (a PIE's load bias from its lowest mapping); the name is its path
+ * on this host (cs->app_file), so that a debugger finds it. Left out when
+ * there is no such file or mapping. */
+static int file_note(const struct crash_state *cs, struct notebuf *nb)
+{
+	if (!cs->app_file || cs->app_file[0] != '/')
+		return 0;
+	struct file_seg seg[APP_MAX_SEGS];
+	bool pie = false;
+	int n = app_segments(cs->app_file, seg, APP_MAX_SEGS, &pie);
+	if (n == 0)
+		return 0;
+	uint64_t bias = 0;
+	if (pie) {
+		uint64_t low = UINT64_MAX, lowmap = UINT64_MAX;
+		for (int i = 0; i < n; i++)
+			low = seg[i].vaddr < low ? seg[i].vaddr : low;
+		for (unsigned i = 0; i < cs->app->nmaps && i < TVM_FAULT_MAX_MAPS; i++)
+			if (cs->app->maps[i].kind == 1 && cs->app->maps[i].start < lowmap)
+				lowmap = cs->app->maps[i].start;
+		low &= ~(PAGE - 1);
+		if (lowmap == UINT64_MAX || lowmap < low)
+			return 0;
+		bias = lowmap - low;
+	}
+	size_t name_len = strlen(cs->app_file) + 1;
+	size_t cap = 16 + (size_t)n * (24 + name_len);
+	uint8_t *d = malloc(cap);
+	if (!d)
+		return -1;
+	uint64_t count = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t lo = seg[i].vaddr + bias, hi = lo + seg[i].filesz;
+		if (hi < lo || hi > USER_TOP)
+			continue;
+		lo &= ~(PAGE - 1);
+		hi = ALIGN_UP(hi, PAGE);
+		if (!in_elf_maps(cs->app, lo, hi))
+			continue;
+		put64(d, 16 + count * 24, lo);
+		put64(d, 16 + count * 24 + 8, hi);
+		put64(d, 16 + count * 24 + 16, (seg[i].offset & ~(PAGE - 1)) / PAGE);
+		count++;
+	}
+	/* The names follow the entries. */
+	size_t at = 16 + (size_t)count * 24;
+	for (uint64_t i = 0; i < count; i++, at += name_len)
+		memcpy(d + at, cs->app_file, name_len);
+	put64(d, 0, count);
+	put64(d, 8, PAGE);
+	int r = count ? dump_note_add(nb, "CORE", NT_FILE, d, at) : 0;
+	free(d);
+	return r;
+}
+
+/* NT_X86_XSTATE (owner LINUX, as ptrace's PTRACE_GETREGSET gives it): the
+ * crashing vCPU's XSAVE image in the standard format (KVM_GET_XSAVE), cut
+ * after the last component XCR0 enables, with XCR0 in the first
+ * software-reserved word (byte 464) where gdb and lldb read it; and
+ * NT_X86_XSAVE_LAYOUT with each component's size and offset. Offsets and
+ * sizes are this host's CPUID leaf 0xD (the layout KVM wrote in); a
+ * component that does not fit KVM's 4 KiB image is left out of XCR0. */
+static int xstate_notes(const struct cpu_state *c, struct notebuf *nb)
+{
+	if (!c->xsave_valid || __get_cpuid_max(0, NULL) < 0xd)
+		return 0;
+	/* x87 and SSE always: their state is the legacy area's under
+	 * CR4.OSFXSR whatever XCR0 says (Linux's XCR0 always has both), and
+	 * KVM fills that area in. */
+	uint64_t xcr0 = (c->xcr0 | 3) & XSAVE_USER_MASK;
+	uint32_t size = XSAVE_LEGACY, layout[16][4];
+	int nl = 0;
+	for (unsigned i = 2; i < 10; i++) {
+		if (!(xcr0 & (1ull << i)))
+			continue;
+		unsigned a, b, cx, dx;
+		__cpuid_count(0xd, i, a, b, cx, dx);
+		(void)cx, (void)dx;
+		if (a == 0 || b < XSAVE_LEGACY || (uint64_t)a + b > sizeof c->xsave) {
+			xcr0 &= ~(1ull << i);
+			continue;
+		}
+		if (a + b > size)
+			size = a + b;
+		layout[nl][0] = i, layout[nl][1] = a, layout[nl][2] = b, layout[nl][3] = 0;
+		nl++;
+	}
+	uint8_t x[sizeof c->xsave];
+	memcpy(x, c->xsave, size);
+	memset(x + 464, 0, 48);
+	put64(x, 464, xcr0);
+	uint64_t bv;
+	memcpy(&bv, x + 512, 8);
+	put64(x, 512, bv & xcr0);
+	if (dump_note_add(nb, "LINUX", NT_X86_XSTATE, x, size) < 0)
+		return -1;
+	return nl ? dump_note_add(nb, "LINUX", NT_X86_XSAVE_LAYOUT, layout, (size_t)nl * 16) : 0;
+}
+
 static int build_notes(const struct crash_state *cs, struct notebuf *nb)
 {
 	const struct tvm_fault *f = &cs->app->f;
@@ -167,7 +328,11 @@ static int build_notes(const struct crash_state *cs, struct notebuf *nb)
 		    dump_note_add(nb, "CORE", NT_AUXV, auxv, len) < 0)
 			return -1;
 	}
+	if (file_note(cs, nb) < 0)
+		return -1;
 	if (have_fp && dump_note_add(nb, "CORE", NT_FPREGSET, cs->cpu[cs->crashing_cpu].fxsave, 512) < 0)
+		return -1;
+	if (have_fp && xstate_notes(&cs->cpu[cs->crashing_cpu], nb) < 0)
 		return -1;
 	return 0;
 }

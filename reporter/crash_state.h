@@ -46,6 +46,9 @@ struct crash_state {
 	size_t vmcoreinfo_len;
 	/* CRASH_APP_FAULT: the fault record and mappings trialos reported. */
 	const struct app_fault *app;
+	/* ...and the application's file on this host (absolute path; app.core's
+	 * NT_FILE names it), NULL when unknown. */
+	const char *app_file;
 	/* The crashing vCPU's state at the event is gone (KVM re-initialised
 	 * it: AMD after a triple fault); cpu[crashing_cpu] then holds the last
 	 * state trialvm saw (or zeros), and cpu_state_note says which and why. */

@@ -12,6 +12,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -597,6 +598,42 @@ static int run_cmd(const char *cmd, char *out, size_t cap)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* gcore leaves the unchanged file-backed segments (the text) out of its
+ * core; trialos reports every ELF segment as a mapping (kind 1): add those
+ * of the app's PT_LOADs the core did not cover (their contents are holes:
+ * debuggers read code from the file). */
+static void add_file_maps(const char *app_path, struct app_fault *a)
+{
+	int fd = open(app_path, O_RDONLY);
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[16];
+	if (fd < 0 || pread(fd, &eh, sizeof eh, 0) != sizeof eh || eh.e_phnum > 16 ||
+	    pread(fd, ph, eh.e_phnum * sizeof *ph, (off_t)eh.e_phoff) != (ssize_t)(eh.e_phnum * sizeof *ph)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	for (int i = 0; i < eh.e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		uint32_t prot = ((ph[i].p_flags & PF_R) ? 1 : 0) | ((ph[i].p_flags & PF_W) ? 2 : 0) |
+				((ph[i].p_flags & PF_X) ? 4 : 0);
+		for (uint64_t va = ph[i].p_vaddr & ~(PG - 1); va < ph[i].p_vaddr + ph[i].p_memsz; va += PG) {
+			bool covered = false;
+			for (unsigned k = 0; k < a->nmaps && !covered; k++)
+				covered = a->maps[k].start <= va && va < a->maps[k].end;
+			if (covered || a->nmaps >= TVM_FAULT_MAX_MAPS)
+				continue;
+			struct tvm_mapping *last = a->nmaps ? &a->maps[a->nmaps - 1] : NULL;
+			if (last && last->end == va && last->prot == prot && last->kind == 1)
+				last->end += PG;
+			else
+				a->maps[a->nmaps++] = (struct tvm_mapping){ va, va + PG, prot, 1 };
+		}
+	}
+}
+
 static void test_gdb(void)
 {
 	const char *app_path = getenv("TVM_NULL_DEREF");
@@ -633,6 +670,10 @@ static void test_gdb(void)
 	a.f.auxv_gva = a.f.argv_gva = a.f.argc = a.f.auxv_len = 0;
 	snprintf(a.f.app_name, sizeof a.f.app_name, "null-deref");
 	bool regs = false;
+	/* The vCPU: the host core's XSAVE image (gcore writes NT_X86_XSTATE), as KVM_GET_XSAVE would give it. */
+	static struct cpu_state vc[2];
+	memcpy(vc, cs.cpu, sizeof vc);
+	struct cpu_state *c0 = &vc[cs.crashing_cpu];
 	for (int i = 0; i < eh->e_phnum; i++) {
 		if (ph[i].p_type == PT_NOTE) {
 			for (uint64_t pos = 0; pos + 12 <= ph[i].p_filesz;) {
@@ -641,6 +682,22 @@ static void test_gdb(void)
 				if (n[2] == NT_PRSTATUS && n[1] == TVM_PRSTATUS_SIZE && !regs) {
 					memcpy(&a.f.regs, desc + 0x70, sizeof a.f.regs);
 					regs = true;
+				}
+				if (n[2] == NT_AUXV && n[1] >= 16 && n[1] <= PG && next_frame + PG <= 8 * MiB) {
+					/* Re-served on a page of its own (a debugger finds the
+					 * executable's load address by AT_PHDR / AT_ENTRY). */
+					memcpy(host_of(next_frame), desc, n[1]);
+					map_page(0x10000, next_frame);
+					next_frame += PG;
+					a.f.auxv_gva = 0x10000;
+					a.f.auxv_len = n[1];
+				}
+				if (n[2] == NT_X86_XSTATE && n[1] >= 576 && n[1] <= sizeof c0->xsave && !c0->xsave_valid) {
+					memset(c0->xsave, 0, sizeof c0->xsave);
+					memcpy(c0->xsave, desc, n[1]);
+					memcpy(c0->fxsave, desc, 512);
+					memcpy(&c0->xcr0, desc + 464, 8);
+					c0->xsave_valid = true;
 				}
 				pos += 12 + ((n[0] + 3) & ~3u) + ((n[1] + 3) & ~3u);
 			}
@@ -662,8 +719,13 @@ static void test_gdb(void)
 		a.maps[a.nmaps++] = (struct tvm_mapping){ ph[i].p_vaddr, ph[i].p_vaddr + ph[i].p_memsz, prot, 1 };
 	}
 	munmap(core, (size_t)st.st_size);
+	add_file_maps(app_path, &a);
+	c0->xcr0 &= 7; /* trialos enables x87 | SSE | AVX only */
 	struct crash_state c2 = cs;
 	c2.app = &a;
+	c2.cpu = vc;
+	char app_abs[PATH_MAX];
+	c2.app_file = realpath(app_path, app_abs);
 	struct tvm_err err = { "" };
 	fd = open(pathof("null-deref.core"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	int rc = write_app_core(&c2, fd, &err);
@@ -679,6 +741,32 @@ static void test_gdb(void)
 	CHECKF("gdb-app-core", ok, "gdb bt: %s", out);
 	if (getenv("TEST_VERBOSE"))
 		fputs(out, stdout);
+	/* 4. The file mappings (NT_FILE) and the vector registers (NT_X86_XSTATE):
+	 * null-deref loads ymm0 (xmm0 without AVX) with 0x11110000 + i. */
+	snprintf(cmd, sizeof cmd,
+		 "gdb -nx -batch -ex 'info proc mappings' -ex 'p/x $xmm0.v4_int32' -ex 'p/x $ymm0.v8_int32' %s %s 2>&1",
+		 app_path, pathof("null-deref.core"));
+	run_cmd(cmd, out, sizeof out);
+	char map_line[PATH_MAX + 16];
+	snprintf(map_line, sizeof map_line, "0x0 %s", app_abs);
+	bool avx = c0->xcr0 & 4;
+	CHECKF("gdb-app-core-mappings", c2.app_file && strstr(out, map_line), "no mapping of %s at offset 0: %s",
+	       c2.app_file ? app_abs : "(no path)", out);
+	CHECKF("gdb-app-core-xmm", c0->xsave_valid && strstr(out, "{0x11110000, 0x11110001, 0x11110002, 0x11110003}"),
+	       "xsave %d: %s", c0->xsave_valid, out);
+	CHECKF("gdb-app-core-ymm", !avx || strstr(out, "0x11110004, 0x11110005, 0x11110006, 0x11110007}"), "%s", out);
+	/* 5. lldb: it needs a LINUX note to take the core for Linux's. */
+	if (run_cmd("lldb --version >/dev/null 2>&1; echo $?", out, sizeof out) != 0 || atoi(out) != 0) {
+		printf("skip lldb-app-core: no lldb\n");
+		return;
+	}
+	snprintf(cmd, sizeof cmd, "lldb --batch -o bt -o 'register read xmm0' -c %s %s 2>&1", pathof("null-deref.core"),
+		 app_path);
+	run_cmd(cmd, out, sizeof out);
+	CHECKF("lldb-app-core", strstr(out, "null-deref`crash_here") && strstr(out, "null-deref`main") &&
+				      strstr(out, "stop reason = signal SIGSEGV"),
+	       "lldb: %s", out);
+	CHECKF("lldb-app-core-xmm", strstr(out, "xmm0 = {0x00 0x00 0x11 0x11 0x01 0x00 0x11 0x11"), "lldb: %s", out);
 }
 
 int main(void)

@@ -220,6 +220,16 @@ void kmain(u32 si_pa)
 	}
 	cpuid(1, 0, &a, &b, &c, &d);
 	u64 hwcap = d;
+	if (c & (1u << 26)) {
+		/* XSAVE: the application may use AVX (x87 | SSE | AVX, what the
+		 * CPU offers of them). trialos itself never touches that state
+		 * (-mgeneral-regs-only), so it needs no saving here; the
+		 * crashing vCPU's XSAVE image is the application's. */
+		u32 xa, xb, xc, xd;
+		cpuid(0xd, 0, &xa, &xb, &xc, &xd);
+		write_cr4(read_cr4() | (1u << 18)); /* OSXSAVE */
+		xsetbv(0, (xa & 7u) | 1u);
+	}
 
 	mm_init(si);
 	if (si->nr_modules == 0)
