@@ -22,7 +22,7 @@ CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE $(SANFLAGS) $(PK
 LDFLAGS := $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
 
-VMM_SRCS := $(wildcard vmm/*.c) $(wildcard devices/*.c) $(wildcard reporter/*.c) $(filter-out monitor/main.c,$(wildcard monitor/*.c))
+VMM_SRCS := $(wildcard vmm/*.c) $(wildcard devices/*.c) $(wildcard reporter/*.c) $(wildcard images/*.c) $(filter-out monitor/main.c,$(wildcard monitor/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/monitor/main.o
 TEST_SRCS := $(wildcard tests/test_*.c)

@@ -19,7 +19,7 @@ TRIALOS_OBJS := $(patsubst guests/trialos/%,$(GUEST_OUT)/trialos/%.o,$(TRIALOS_S
 GUEST_MUSL_APPS := hello echo-args null-deref div-zero abort clock-rand sys-test spin mem-touch disk-test blk-bench jump-wild flood hostile-text counter dirty-pages
 # hello-static-pie: glibc static-pie (Debian's musl has no rcrt1.o)
 GUEST_GLIBC_APPS := hello-glibc null-deref-glibc hello-static-pie sys-test-glibc
-GUEST_TARGETS := $(GUEST_OUT)/trialos.elf \
+GUEST_TARGETS := $(GUEST_OUT)/trialos.elf $(GUEST_OUT)/linux-init $(GUEST_OUT)/linux/crash-test \
 	$(addprefix $(GUEST_APP_OUT)/,$(GUEST_MUSL_APPS) $(GUEST_GLIBC_APPS))
 
 GUEST_APP_CFLAGS := -O2 -g -Wall -Wextra -Werror -fno-omit-frame-pointer
@@ -46,6 +46,16 @@ $(GUEST_OUT)/trialos.elf: $(TRIALOS_OBJS) guests/trialos/linker.ld
 $(GUEST_APP_OUT)/%: guests/apps/%.c guests/guests.mk
 	@mkdir -p $(dir $@)
 	musl-gcc -static $(GUEST_APP_CFLAGS) $(if $(filter null-deref div-zero abort,$*),$(GUEST_CRASH_CFLAGS)) $< -o $@
+
+# /init of the Linux images trialvm builds (images/linux.c)
+$(GUEST_OUT)/linux-init: guests/linux/init.c guests/include/trialvm_abi.h guests/guests.mk
+	@mkdir -p $(dir $@)
+	musl-gcc -static $(GUEST_APP_CFLAGS) $< -o $@
+
+# the tests' program for a Linux image: dynamically linked on purpose
+$(GUEST_OUT)/linux/crash-test: guests/linux/crash-test.c guests/guests.mk
+	@mkdir -p $(dir $@)
+	gcc $(GUEST_APP_CFLAGS) $< -o $@
 
 $(GUEST_APP_OUT)/hello-static-pie: guests/apps/hello.c guests/guests.mk
 	@mkdir -p $(dir $@)

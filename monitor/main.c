@@ -17,6 +17,7 @@
 #include "../devices/virtio.h"
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
+#include "../images/image.h"
 #include "../reporter/inspect.h"
 #include "../vmm/cpu_state.h"
 #include "../vmm/fileio.h"
@@ -51,6 +52,7 @@ static const char usage_main[] =
 	"  run        boot a kernel (or an application on trialos) in a VM\n"
 	"  inspect    validate and summarise a crash dump or report file\n"
 	"  disk       list or merge what a trial wrote to a disk (trialvm disk --help)\n"
+	"  image      build a vendor's Linux master image (trialvm image --help)\n"
 	"  ctl        talk to a running 'trialvm run --control SOCKET'\n"
 	"  snapshot   write a booted checkpoint, check and show snapshot files\n"
 	"             (trialvm snapshot --help); run --restore resumes one\n"
@@ -65,6 +67,7 @@ static const char usage_main[] =
 
 static const char usage_run[] =
 	"Usage: trialvm run [OPTIONS] --kernel FILE\n"
+	"       trialvm run [OPTIONS] --image DIR\n"
 	"       trialvm run [OPTIONS] --app PROGRAM [-- ARGS...]\n"
 	"\n"
 	"Boot a kernel in a new VM and run it until it powers off or crashes.\n"
@@ -74,7 +77,11 @@ static const char usage_run[] =
 	"  --initrd FILE        initial ramdisk (for trialos: the application ELF)\n"
 	"  --cpio FILE          trialos: a cpio (newc) archive whose files the\n"
 	"                       application can open\n"
-	"  --cmdline STR        kernel command line\n"
+	"  --image DIR          a master image 'trialvm image linux' built: its kernel,\n"
+	"                       initramfs, command line, machine size and root disk\n"
+	"                       (first, before any --disk); every part's sha256 is\n"
+	"                       checked first\n"
+	"  --cmdline STR        kernel command line (with --image: appended to its own)\n"
 	"  --app PROGRAM        run a static x86-64 Linux program on the bundled trialos\n"
 	"                       kernel; arguments after '--' become its argv[1...]\n"
 	"  --trialos FILE       the trialos kernel to use with --app (default: the one\n"
@@ -201,26 +208,8 @@ out:
 
 static char *find_trialos(void)
 {
-	const char *env = getenv("TRIALVM_TRIALOS");
-	if (env && *env)
-		return strdup(env);
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return NULL;
-	exe[n] = 0;
-	char *slash = strrchr(exe, '/');
-	if (!slash)
-		return NULL;
-	*slash = 0;
 	static const char *const rel[] = { "guests/trialos.elf", "../lib/trialvm/trialos.elf" };
-	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		char path[PATH_MAX + 64];
-		snprintf(path, sizeof(path), "%s/%s", exe, rel[i]);
-		if (access(path, R_OK) == 0)
-			return strdup(path);
-	}
-	return NULL;
+	return find_installed("TRIALVM_TRIALOS", rel, sizeof(rel) / sizeof(rel[0]));
 }
 
 /* Quote one word for the trialos command line: "..." with \ and " escaped. */
@@ -540,6 +529,7 @@ struct run_cli {
 	const char *crash_on[4];
 	long max_restarts;
 	bool quiet, mem_given, cpus_given;
+	const char *image;       /* --image DIR */
 	char **app_args;
 	int app_nargs;
 	char cmdline_buf[TVM_CMDLINE_MAX]; /* rs->lo.cmdline may point here */
@@ -553,7 +543,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
 	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
-	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE, O_CONTROL, O_REPORT_EVERY };
+	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -582,6 +572,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "report-every", required_argument, NULL, O_REPORT_EVERY },
+		{ "image", required_argument, NULL, O_IMAGE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -694,6 +685,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 			break;
 		}
 		case O_RESTORE: rsp->restore = optarg; break;
+		case O_IMAGE: cli->image = optarg; break;
 		case O_CONTROL: rsp->control_path = optarg; break;
 		case O_REPORT_EVERY: {
 			char *end;
@@ -727,6 +719,46 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		cli->app_args = argv + optind;
 		cli->app_nargs = argc - optind;
 	}
+	return RUN_GO;
+}
+
+/* --image DIR: its kernel, initramfs and command line (--cmdline appended),
+ * its root file system as the first disk, its machine size unless given. */
+static int setup_image(struct run_settings *rsp, struct run_cli *cli)
+{
+	static struct image im;
+	struct tvm_err err = { "" };
+	if (!cli->image)
+		return RUN_GO;
+	if (rsp->lo.kernel || rsp->lo.initrd || rsp->lo.cpio || rsp->app)
+		return usage_error("--image and --kernel, --initrd, --cpio or --app do not go together (the image "
+				   "holds the kernel, the initramfs and the root disk)");
+	if (rsp->ndisks == MAX_DISKS)
+		return usage_error("--image: its root file system is a disk, and %d more do not fit (at most %d)",
+				   rsp->ndisks, MAX_DISKS);
+	if (image_open(cli->image, &im, &err) < 0) {
+		tvm_log("error: --image: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	int n = snprintf(cli->cmdline_buf, sizeof(cli->cmdline_buf), "%s%s%s", im.cmdline, rsp->lo.cmdline ? " " : "",
+			 rsp->lo.cmdline ? rsp->lo.cmdline : "");
+	if (n < 0 || (size_t)n >= sizeof(cli->cmdline_buf))
+		return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
+	struct disk_spec root;
+	if (disk_spec_parse(im.rootfs, &root, &err) < 0) {
+		tvm_log("error: --image: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	memmove(&rsp->disks[1], &rsp->disks[0], (size_t)rsp->ndisks * sizeof(rsp->disks[0]));
+	rsp->disks[0] = root;
+	rsp->ndisks++;
+	rsp->lo.kernel = im.kernel;
+	rsp->lo.initrd = im.initrd;
+	rsp->lo.cmdline = cli->cmdline_buf;
+	if (!rsp->restore && !cli->mem_given)
+		rsp->cfg.ram_size = im.mem;
+	if (!rsp->restore && !cli->cpus_given)
+		rsp->cfg.ncpus = im.cpus;
 	return RUN_GO;
 }
 
@@ -1119,6 +1151,8 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 	static struct run_cli cli; /* rsp->lo.cmdline may point into it for the whole run */
 	memset(&cli, 0, sizeof(cli));
 	int rc = parse_run_options(rsp, &cli, argc, argv);
+	if (rc == RUN_GO)
+		rc = setup_image(rsp, &cli);
 	if (rc == RUN_GO && rsp->restore)
 		rc = prepare_restore(rsp, &cli);
 	if (rc == RUN_GO)
@@ -1309,6 +1343,8 @@ int main(int argc, char **argv)
 		return cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disk"))
 		return disk_cli_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "image"))
+		return image_cli_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return control_client_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot") && argc > 2 && !strcmp(argv[2], "checkpoint"))

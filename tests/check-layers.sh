@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/check-layers.sh [ROOT] - the layers depend one way:
-#   vmm <- devices <- reporter <- monitor   (the command line is in monitor/)
+#   vmm <- devices <- reporter <- images <- monitor   (the command line is in monitor/)
 # A source file may include headers of its own layer and of the layers below
 # it (and guests/include, the guest ABI, from anywhere); nothing else. Prints
 # one line per offending #include ("FILE:LINE: LAYER includes HEADER of a
@@ -9,12 +9,12 @@ set -u
 cd "${1:-$(dirname "$0")/..}" || exit 2
 rank() {
 	case $1 in
-	guests) echo 0 ;; vmm) echo 1 ;; devices) echo 2 ;; reporter) echo 3 ;; monitor) echo 4 ;;
+	guests) echo 0 ;; vmm) echo 1 ;; devices) echo 2 ;; reporter) echo 3 ;; images) echo 4 ;; monitor) echo 5 ;;
 	*) echo 9 ;;
 	esac
 }
 bad=0
-for f in vmm/*.[ch] devices/*.[ch] reporter/*.[ch] monitor/*.[ch]; do
+for f in vmm/*.[ch] devices/*.[ch] reporter/*.[ch] images/*.[ch] monitor/*.[ch]; do
 	[ -f "$f" ] || continue
 	dir=${f%%/*}
 	own=$(rank "$dir")

@@ -163,6 +163,10 @@ fi
 # host has no network. linux.sh reports a skip if this failed.
 images/fetch-debian-kernel.sh "$BUILD/images/debian" >"$T/fetch.log" 2>&1 ||
 	echo "note: $(tail -1 "$T/fetch.log")" >&2
+# ...and linux-image-amd64 with its modules, for the Linux master image
+# (linux-image.sh reports a skip if this failed).
+images/fetch-debian-kernel.sh --flavor amd64 --modules "$BUILD/images/debian-amd64" >"$T/fetch-amd64.log" 2>&1 ||
+	echo "note: $(tail -1 "$T/fetch-amd64.log")" >&2
 
 # ------------------------------------------------------------ the VM suite
 kvm_mode "$BUILD"

@@ -120,6 +120,7 @@ expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
 
 # ------------------------------------------------------- Linux bzImage
 . tests/linux.sh
+. tests/linux-image.sh
 
 echo "vm suite: $(($(date +%s) - start_s)) s" >&2
 summary "vm suite"

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,4 +238,27 @@ void hex_bytes(const uint8_t *p, size_t n, char *out)
 		out[2 * i + 1] = digits[p[i] & 15];
 	}
 	out[2 * n] = 0;
+}
+
+char *find_installed(const char *env, const char *const rel[], size_t n)
+{
+	const char *e = env ? getenv(env) : NULL;
+	if (e && *e)
+		return strdup(e);
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len <= 0)
+		return NULL;
+	exe[len] = 0;
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof(path), "%s/%s", exe, rel[i]);
+		if (access(path, R_OK) == 0)
+			return strdup(path);
+	}
+	return NULL;
 }

@@ -67,6 +67,11 @@ static inline bool mul_overflows(uint64_t a, uint64_t b, uint64_t *r) { return _
 
 uint64_t now_ns(void);
 
+/* A file trialvm ships: $ENV when set (env may be NULL), else the first of
+ * rel[] (relative to the directory of the running trialvm binary) that is
+ * readable. malloc'ed, or NULL. */
+char *find_installed(const char *env, const char *const rel[], size_t n);
+
 /* n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
 void hex_bytes(const uint8_t *p, size_t n, char *out);
 

@@ -1,0 +1,101 @@
+# tests/linux-image.sh - a vendor's Linux master image (trialvm image linux)
+# booted to its program with run --image (sourced by tests/vm-suite.sh).
+# The root: busybox and the dynamically linked crash-test with the
+# libraries it needs, copied from this machine; the kernel: Debian's
+# linux-image-amd64, fetched by tests/run.sh (the emulated host has no
+# network).
+KDIR_AMD64=$PWD/$BUILD/images/debian-amd64
+CRASH_TEST=$PWD/$BUILD/guests/linux/crash-test
+if [ ! -s "$KDIR_AMD64/vmlinuz" ] || [ ! -d "$KDIR_AMD64/modules" ]; then
+	skip linux-image "Debian's linux-image-amd64 was not fetched into $KDIR_AMD64 (see the note tests/run.sh printed)"
+	return 0
+fi
+
+# The root directory: /bin/busybox (static), /usr/bin/crash-test and its
+# shared libraries at the paths ldd names.
+ROOT=$T/lroot
+mkdir -p "$ROOT/bin" "$ROOT/usr/bin"
+cp /bin/busybox "$ROOT/bin/busybox" && ln -s busybox "$ROOT/bin/sh"
+cp "$CRASH_TEST" "$ROOT/usr/bin/crash-test"
+for lib in $(ldd "$CRASH_TEST" | grep -Eo '/[^ ]+'); do
+	mkdir -p "$ROOT$(dirname "$lib")" && cp -L "$lib" "$ROOT$lib"
+done
+
+vmrun image-linux 120 image linux --rootfs "$ROOT" --kernel-dir "$KDIR_AMD64" --app /usr/bin/crash-test \
+	-o "$T/limg" -- exit 7
+if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/limg: kernel $(cat "$KDIR_AMD64/release")"; then
+	# The parts, read-only, and what the manifest says of them, checked by
+	# sha256sum and by the kernel's and cpio's own tools.
+	man=$T/limg/manifest.json
+	bad=""
+	for part in kernel initrd rootfs; do
+		f=$T/limg/$(jq -r ".parts.$part.file" "$man")
+		[ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$(jq -r ".parts.$part.sha256" "$man")" ] || bad="$bad $part-sha256"
+		[ "$(stat -c %a "$f")" = 444 ] || bad="$bad $part-mode"
+	done
+	cpio -it <"$T/limg/initrd.cpio" >"$T/limg.cpio.list" 2>/dev/null
+	for want in init trialvm/argv trialvm/modules.list trialvm/modules/virtio_mmio.ko trialvm/modules/ext4.ko \
+		trialvm/modules/virtio_blk.ko dev/console; do
+		grep -qx "$want" "$T/limg.cpio.list" || bad="$bad cpio:$want"
+	done
+	# virtio_blk after virtio_ring, which it depends on (modinfo says so)
+	strings -a "$KDIR_AMD64"/modules/kernel/drivers/block/virtio_blk.ko | grep -q '^depends=.*virtio_ring' &&
+		[ "$(grep -n virtio_ring "$T/limg.cpio.list" | head -1 | cut -d: -f1)" -lt "$(grep -n virtio_blk "$T/limg.cpio.list" | head -1 | cut -d: -f1)" ] ||
+		bad="$bad module-order"
+	debugfs -R 'stat /usr/bin/crash-test' "$T/limg/rootfs.ext4" >"$T/limg.debugfs" 2>&1
+	grep -q 'Type: regular' "$T/limg.debugfs" || bad="$bad rootfs:crash-test"
+	[ "$(jq -r .app "$man")" = /usr/bin/crash-test ] && [ "$(jq -c .args "$man")" = '["exit","7"]' ] || bad="$bad app/args"
+	[ -z "$bad" ] && pass image-linux || fail image-linux "wrong:$bad"
+
+	vmrun image-show 30 image show "$T/limg"
+	expect_rc image-show 0 && expect_grep image-show out 'every part matches its sha256' 'app +/usr/bin/crash-test' \
+		'machine +512 MiB, 2 vCPUs' && pass image-show
+
+	# Booted: Debian's kernel, the modules from the initramfs, the root on
+	# /dev/vda through the overlay, the dynamically linked program run by
+	# /init on 2 vCPUs; its output and exit status are the run's.
+	linux_img_start=$(date +%s)
+	vmrun image-boot 300 run --image "$T/limg" --report-dir "$T/limg.reports"
+	echo "image-boot: exec to the program's exit in $(($(date +%s) - linux_img_start)) s" >&2
+	expect_rc image-boot 7 && expect_grep image-boot out "^crash-test: running on Linux $(cat "$KDIR_AMD64/release"), 2 CPUs" \
+		'^crash-test: exit 7' && pass image-boot
+
+	# A part changed after the build: refused before anything boots.
+	cp -r "$T/limg" "$T/limg-bad" && chmod u+w "$T/limg-bad/rootfs.ext4"
+	printf 'X' | dd of="$T/limg-bad/rootfs.ext4" bs=1 seek=70000 conv=notrunc status=none
+	vmrun image-tampered 30 run --image "$T/limg-bad"
+	expect_rc image-tampered 125 && expect_grep image-tampered err 'rootfs.ext4 does not match its sha256 in the manifest' &&
+		pass image-tampered
+	vmrun image-not-image 30 run --image "$T"
+	expect_rc image-not-image 125 && expect_grep image-not-image err "manifest.json" && pass image-not-image
+	# Hostile manifests: a part outside the image, a newer format, a size
+	# that does not fit, and a FIFO in the manifest's place.
+	hostile() { # NAME JQ-FILTER ERROR-REGEX
+		rm -rf "$T/limg-$1" && cp -r "$T/limg" "$T/limg-$1" && chmod u+w "$T/limg-$1/manifest.json"
+		jq "$2" "$T/limg/manifest.json" >"$T/limg-$1/manifest.json"
+		vmrun image-$1 30 image show "$T/limg-$1"
+		expect_rc image-$1 125 && expect_grep image-$1 err "$3" && pass image-$1
+	}
+	hostile traversal '.parts.rootfs.file = "../limg/rootfs.ext4"' 'parts.rootfs.file "../limg/rootfs.ext4" is not a plain file name'
+	hostile version '.version = 2' 'format version 2; this trialvm reads version 1'
+	hostile size '.parts.kernel.size = 99999999999999' 'the manifest says 99999999999999'
+	hostile memory '.memory = 12345' '"memory" .* is wrong'
+	rm -rf "$T/limg-fifo" && cp -r "$T/limg" "$T/limg-fifo" && rm -f "$T/limg-fifo/manifest.json" && mkfifo "$T/limg-fifo/manifest.json"
+	vmrun image-fifo 10 image show "$T/limg-fifo"
+	if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
+		fail image-fifo "hung on a FIFO manifest"
+	else
+		expect_rc image-fifo 125 && expect_grep image-fifo err 'not a regular file' && pass image-fifo
+	fi
+fi
+
+# Usage errors: each names what is wrong.
+vmrun image-no-app 10 image linux --rootfs "$ROOT" -o "$T/limg2"
+expect_rc image-no-app 126 && expect_grep image-no-app err '--app PATH is needed' && pass image-no-app
+vmrun image-app-missing 60 image linux --rootfs "$ROOT" --kernel-dir "$KDIR_AMD64" --app /usr/bin/nothing -o "$T/limg3"
+expect_rc image-app-missing 125 && expect_grep image-app-missing err '--app /usr/bin/nothing: not in the root file system' &&
+	[ ! -e "$T/limg3" ] && [ -z "$(ls -d "$T"/limg3.tmp-* 2>/dev/null)" ] && pass image-app-missing
+vmrun image-exists 10 image linux --rootfs "$ROOT" --kernel-dir "$KDIR_AMD64" --app /usr/bin/crash-test -o "$T/limg"
+expect_rc image-exists 125 && expect_grep image-exists err 'already exists' && pass image-exists
+vmrun image-with-kernel 10 run --image "$T/limg" --kernel "$KDIR_AMD64/vmlinuz"
+expect_rc image-with-kernel 126 && expect_grep image-with-kernel err '--image and --kernel' && pass image-with-kernel
