@@ -86,6 +86,7 @@ asan: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@images/fetch-debian-kernel.sh $(BUILD)/images/debian >/dev/null || true
+	@images/fetch-debian-kernel.sh --flavor amd64 --modules $(BUILD)/images/debian-amd64 >/dev/null || true
 	@ci/with-kvm --timeout 3000 $(BUILD) -- ci/bench.sh $(BUILD)
 
 fuzz-bins: $(FUZZ_BINS)

@@ -11,6 +11,8 @@
 #   2. VMM memory overhead: peak RSS minus guest RAM resident, trialvm and QEMU
 #   3. Linux early boot: exec -> first "BIOS-e820" console line, Debian's
 #      bzImage; trialvm (host decompression), trialvm --no-decompress, QEMU pc
+#   3b. Linux master image: exec -> the program's first line, trialvm
+#      run --image next to QEMU microvm and q35 booting the same image
 #   4-6. crash dumps, virtio-blk, snapshots (ci/bench-dump.sh,
 #      ci/bench-blk.sh, ci/bench-snap.sh)
 #
@@ -208,6 +210,49 @@ cat <<'EOF'
   tables, vCPU state), which RSS does not show.
 EOF
 
+# linux_run and lratio: sections 3 and 3b.
+LRUN=0
+# linux_run LABEL CMD...: one run; prints a table row.
+linux_run() {
+	local label=$1 r
+	shift
+	LRUN=$((LRUN + 1)) r=$T/linux.$LRUN.res
+	progress "linux: $label (up to ${CAP} s)"
+	if ! "$TIMER" -p "${LPAT:-BIOS-e820}" -t "$CAP" -o "$r.out" -- "$@" >"$r" 2>"$r.err"; then
+		printf '  %-34s | %-12s | %s\n' "$label" "-" "could not run: $(tail -c 200 "$r.err" | tr '\n' ' ')"
+		return 1
+	fi
+	local m e st first
+	m=$(field "$r" match_ns) e=$(field "$r" exit_ns) st=$(field "$r" status) first=$(field "$r" first_byte_ns)
+	if [ "$m" -ge 0 ]; then
+		printf '  %-34s | %-12s | first console byte %s s\n' "$label" \
+			"$(awk -v n="$m" 'BEGIN { printf "%.1f s", n / 1e9 }')" \
+			"$(awk -v n="$first" 'BEGIN { printf "%.1f", n / 1e9 }')"
+		LAST_M=$m
+	elif [ "$(field "$r" timed_out)" = 1 ]; then
+		local last="no console output"
+		[ -s "$r.out" ] && last="last console line: '$(sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$r.out" | tr -d '\r' |
+			tr -c '[:print:]\n' '?' | sed 's/[[:space:]]*$//' | grep -v '^[[:space:]]*$' | tail -1 | head -c 70)' ($(wc -c <"$r.out") bytes)"
+		printf '  %-34s | %-12s | not reached; %s\n' "$label" ">${CAP} s" "$last"
+		LAST_M=cap
+	else
+		printf '  %-34s | %-12s | ended (%s) after %s s without it; stderr: %s\n' "$label" "-" "$st" \
+			"$(awk -v n="$e" 'BEGIN { printf "%.1f", n / 1e9 }')" "$(grep -v 'requested feature' "$r.err" | tail -c 150 | tr '\n' ' ')"
+		LAST_M=fail
+		return 1
+	fi
+}
+# lratio A B: A/B for two times, or a bound when one hit the cap.
+lratio() {
+	case "$1:$2" in
+	fail:* | *:fail) echo "-" ;;
+	cap:cap) echo "- (both capped)" ;;
+	cap:*) awk -v c="$CAP" -v b="$2" 'BEGIN { printf ">%.2fx", c * 1e9 / b }' ;;
+	*:cap) awk -v c="$CAP" -v a="$1" 'BEGIN { printf "<%.2fx", a / (c * 1e9) }' ;;
+	*) ratio "$1" "$2" ;;
+	esac
+}
+
 # ------------------------------------------------------------- Linux boot
 echo
 echo "== 3. Linux early boot: Debian bzImage, --mem 256M, exec -> first 'BIOS-e820' console line (1 run each, cap ${CAP} s) =="
@@ -217,36 +262,6 @@ if [ "${BENCH_SKIP_LINUX:-0}" = 1 ]; then
 elif ! images/fetch-debian-kernel.sh "$KDIR" >"$T/fetch.log" 2>&1; then
 	problem "linux: Debian's kernel could not be fetched: $(tail -1 "$T/fetch.log")"
 else
-	# linux_run LABEL CMD...: one run; prints a table row.
-	linux_run() {
-		local label=$1 r
-		shift
-		LRUN=$((LRUN + 1)) r=$T/linux.$LRUN.res
-		progress "linux: $label (up to ${CAP} s)"
-		if ! "$TIMER" -p BIOS-e820 -t "$CAP" -o "$r.out" -- "$@" >"$r" 2>"$r.err"; then
-			printf '  %-34s | %-12s | %s\n' "$label" "-" "could not run: $(tail -c 200 "$r.err" | tr '\n' ' ')"
-			return 1
-		fi
-		local m e st first
-		m=$(field "$r" match_ns) e=$(field "$r" exit_ns) st=$(field "$r" status) first=$(field "$r" first_byte_ns)
-		if [ "$m" -ge 0 ]; then
-			printf '  %-34s | %-12s | first console byte %s s\n' "$label" \
-				"$(awk -v n="$m" 'BEGIN { printf "%.1f s", n / 1e9 }')" \
-				"$(awk -v n="$first" 'BEGIN { printf "%.1f", n / 1e9 }')"
-			LAST_M=$m
-		elif [ "$(field "$r" timed_out)" = 1 ]; then
-			local last="no console output"
-			[ -s "$r.out" ] && last="last console line: '$(sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$r.out" | tr -d '\r' |
-				tr -c '[:print:]\n' '?' | sed 's/[[:space:]]*$//' | grep -v '^[[:space:]]*$' | tail -1 | head -c 70)' ($(wc -c <"$r.out") bytes)"
-			printf '  %-34s | %-12s | not reached; %s\n' "$label" ">${CAP} s" "$last"
-			LAST_M=cap
-		else
-			printf '  %-34s | %-12s | ended (%s) after %s s without it; stderr: %s\n' "$label" "-" "$st" \
-				"$(awk -v n="$e" 'BEGIN { printf "%.1f", n / 1e9 }')" "$(grep -v 'requested feature' "$r.err" | tail -c 150 | tr '\n' ' ')"
-			LAST_M=fail
-			return 1
-		fi
-	}
 	LRUN=0
 	printf '  %-34s | %-12s | %s\n' runner "to BIOS-e820" notes
 	printf '  %-34s-+-%-12s-+-%s\n' "----------------------------------" "------------" "-----"
@@ -265,16 +280,6 @@ else
 			-kernel "$KDIR/vmlinuz" -append "$LCMD" || problem "linux: QEMU reference did not run"
 		l_q=$LAST_M
 	fi
-	# lratio A B: A/B for two times, or a bound when one hit the cap.
-	lratio() {
-		case "$1:$2" in
-		fail:* | *:fail) echo "-" ;;
-		cap:cap) echo "- (both capped)" ;;
-		cap:*) awk -v c="$CAP" -v b="$2" 'BEGIN { printf ">%.2fx", c * 1e9 / b }' ;;
-		*:cap) awk -v c="$CAP" -v a="$1" 'BEGIN { printf "<%.2fx", a / (c * 1e9) }' ;;
-		*) ratio "$1" "$2" ;;
-		esac
-	}
 	if [ $HAVE_QEMU -eq 1 ]; then
 		echo "  ratio qemu/trialvm (host decompression): $(lratio "$l_q" "$l_host")"
 		echo "  ratio qemu/trialvm --no-decompress:      $(lratio "$l_q" "$l_nd")"
@@ -282,6 +287,58 @@ else
 	echo "  ratio trialvm --no-decompress/host decompression: $(lratio "$l_nd" "$l_host")"
 	if [ "${TRIALVM_KVM_HOST:-}" = emulated ]; then
 		echo "  (emulated KVM host: every instruction, guest's and VMM's, runs under QEMU TCG)"
+	fi
+fi
+
+# ------------------------------------------------------- Linux image boot
+echo
+echo "== 3b. Linux master image: exec -> the program's first output line, Debian's amd64 kernel, 512M, 2 vCPUs (1 run each, cap ${CAP} s) =="
+KDIR_AMD64=$BUILD/images/debian-amd64
+CRASH_TEST=$BUILD/guests/linux/crash-test
+if [ "${BENCH_SKIP_LINUX:-0}" = 1 ]; then
+	problem "linux image: skipped (BENCH_SKIP_LINUX=1)"
+elif [ ! -s "$KDIR_AMD64/vmlinuz" ] || [ ! -x "$CRASH_TEST" ]; then
+	problem "linux image: $KDIR_AMD64 (make bench fetches it) or $CRASH_TEST is missing"
+else
+	# The image of tests/linux-image.sh: busybox and the dynamically linked
+	# crash-test with its libraries.
+	R=$T/lroot
+	mkdir -p "$R/bin" "$R/usr/bin" && cp /bin/busybox "$R/bin/" && cp "$CRASH_TEST" "$R/usr/bin/crash-test"
+	for lib in $(ldd "$CRASH_TEST" | grep -Eo '/[^ ]+'); do mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib"; done
+	if ! "$TRIALVM" image linux --rootfs "$R" --kernel-dir "$KDIR_AMD64" --app /usr/bin/crash-test -o "$T/limg" \
+		-- exit 0 >"$T/limg.log" 2>&1; then
+		problem "linux image: trialvm image linux failed: $(tail -1 "$T/limg.log")"
+	else
+		IMG=$T/limg
+		ICMD=$(jq -r .cmdline "$IMG/manifest.json")
+		LPAT='crash-test: running'
+		printf '  %-34s | %-12s | %s\n' runner "to 1st line" notes
+		printf '  %-34s-+-%-12s-+-%s\n' "----------------------------------" "------------" "-----"
+		LAST_M=fail
+		linux_run "trialvm run --image" "$TRIALVM" run --image "$IMG" || problem "linux image: trialvm did not run"
+		i_tvm=$LAST_M
+		i_micro=fail i_q35=fail
+		if [ $HAVE_QEMU -eq 1 ]; then
+			# The same kernel, initramfs and root: the console on the
+			# serial port and virtio-console (hvc0) muxed onto stdout;
+			# the root's writes go to a temporary file (snapshot=on, in $T).
+			QIMG=(-accel kvm -cpu qemu64 -m 512M -smp 2 -nographic -no-reboot -nodefaults
+				-chardev stdio,id=c0,mux=on -serial chardev:c0 -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.cpio"
+				-drive "id=r,file=$IMG/rootfs.ext4,format=raw,if=none,snapshot=on")
+			LAST_M=fail
+			linux_run "qemu microvm (virtio-mmio)" env TMPDIR="$T" "$QEMU" -M microvm "${QIMG[@]}" -append "$ICMD" \
+				-device virtio-blk-device,drive=r -device virtio-serial-device -device virtconsole,chardev=c0 ||
+				problem "linux image: QEMU microvm did not run"
+			i_micro=$LAST_M
+			LAST_M=fail
+			linux_run "qemu q35 (SeaBIOS, virtio-pci)" env TMPDIR="$T" "$QEMU" -M q35 "${QIMG[@]}" -append "$ICMD" \
+				-device virtio-blk-pci,drive=r -device virtio-serial-pci -device virtconsole,chardev=c0 ||
+				problem "linux image: QEMU q35 did not run"
+			i_q35=$LAST_M
+			echo "  ratio qemu microvm/trialvm: $(lratio "$i_micro" "$i_tvm")"
+			echo "  ratio qemu q35/trialvm:     $(lratio "$i_q35" "$i_tvm")"
+		fi
+		unset LPAT
 	fi
 fi
 

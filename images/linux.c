@@ -46,7 +46,7 @@ extern char **environ;
 static const struct { const char *name; bool optional; } wanted_modules[] = {
 	{ "virtio_mmio", false }, { "virtio_blk", false },   { "virtio_console", false },
 	{ "virtio_rng", true },   { "crc32c_generic", true }, { "ext4", false },
-	{ "pvpanic_mmio", true },
+	{ "pvpanic_mmio", true }, { "virtio_pci", true }, /* virtio_pci: the same image boots under QEMU q35 */
 };
 
 struct build {

@@ -93,3 +93,41 @@ count_results() {
 		esac
 	done <"$1"
 }
+
+# report_of NAME: the one report directory under $T/NAME.reports (or fail).
+report_of() {
+	local dirs
+	dirs=$(find "$T/$1.reports" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)
+	if [ "$(printf '%s\n' "$dirs" | grep -c .)" -ne 1 ]; then
+		fail "$1" "expected one report directory, found: $(ls -A "$T/$1.reports" 2>&1 | tr '\n' ' ')"
+		return 1
+	fi
+	REPORT=$dirs
+}
+
+# expect_report NAME KIND FILES...: a complete report of KIND with FILES,
+# each of which `trialvm inspect` validates.
+expect_report() {
+	local name=$1 kind=$2
+	shift 2
+	report_of "$name" || return 1
+	case $(basename "$REPORT") in
+	.*) fail "$name" "report left with a temporary name: $REPORT"; return 1 ;;
+	esac
+	for f in report.json console.log "$@"; do
+		if [ ! -f "$REPORT/$f" ] || { [ "$f" != console.log ] && [ ! -s "$REPORT/$f" ]; }; then
+			fail "$name" "report lacks $f: $(ls "$REPORT" | tr '\n' ' ')"
+			return 1
+		fi
+		case $f in console.log) continue ;; esac
+		if ! "$TRIALVM" inspect "$REPORT/$f" >"$T/$name.$f.inspect" 2>&1; then
+			fail "$name" "trialvm inspect $f failed: $(head -c 300 "$T/$name.$f.inspect")"
+			return 1
+		fi
+	done
+	if ! grep -q "\"kind\": \"$kind\"" "$REPORT/report.json" || ! grep -q "\"redirtbl\"" "$REPORT/report.json"; then
+		fail "$name" "report.json cause.kind is not $kind: $(grep '"kind"' "$REPORT/report.json")"
+		return 1
+	fi
+	grep -q "crash report: $REPORT" "$T/$name.err" || { fail "$name" "stderr does not name the report"; return 1; }
+}

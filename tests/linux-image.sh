@@ -60,6 +60,26 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 	expect_rc image-boot 7 && expect_grep image-boot out "^crash-test: running on Linux $(cat "$KDIR_AMD64/release"), 2 CPUs" \
 		'^crash-test: exit 7' && pass image-boot
 
+	# A kernel panic, with no change by the vendor: Linux's pvpanic driver
+	# binds to the QEMU0001 device of trialvm's DSDT and reports it; the
+	# report's core.elf carries the guest's VMCOREINFO (readelf), which
+	# names this kernel's release.
+	vmrun image-linux-panic 120 image linux --rootfs "$ROOT" --kernel-dir "$KDIR_AMD64" --app /usr/bin/crash-test \
+		-o "$T/limg-panic" -- panic
+	if expect_rc image-linux-panic 0; then
+		vmrun image-panic 300 run --image "$T/limg-panic" --report-dir "$T/image-panic.reports"
+		if expect_rc image-panic 123 && expect_grep image-panic out 'Kernel panic - not syncing: sysrq triggered crash' &&
+			expect_grep image-panic err 'pvpanic' && expect_report image-panic panic core.elf memory.dmp; then
+			readelf -nW "$REPORT/core.elf" >"$T/image-panic.notes" 2>&1
+			if grep -Eq '^ *VMCOREINFO[[:space:]]' "$T/image-panic.notes" &&
+				strings -a "$REPORT/core.elf" | grep -qx "OSRELEASE=$(cat "$KDIR_AMD64/release")"; then
+				pass image-panic
+			else
+				fail image-panic "core.elf has no VMCOREINFO of $(cat "$KDIR_AMD64/release"): $(grep -E '^ *[A-Z]' "$T/image-panic.notes" | sort | uniq -c | tr -s ' ' | tr '\n' '|')"
+			fi
+		fi
+	fi
+
 	# A part changed after the build: refused before anything boots.
 	cp -r "$T/limg" "$T/limg-bad" && chmod u+w "$T/limg-bad/rootfs.ext4"
 	printf 'X' | dd of="$T/limg-bad/rootfs.ext4" bs=1 seek=70000 conv=notrunc status=none

@@ -389,6 +389,7 @@ static void res_ext_irq(struct aml *a, uint32_t gsi, bool edge)
  *                     _CRS { IO (Decode16, 0x3f8, 0x3f8, 1, 8), Interrupt (Edge) {4} } }
  *     Device (VRnn) { _HID "LNRO0005", _UID n,
  *                     _CRS { Memory32Fixed (ReadWrite, base, size), Interrupt (Level) {gsi} } }  per transport
+ *     Device (PEVT) { _HID "QEMU0001", _UID 0, _CRS { IO (Decode16, 0x505, 0x505, 1, 1) } }  pvpanic
  *   }
  * The virtio-mmio line stays asserted until the driver writes InterruptACK
  * (devices/virtio_mmio.c), hence level; the UART is the PC's ISA COM1
@@ -431,6 +432,20 @@ static void dsdt_body(struct aml *a, const struct acpi_mmio_dev *virtio, unsigne
 		crs_end(a, res);
 		pkg_end(a);
 	}
+	/* pvpanic, where QEMU's pvpanic-isa describes it: Linux's pvpanic-mmio
+	 * driver binds to QEMU0001 and reports panics through the port. */
+	aml_byte(a, AML_EXT);
+	aml_byte(a, AML_DEVICE);
+	pkg_begin(a);
+	aml_nameseg(a, "PEVT");
+	aml_name(a, "_HID");
+	aml_string(a, "QEMU0001");
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	res = crs_begin(a);
+	res_io(a, TVM_PORT_PVPANIC, 1);
+	crs_end(a, res);
+	pkg_end(a);
 	pkg_end(a);
 	if (a->depth != 0)
 		a->bad = true;

@@ -6,6 +6,7 @@
  *   crash-test segv      die of SIGSEGV (a write through NULL in crash_here)
  *   crash-test abort     die of SIGABRT (abort())
  *   crash-test fpe       die of SIGFPE (an integer division by zero)
+ *   crash-test panic     panic the kernel (writes 'c' to /proc/sysrq-trigger)
  * It prints "crash-test: running on Linux RELEASE, N CPUs" first. */
 #include <signal.h>
 #include <stdio.h>
@@ -38,11 +39,17 @@ int main(int argc, char **argv)
 		printf("crash-test: exit %d\n", atoi(argv[2]));
 		return atoi(argv[2]);
 	}
+	if (argc > 1 && !strcmp(argv[1], "panic")) {
+		FILE *f = fopen("/proc/sysrq-trigger", "w");
+		if (!f || fputc('c', f) == EOF || fclose(f) == EOF)
+			perror("crash-test: /proc/sysrq-trigger");
+		return 3;
+	}
 	if (argc > 1) {
 		int r = crash_here(argv[1]);
 		printf("crash-test: survived %s (%d)\n", argv[1], r);
 		return 0;
 	}
-	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe\n");
+	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe | panic\n");
 	return 2;
 }
