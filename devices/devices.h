@@ -54,6 +54,17 @@ void entropy_fill(void *buf, size_t len);
 int virtio_console_init(struct vm *vm, struct tvm_err *err);
 /* virtio-rng (ID 4): random bytes from entropy_fill(). */
 int virtio_rng_init(struct vm *vm, struct tvm_err *err);
+/* The core channel (devices/core_channel.c): a second virtio-console
+ * device over which a Linux image's /init sends a crashed process's core;
+ * a whole one raises TVM_EV_GUEST_CORE with a struct guest_core. */
+#define CORE_CHANNEL_MAX (256ull << 20)
+struct guest_core {
+	uint32_t signo, pid;
+	uint64_t len;
+	char comm[16];       /* NUL-terminated, hostile text */
+	const uint8_t *data; /* len bytes, the device's, valid until vm_destroy */
+};
+int core_channel_init(struct vm *vm, struct tvm_err *err);
 
 /* ---- virtio-blk disks (devices/virtio_blk.c, devices/overlay.h) ----
  * --disk FILE[,ro][,overlay=PATH]. FILE (the master image) is opened

@@ -128,6 +128,7 @@ struct virtio_mmio {
 	uint32_t config_generation;
 	bool failed_logged;
 	uint64_t completed;      /* chains returned to the driver (--stats) */
+	int cur_vcpu;            /* the vCPU of the access being handled (-1: none) */
 	struct virtq q[VIRTIO_MAX_QUEUES];
 };
 

@@ -336,7 +336,14 @@ static void reg_write(struct virtio_mmio *t, uint64_t off, uint32_t v)
 	}
 }
 
+static void access_from(struct virtio_mmio *t, int vcpu, uint64_t off, uint8_t *data, unsigned size, bool is_write);
+
 void virtio_mmio_access(struct virtio_mmio *t, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	access_from(t, -1, off, data, size, is_write);
+}
+
+static void access_from(struct virtio_mmio *t, int vcpu, uint64_t off, uint8_t *data, unsigned size, bool is_write)
 {
 	if (!is_write)
 		memset(data, 0, size);
@@ -346,6 +353,7 @@ void virtio_mmio_access(struct virtio_mmio *t, uint64_t off, uint8_t *data, unsi
 		return;
 	}
 	pthread_mutex_lock(&t->lock);
+	t->cur_vcpu = vcpu;
 	if (off >= REG_CONFIG && off < VIRTIO_MMIO_WINDOW) {
 		uint64_t coff = off - REG_CONFIG;
 		if (coff <= t->ops->config_size && size <= t->ops->config_size - coff) {
@@ -376,8 +384,7 @@ void virtio_mmio_access(struct virtio_mmio *t, uint64_t off, uint8_t *data, unsi
 
 static void mmio_handler(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned size, bool is_write)
 {
-	(void)vcpu;
-	virtio_mmio_access(dev, off, data, size, is_write);
+	access_from(dev, vcpu, off, data, size, is_write);
 }
 
 /* ---------------------------------------------------------- lifecycle */

@@ -508,7 +508,7 @@ static int fill_staging(struct build *b, struct tvm_err *err)
 		if (run_tool(argv, err) < 0)
 			return tvm_seterr(err, "--add %s:%s: %s", b->add[i].host, b->add[i].path, err->msg);
 	}
-	static const char *const dirs[] = { "dev", "proc", "sys", "tmp", "root" };
+	static const char *const dirs[] = { "dev", "proc", "sys", "tmp", "root", "run" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		char d[PATH_MAX];
 		if (join(d, sizeof(d), b->staging, dirs[i], err) < 0)

@@ -126,7 +126,8 @@ static const char *find_vmcoreinfo(const struct guest_mem *m, size_t *len)
 static enum crash_kind kind_of(enum tvm_event_kind k, const char **name)
 {
 	switch (k) {
-	case TVM_EV_APP_FAULT: *name = "app-fault"; return CRASH_APP_FAULT;
+	case TVM_EV_APP_FAULT:
+	case TVM_EV_GUEST_CORE: *name = "app-fault"; return CRASH_APP_FAULT;
 	case TVM_EV_PANIC: *name = "panic"; return CRASH_PANIC;
 	case TVM_EV_BREAKPOINT: *name = "breakpoint"; return CRASH_BREAKPOINT;
 	case TVM_EV_TRIPLE_FAULT: *name = "triple-fault"; return CRASH_TRIPLE_FAULT;
@@ -297,6 +298,7 @@ static bool ended_without_crash(const struct tvm_event *ev, int *status)
 		*status = TVM_EXIT_ERROR;
 		return true;
 	case TVM_EV_APP_FAULT:
+	case TVM_EV_GUEST_CORE:
 	case TVM_EV_PANIC:
 	case TVM_EV_BREAKPOINT:
 	case TVM_EV_TRIPLE_FAULT:
@@ -358,6 +360,8 @@ static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash
 		use_last_seen_state(vm, cs);
 	if (ev->kind == TVM_EV_APP_FAULT && ev->payload && ev->payload_len == sizeof(struct app_fault))
 		cs->app = ev->payload;
+	if (ev->kind == TVM_EV_GUEST_CORE && ev->payload && ev->payload_len == sizeof(struct guest_core))
+		cs->guest_core = ev->payload;
 	return 0;
 }
 

@@ -245,7 +245,7 @@ static const struct { const char *name; device_init_fn init; } virtio_inits[] = 
 	{ "virtio-console", virtio_console_init },
 	{ "virtio-rng", virtio_rng_init },
 };
-#define MAX_DISKS ((int)TVM_VIRTIO_MMIO_SLOTS - 2)
+#define MAX_DISKS ((int)TVM_VIRTIO_MMIO_SLOTS - 2) /* with --image: one fewer (the core channel) */
 
 /* Everything `trialvm run` decided, for one VM after another. */
 struct run_settings {
@@ -272,6 +272,7 @@ struct run_settings {
 	const char *control_path; /* --control SOCKET */
 	struct control *control; /* owned, for the whole run */
 	double report_every;     /* --report-every SECS; 0: none */
+	bool core_channel;       /* --image: the core channel device (a Linux guest's crashed processes) */
 	struct evloop *loop;     /* owned: the main thread's event loop, for every VM */
 };
 
@@ -391,6 +392,10 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			tvm_log("error: device %s: %s", virtio_inits[i].name, err.msg);
 			ok = false;
 		}
+	if (ok && rs->core_channel && core_channel_init(vm, &err) < 0) { /* --image: hvc1 */
+		tvm_log("error: device core channel: %s", err.msg);
+		ok = false;
+	}
 	char virtio_cmdline[1024];
 	virtio_mmio_cmdline(virtio_cmdline, sizeof(virtio_cmdline));
 	rs->lo.linux_cmdline_extra = virtio_cmdline;
@@ -733,9 +738,9 @@ static int setup_image(struct run_settings *rsp, struct run_cli *cli)
 	if (rsp->lo.kernel || rsp->lo.initrd || rsp->lo.cpio || rsp->app)
 		return usage_error("--image and --kernel, --initrd, --cpio or --app do not go together (the image "
 				   "holds the kernel, the initramfs and the root disk)");
-	if (rsp->ndisks == MAX_DISKS)
-		return usage_error("--image: its root file system is a disk, and %d more do not fit (at most %d)",
-				   rsp->ndisks, MAX_DISKS);
+	if (rsp->ndisks >= MAX_DISKS - 1)
+		return usage_error("--image: its root file system and its core channel take two virtio slots, and %d "
+				   "more disks do not fit (at most %d)", rsp->ndisks, MAX_DISKS - 2);
 	if (image_open(cli->image, &im, &err) < 0) {
 		tvm_log("error: --image: %s", err.msg);
 		return TVM_EXIT_ERROR;
@@ -755,6 +760,7 @@ static int setup_image(struct run_settings *rsp, struct run_cli *cli)
 	rsp->lo.kernel = im.kernel;
 	rsp->lo.initrd = im.initrd;
 	rsp->lo.cmdline = cli->cmdline_buf;
+	rsp->core_channel = true;
 	if (!rsp->restore && !cli->mem_given)
 		rsp->cfg.ram_size = im.mem;
 	if (!rsp->restore && !cli->cpus_given)

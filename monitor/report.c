@@ -305,6 +305,16 @@ static json_t *cause_json(const struct crash_state *cs)
 			json_object_set_new(o, "signal_name", json_string(sn));
 		json_object_set_new(o, "si_code", json_integer(f->si_code));
 	}
+	if (cs->guest_core) {
+		const struct guest_core *g = cs->guest_core;
+		json_object_set_new(o, "signal", json_integer(g->signo));
+		const char *sn = signal_name(g->signo);
+		if (sn)
+			json_object_set_new(o, "signal_name", json_string(sn));
+		json_object_set_new(o, "pid", json_integer(g->pid));
+		json_object_set_new(o, "process", json_text_n(g->comm, strnlen(g->comm, sizeof g->comm)));
+		json_object_set_new(o, "core_source", json_string("guest kernel (core channel)"));
+	}
 	return o;
 }
 
@@ -573,7 +583,7 @@ static int write_data_files(const struct crash_state *cs, struct report_facts *f
 {
 	for (size_t i = 0; i < sizeof(data_files) / sizeof(data_files[0]); i++) {
 		const struct data_file *df = &data_files[i];
-		if (df->app_only && !cs->app)
+		if (df->app_only && !cs->app && !cs->guest_core)
 			continue;
 		int fd = open_new(f->tmp, df->name, err);
 		if (fd < 0)

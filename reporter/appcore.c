@@ -360,6 +360,14 @@ static bool map_valid(const struct tvm_mapping *mp)
 
 int write_app_core(const struct crash_state *cs, int fd, struct tvm_err *err)
 {
+	if (cs && cs->guest_core) { /* a Linux guest's: Linux wrote it whole */
+		const struct guest_core *g = cs->guest_core;
+		if (!g->data || g->len > CORE_CHANNEL_MAX)
+			return tvm_seterr(err, "application core: no data from the core channel");
+		if (dump_pwrite_all(fd, g->data, g->len, 0, "the application core", err) < 0)
+			return -1;
+		return dump_finish(fd, g->len, "the application core", err);
+	}
 	if (!cs || !cs->app)
 		return tvm_seterr(err, "application core: no application fault record");
 	const struct app_fault *app = cs->app;

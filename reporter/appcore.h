@@ -1,6 +1,7 @@
 /* reporter/appcore.h - the application's process core (app.core), as Linux
  * writes one for a crashed process, from a trialos application fault, so that
- * `gdb APP app.core` shows the backtrace.
+ * `gdb APP app.core` shows the backtrace. (For a Linux guest's process the
+ * core its kernel wrote, cs->guest_core, is written out as it is.)
  *
  * Layout: ET_CORE EM_X86_64; PT_NOTE first, then one PT_LOAD per user mapping
  * of the fault record (cs->app->maps, in that order): p_vaddr = start,
@@ -31,7 +32,7 @@
 
 #define TVM_APPCORE_AUXV_MAX 4096u
 
-/* Write app.core for a CRASH_APP_FAULT (cs->app set) to fd (regular file:
+/* Write app.core for a CRASH_APP_FAULT (cs->app or cs->guest_core set) to fd (regular file:
  * pwrite from 0, truncated to size, fsync'ed). 0 on success; -1 with err. */
 int write_app_core(const struct crash_state *cs, int fd, struct tvm_err *err);
 

@@ -12,13 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../devices/devices.h"
 #include "../devices/hcall.h"
 #include "../vmm/cpu_state.h"
 #include "../vmm/vm.h"
 
 /* Why the run ended, in the terms of the dumps. */
 enum crash_kind {
-	CRASH_APP_FAULT,      /* trialos application fault (app fields valid) */
+	CRASH_APP_FAULT,      /* application fault: trialos's (app) or a Linux guest's (guest_core) */
 	CRASH_PANIC,          /* guest kernel panic (pvpanic) */
 	CRASH_BREAKPOINT,     /* --crash-on SYMBOL was hit */
 	CRASH_TRIPLE_FAULT,
@@ -49,6 +50,9 @@ struct crash_state {
 	/* ...and the application's file on this host (absolute path; app.core's
 	 * NT_FILE names it), NULL when unknown. */
 	const char *app_file;
+	/* A Linux guest's crashed process: its core as the guest's kernel wrote
+	 * it, from the core channel (app.core holds it as it is); NULL else. */
+	const struct guest_core *guest_core;
 	/* The crashing vCPU's state at the event is gone (KVM re-initialised
 	 * it: AMD after a triple fault); cpu[crashing_cpu] then holds the last
 	 * state trialvm saw (or zeros), and cpu_state_note says which and why. */

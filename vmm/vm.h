@@ -153,6 +153,7 @@ enum tvm_event_kind {
 	TVM_EV_HANG,           /* the guest made no progress (--hang-timeout) */
 	TVM_EV_CHECKPOINT,     /* `snapshot checkpoint` wrote its snapshot: the run ends */
 	TVM_EV_QUIT,           /* a control client asked for the end (run --control) */
+	TVM_EV_GUEST_CORE,     /* a Linux guest's process crashed; payload: struct guest_core (devices.h) */
 };
 
 struct tvm_event {

@@ -9,6 +9,11 @@
  *      NUL-terminated) as a child, stdio on /dev/hvc0 (else /dev/console),
  *      environment PATH, HOME=/root, TERM=linux, and reaps every orphan
  *      meanwhile (it is PID 1);
+ *      Before that it makes itself the kernel's core_pattern helper
+ *      (copied to /run/trialvm/init, a tmpfs): a process that dies of a
+ *      signal has its core, as Linux writes it, piped to
+ *      "init core PID SIGNAL COMM", which sends it to trialvm over the core
+ *      channel (/dev/hvc1, raw; devices/core_channel.c has the frame);
  *   5. when the program ends: sync, then powers off through trialvm's
  *      power-off port with the program's exit status (128 + signal when a
  *      signal killed it), or, outside trialvm, reboot(POWER_OFF).
@@ -17,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +31,11 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,8 +147,111 @@ static char **read_argv(void)
 	return args;
 }
 
-int main(void)
+#define CORE_MAX (256u << 20) /* devices/core_channel.c's CORE_CHANNEL_MAX */
+
+static int write_full(int fd, const void *p, size_t n)
 {
+	for (const char *c = p; n;) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		c += w, n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The core_pattern helper: the core on stdin to the core channel. */
+static int send_core(int argc, char **argv)
+{
+	if (argc < 5)
+		return 2;
+	size_t cap = 1u << 20, len = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (!buf)
+			return 1;
+		if (len == cap) {
+			if (cap >= CORE_MAX) {
+				say("trialvm-init: the core of %s is larger than %u MiB; not sent", argv[4], CORE_MAX >> 20);
+				return 1;
+			}
+			cap *= 2;
+			buf = realloc(buf, cap);
+			continue;
+		}
+		ssize_t n = read(0, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return 1;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	int fd = open("/dev/hvc1", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		say("trialvm-init: no core channel (/dev/hvc1: %s); the core of %s is lost", strerror(errno), argv[4]);
+		return 1;
+	}
+	struct termios t;
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+	uint8_t h[40] = "TVMCORE1";
+	uint32_t pid = (uint32_t)strtoul(argv[2], NULL, 10), sig = (uint32_t)strtoul(argv[3], NULL, 10);
+	uint64_t l = len;
+	memcpy(h + 8, &sig, 4);
+	memcpy(h + 12, &pid, 4);
+	memcpy(h + 16, &l, 8);
+	strncpy((char *)h + 24, argv[4], 15);
+	int r = write_full(fd, h, sizeof h) == 0 && write_full(fd, buf, len) == 0 ? 0 : 1;
+	tcdrain(fd);
+	close(fd);
+	return r;
+}
+
+/* /run as a tmpfs holding a copy of this program, the core_pattern helper. */
+static void install_core_helper(void)
+{
+	mkdir("/run", 0755);
+	if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 || mkdir("/run/trialvm", 0755) < 0) {
+		say("trialvm-init: no tmpfs for the core helper (%s): crashed processes leave no core", strerror(errno));
+		return;
+	}
+	int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int out = open("/run/trialvm/init", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	char b[65536];
+	ssize_t n;
+	bool ok = in >= 0 && out >= 0;
+	while (ok && (n = read(in, b, sizeof b)) > 0)
+		ok = write_full(out, b, (size_t)n) == 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	int fd = ok ? open("/proc/sys/kernel/core_pattern", O_WRONLY | O_CLOEXEC) : -1;
+	static const char pat[] = "|/run/trialvm/init core %P %s %e";
+	ok = fd >= 0 && write_full(fd, pat, sizeof pat - 1) == 0;
+	if (fd >= 0)
+		close(fd);
+	/* the dying process's exit waits for the helper: the core is sent
+	 * before the program's status can end the run */
+	fd = open("/proc/sys/kernel/core_pipe_limit", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ok = ok && write_full(fd, "1", 1) == 0;
+		close(fd);
+	}
+	if (!ok)
+		say("trialvm-init: cannot install the core helper: crashed processes leave no core");
+}
+
+int main(int argc, char **argv_in)
+{
+	if (argc > 1 && !strcmp(argv_in[1], "core"))
+		return send_core(argc, argv_in);
 	if (getpid() != 1)
 		die("this is trialvm's /init for Linux images; it runs as PID 1 only");
 	mount_or_die("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -161,6 +273,7 @@ int main(void)
 		die("cannot switch to the root file system: %s", strerror(errno));
 	mkdir("/tmp", 01777);
 	mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	install_core_helper();
 
 	const char *tty = access("/dev/hvc0", F_OK) == 0 ? "/dev/hvc0" : "/dev/console";
 	pid_t app = fork();
@@ -177,6 +290,7 @@ int main(void)
 			close(fd);
 		char *envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
 				 "TERM=linux", NULL };
+		setrlimit(RLIMIT_CORE, &(struct rlimit){ RLIM_INFINITY, RLIM_INFINITY });
 		execve(argv[0], argv, envp);
 		die("cannot run %s: %s", argv[0], strerror(errno));
 	}
