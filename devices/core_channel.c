@@ -10,9 +10,10 @@
  * When a frame is complete, the device raises TVM_EV_GUEST_CORE (payload:
  * struct guest_core, pointing into this device's buffer, valid until the VM
  * is destroyed): the run ends as an application crash whose report holds
- * the core as app.core. Everything is hostile: a bad magic, a length over
- * CORE_CHANNEL_MAX, bytes after the frame: the device ignores the rest of
- * what the guest sends (logged once) and raises nothing. The buffer is
+ * the core as app.core. Everything is hostile: a bad magic, a length of 0
+ * or over CORE_CHANNEL_MAX, a bad signal: the device ignores the rest of
+ * what the guest sends (logged once) and raises nothing; bytes after a
+ * whole frame are ignored (logged once). The buffer is
  * reserved at creation (MAP_NORESERVE: pages only as the guest fills them),
  * so the vCPU threads never map memory. */
 #include "devices.h"
@@ -29,76 +30,82 @@
 
 #define RXQ 0
 #define TXQ 1
-#define HDR 40u
 #define CHUNK 65536u
-
-enum state { RECEIVING, DONE, BROKEN };
 
 struct core_channel {
 	struct vm *vm;
-	uint8_t hdr[HDR];
-	uint64_t got;  /* bytes of the frame so far, header included */
-	uint8_t *buf;  /* CORE_CHANNEL_MAX bytes, reserved */
-	enum state st;
-	struct guest_core info;
+	struct core_frame f;
+	bool warned;
 };
 
-static void broken(struct core_channel *c, const char *why)
+int core_frame_feed(struct core_frame *f, const uint8_t *p, uint64_t n, const char **why)
 {
-	if (c->st != BROKEN)
-		tvm_log("warning: core channel: %s; the guest's core is ignored", why);
-	c->st = BROKEN;
+	int done = 0;
+	while (n && f->st == CORE_FRAME_RECEIVING) {
+		if (f->got < CORE_FRAME_HDR) {
+			uint64_t k = CORE_FRAME_HDR - f->got < n ? CORE_FRAME_HDR - f->got : n;
+			memcpy(f->hdr + f->got, p, k);
+			f->got += k, p += k, n -= k;
+			if (f->got < CORE_FRAME_HDR)
+				return 0;
+			memcpy(&f->info.signo, f->hdr + 8, 4);
+			memcpy(&f->info.pid, f->hdr + 12, 4);
+			memcpy(&f->info.len, f->hdr + 16, 8);
+			memcpy(f->info.comm, f->hdr + 24, 16);
+			f->info.comm[sizeof(f->info.comm) - 1] = 0;
+			if (memcmp(f->hdr, "TVMCORE1", 8)) {
+				*why = "a frame without the TVMCORE1 magic";
+				f->st = CORE_FRAME_BROKEN;
+			} else if (f->info.len == 0 || f->info.len > f->cap) {
+				*why = "a frame with a core length of 0 or over the limit";
+				f->st = CORE_FRAME_BROKEN;
+			} else if (f->info.signo == 0 || f->info.signo > 64) {
+				*why = "a frame with a signal number outside 1-64";
+				f->st = CORE_FRAME_BROKEN;
+			}
+			continue;
+		}
+		uint64_t have = f->got - CORE_FRAME_HDR, k = f->info.len - have < n ? f->info.len - have : n;
+		memcpy(f->buf + have, p, k);
+		f->got += k, p += k, n -= k;
+		if (have + k == f->info.len) {
+			f->st = CORE_FRAME_DONE;
+			f->info.data = f->buf;
+			done = 1;
+		}
+	}
+	if (n && f->st == CORE_FRAME_DONE) {
+		*why = "bytes after the core";
+		f->st = CORE_FRAME_BROKEN;
+	}
+	return done ? 1 : f->st == CORE_FRAME_BROKEN ? -1 : 0;
 }
 
 static void take(struct core_channel *c, const uint8_t *p, uint64_t n, int vcpu)
 {
-	while (n && c->st == RECEIVING) {
-		if (c->got < HDR) {
-			uint64_t k = HDR - c->got < n ? HDR - c->got : n;
-			memcpy(c->hdr + c->got, p, k);
-			c->got += k, p += k, n -= k;
-			if (c->got < HDR)
-				return;
-			if (memcmp(c->hdr, "TVMCORE1", 8)) {
-				broken(c, "a frame without the TVMCORE1 magic");
-				return;
-			}
-			memcpy(&c->info.signo, c->hdr + 8, 4);
-			memcpy(&c->info.pid, c->hdr + 12, 4);
-			memcpy(&c->info.len, c->hdr + 16, 8);
-			memcpy(c->info.comm, c->hdr + 24, 16);
-			c->info.comm[sizeof(c->info.comm) - 1] = 0;
-			if (c->info.len == 0 || c->info.len > CORE_CHANNEL_MAX || c->info.signo == 0 || c->info.signo > 64) {
-				broken(c, "a frame with a core length of 0 or over the limit, or a bad signal");
-				return;
-			}
-			continue;
-		}
-		uint64_t have = c->got - HDR, k = c->info.len - have < n ? c->info.len - have : n;
-		memcpy(c->buf + have, p, k);
-		c->got += k, p += k, n -= k;
-		if (c->got - HDR == c->info.len) {
-			c->st = DONE;
-			c->info.data = c->buf;
-			struct guest_core *gc = malloc(sizeof(*gc));
-			if (!gc) {
-				broken(c, "out of memory");
-				return;
-			}
-			*gc = c->info;
-			struct tvm_event ev = { .kind = TVM_EV_GUEST_CORE, .reason = gc->signo, .payload = gc,
-						.payload_len = sizeof(*gc) };
-			char comm[sizeof(gc->comm)];
-			for (size_t i = 0; i < sizeof(comm); i++)
-				comm[i] = gc->comm[i] && (gc->comm[i] < 0x20 || gc->comm[i] > 0x7e) ? '?' : gc->comm[i];
-			const char *sn = signal_name(gc->signo);
-			snprintf(ev.detail, sizeof(ev.detail), "the guest's process %s (pid %u) died of %s%s%u%s", comm,
-				 gc->pid, sn ? sn : "signal ", sn ? " (" : "", gc->signo, sn ? ")" : "");
-			vm_raise(c->vm, vcpu < 0 ? 0 : vcpu, &ev);
-		}
+	const char *why = NULL;
+	int r = core_frame_feed(&c->f, p, n, &why);
+	if (c->f.st == CORE_FRAME_BROKEN && !c->warned) {
+		c->warned = true;
+		tvm_log("warning: core channel: %s; the guest's core is ignored", why ? why : "a broken frame");
 	}
-	if (n && c->st == DONE)
-		broken(c, "bytes after the core");
+	if (r != 1)
+		return;
+	struct guest_core *gc = malloc(sizeof(*gc));
+	if (!gc) {
+		tvm_log("warning: core channel: out of memory; the guest's core is ignored");
+		return;
+	}
+	*gc = c->f.info;
+	struct tvm_event ev = { .kind = TVM_EV_GUEST_CORE, .reason = gc->signo, .payload = gc,
+				.payload_len = sizeof(*gc) };
+	char comm[sizeof(gc->comm)];
+	for (size_t i = 0; i < sizeof(comm); i++)
+		comm[i] = gc->comm[i] && (gc->comm[i] < 0x20 || gc->comm[i] > 0x7e) ? '?' : gc->comm[i];
+	const char *sn = signal_name(gc->signo);
+	snprintf(ev.detail, sizeof(ev.detail), "the guest's process %s (pid %u) died of %s%s%u%s", comm, gc->pid,
+		 sn ? sn : "signal ", sn ? " (" : "", gc->signo, sn ? ")" : "");
+	vm_raise(c->vm, vcpu < 0 ? 0 : vcpu, &ev);
 }
 
 static int64_t serve(void *ctx, struct virtio_mmio *t, struct virtq_elem *e)
@@ -149,14 +156,14 @@ static int load(void *dev, const struct vs_in *in, uint16_t version, struct tvm_
 {
 	(void)in, (void)version, (void)err;
 	struct core_channel *c = dev;
-	c->got = 0;
-	c->st = RECEIVING;
+	c->f.got = 0;
+	c->f.st = CORE_FRAME_RECEIVING;
 	return 0;
 }
 static void destroy(void *dev)
 {
 	struct core_channel *c = dev;
-	munmap(c->buf, CORE_CHANNEL_MAX);
+	munmap(c->f.buf, CORE_CHANNEL_MAX);
 	free(c);
 }
 static const struct vm_device_ops channel_dev_ops = { .version = 1, .save = save, .load = load, .destroy = destroy };
@@ -167,8 +174,9 @@ int core_channel_init(struct vm *vm, struct tvm_err *err)
 	if (!c)
 		return tvm_seterr(err, "out of memory");
 	c->vm = vm;
-	c->buf = mmap(NULL, CORE_CHANNEL_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (c->buf == MAP_FAILED) {
+	c->f.cap = CORE_CHANNEL_MAX;
+	c->f.buf = mmap(NULL, CORE_CHANNEL_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (c->f.buf == MAP_FAILED) {
 		int e = errno;
 		free(c);
 		return tvm_seterr(err, "cannot reserve the core channel's buffer: %s", strerror(e));

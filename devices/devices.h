@@ -65,6 +65,23 @@ struct guest_core {
 	const uint8_t *data; /* len bytes, the device's, valid until vm_destroy */
 };
 int core_channel_init(struct vm *vm, struct tvm_err *err);
+/* The frame parser (exported for tests): feed it the guest's bytes in any
+ * pieces; buf holds cap bytes (a frame's core at most cap). 1 when this
+ * call completed the frame (info valid, info.data = buf; bytes after it in
+ * the same call break the stream, st says so), 0 when more is needed, -1
+ * when the stream is broken (*why set by the call that broke it: a bad
+ * magic, a length of 0 or over cap, a signal outside 1-64, bytes after the
+ * core; everything after is ignored). */
+#define CORE_FRAME_HDR 40u
+enum { CORE_FRAME_RECEIVING, CORE_FRAME_DONE, CORE_FRAME_BROKEN };
+struct core_frame {
+	uint8_t hdr[CORE_FRAME_HDR];
+	uint64_t got, cap;
+	uint8_t *buf;
+	int st;
+	struct guest_core info;
+};
+int core_frame_feed(struct core_frame *f, const uint8_t *p, uint64_t n, const char **why);
 
 /* ---- virtio-blk disks (devices/virtio_blk.c, devices/overlay.h) ----
  * --disk FILE[,ro][,overlay=PATH]. FILE (the master image) is opened
