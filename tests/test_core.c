@@ -39,6 +39,21 @@ static void test_parse_size(void)
 	CHECK("size-mul-overflow", parse_size("17179869184G", &v) < 0);
 }
 
+/* An error may be given context with its own message as an argument. */
+static void test_seterr(void)
+{
+	struct tvm_err e;
+	tvm_seterr(&e, "cannot open %s", "x.ko");
+	CHECK("seterr-self", tvm_seterr(&e, "module %d: %s", 3, e.msg) == -1 &&
+				     !strcmp(e.msg, "module 3: cannot open x.ko"));
+	char big[600];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	tvm_seterr(&e, "%s", big);
+	CHECK("seterr-truncated", strlen(e.msg) == sizeof(e.msg) - 1);
+	CHECK("seterr-null", tvm_seterr(NULL, "x") == -1);
+}
+
 static int hits;
 static uint64_t last_off;
 static unsigned last_size;
@@ -362,6 +377,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	test_parse_size();
+	test_seterr();
 	test_escape();
 	test_console_tail();
 	test_console_stdout();

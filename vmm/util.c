@@ -52,10 +52,14 @@ const char *signal_name(unsigned signo) { return signo < 32 ? sig_names[signo] :
 int tvm_seterr(struct tvm_err *e, const char *fmt, ...)
 {
 	if (e) {
+		/* Through a copy: callers may pass e->msg itself as an argument
+		 * to add context to an error a callee set. */
+		char buf[sizeof(e->msg)];
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		vsnprintf(buf, sizeof(buf), fmt, ap);
 		va_end(ap);
+		memcpy(e->msg, buf, sizeof(buf));
 	}
 	return -1;
 }

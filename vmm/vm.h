@@ -52,7 +52,8 @@ const void *gmem_ptr_ro(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 struct vm;
 
 /* Error reporting for setup code: functions return -1 and fill `err`
- * with one human-readable sentence (no trailing newline). */
+ * with one human-readable sentence (no trailing newline). tvm_seterr may
+ * be given e->msg as an argument, to add context to a callee's error. */
 struct tvm_err { char msg[512]; };
 int tvm_seterr(struct tvm_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
