@@ -221,13 +221,11 @@ static int add_mod(struct build *b, const char *file, const char *path, bool bui
 static int walk_mod(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	(void)ftw;
+	/* Only plain .ko files count (add_mod checks the name): Debian's
+	 * packages ship modules uncompressed, and fetch-debian-kernel.sh
+	 * unpacks them as they are. */
 	if (type == FTW_F && S_ISREG(st->st_mode))
 		return add_mod(walking, path, path, false) < 0 ? -1 : 0;
-	if (type == FTW_F) {
-		size_t n = strlen(path);
-		if (n > 6 && (!strcmp(path + n - 6, ".ko.xz") || !strcmp(path + n - 7, ".ko.zst")))
-			return 0;
-	}
 	return 0;
 }
 
@@ -235,9 +233,10 @@ static int walk_mod(const char *path, const struct stat *st, int type, struct FT
  * into deps (at most max). */
 static int mod_deps(const char *path, char deps[][64], int max, struct tvm_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	int fd = open_regular(path, &st, err);
 	if (fd < 0)
-		return tvm_seterr(err, "cannot open module %s: %s", path, strerror(errno));
+		return tvm_seterr(err, "module: %s", err->msg);
 	int n = 0;
 	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
 	size_t shstrndx;
