@@ -1,5 +1,5 @@
 #!/bin/sh
-# images/fetch-debian-kernel.sh [--flavor FLAVOR] [--modules] OUTDIR
+# images/fetch-debian-kernel.sh [--flavor FLAVOR] [--modules] [--headers] OUTDIR
 #
 # Fetch one of Debian's kernels (the metapackage linux-image-FLAVOR, default
 # cloud-amd64, and the versioned linux-image-*-FLAVOR package it depends on)
@@ -9,31 +9,38 @@
 #   boot/System.map-*         -> OUTDIR/System.map
 #   the package's version     -> OUTDIR/release  (e.g. 6.1.0-57-amd64)
 #   lib/modules/RELEASE/      -> OUTDIR/modules/ (with --modules)
+#   with --headers: linux-headers-RELEASE, its -common and linux-kbuild
+#   packages of the same version, unpacked into OUTDIR/headers/, where
+#   OUTDIR/headers/build is the directory to build out-of-tree modules
+#   against (make -C OUTDIR/headers/build M=DIR modules, with gcc-12)
 # Idempotent: does nothing when OUTDIR/vmlinuz (and, with --modules,
-# OUTDIR/modules) already exists. Runs `apt-get update` only when the first
+# OUTDIR/modules; with --headers, OUTDIR/headers/build) already exists. Runs `apt-get update` only when the first
 # download attempt fails. Used for the tests' Linux guest (cloud-amd64) and
 # for the emulated KVM host of ci/kvm-host (amd64, with its modules).
 set -eu
 
 flavor=cloud-amd64
 modules=0
+headers=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--flavor) [ $# -ge 2 ] || { echo "$0: --flavor needs a value" >&2; exit 2; }; flavor=$2; shift 2 ;;
 	--modules) modules=1; shift ;;
+	--headers) headers=1; shift ;;
 	--) shift; break ;;
 	-*) echo "$0: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
 done
 if [ $# -ne 1 ]; then
-	echo "usage: $0 [--flavor FLAVOR] [--modules] OUTDIR" >&2
+	echo "usage: $0 [--flavor FLAVOR] [--modules] [--headers] OUTDIR" >&2
 	exit 2
 fi
 out=$1
 meta=linux-image-$flavor
 
-if [ -s "$out/vmlinuz" ] && [ -s "$out/release" ] && { [ $modules -eq 0 ] || [ -d "$out/modules" ]; }; then
+have_kernel() { [ -s "$out/vmlinuz" ] && [ -s "$out/release" ] && { [ $modules -eq 0 ] || [ -d "$out/modules" ]; }; }
+if have_kernel && { [ $headers -eq 0 ] || [ -e "$out/headers/build/Makefile" ]; }; then
 	echo "fetch-debian-kernel: $out/vmlinuz already exists, nothing to do"
 	exit 0
 fi
@@ -48,6 +55,50 @@ done
 mkdir -p "$out"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tvm-kernel.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# The headers for out-of-tree modules of RELEASE (the kernel's own
+# version): the packages' files under $out/headers, the amd64 headers'
+# one-line Makefile pointed at the unpacked -common tree (it names
+# /usr/src/...). Needs apt lists that know the packages.
+fetch_headers() {
+	release=$(cat "$out/release")
+	hdr=linux-headers-$release
+	kbuild=$(apt-cache depends "$hdr" 2>/dev/null | sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-kbuild-[0-9.]*\)[[:space:]]*$/\1/p' | head -n 1)
+	common=$(apt-cache depends "$hdr" 2>/dev/null | sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-headers-[^[:space:]]*-common\)[[:space:]]*$/\1/p' | head -n 1)
+	if [ -z "$kbuild" ] || [ -z "$common" ]; then
+		apt-get update >"$tmp/update.log" 2>&1 || true
+		kbuild=$(apt-cache depends "$hdr" 2>/dev/null | sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-kbuild-[0-9.]*\)[[:space:]]*$/\1/p' | head -n 1)
+		common=$(apt-cache depends "$hdr" 2>/dev/null | sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-headers-[^[:space:]]*-common\)[[:space:]]*$/\1/p' | head -n 1)
+	fi
+	if [ -z "$kbuild" ] || [ -z "$common" ]; then
+		echo "fetch-debian-kernel: cannot resolve $hdr and what it depends on (apt lists without it, or offline)" >&2
+		exit 1
+	fi
+	mkdir "$tmp/h"
+	if ! (cd "$tmp/h" && apt-get download "$hdr" "$common" "$kbuild") >"$tmp/apt-h.log" 2>&1; then
+		echo "fetch-debian-kernel: 'apt-get download $hdr $common $kbuild' failed:" >&2
+		tail -n 5 "$tmp/apt-h.log" >&2
+		exit 1
+	fi
+	rm -rf "$out/headers.tmp" "$out/headers"
+	mkdir "$out/headers.tmp"
+	for d in "$tmp"/h/*.deb; do dpkg-deb -x "$d" "$out/headers.tmp"; done
+	src=$out/headers.tmp/usr/src
+	if [ ! -f "$src/$hdr/Makefile" ] || [ ! -f "$src/$common/Makefile" ]; then
+		echo "fetch-debian-kernel: $hdr unpacked without its Makefiles" >&2
+		exit 1
+	fi
+	# absolute, as Debian's own one-line Makefile is; then the whole tree
+	# appears at once
+	printf 'include %s/headers/usr/src/%s/Makefile\n' "$(cd "$out" && pwd)" "$common" >"$src/$hdr/Makefile"
+	ln -s "usr/src/$hdr" "$out/headers.tmp/build"
+	mv "$out/headers.tmp" "$out/headers"
+	echo "fetch-debian-kernel: $hdr -> $out/headers/build"
+}
+if have_kernel; then
+	fetch_headers
+	exit 0
+fi
 
 # The versioned package the metapackage depends on, e.g.
 # linux-image-6.1.0-26-cloud-amd64 (apt-cache works from the local lists).
@@ -120,3 +171,6 @@ printf '%s\n' "$release" >"$out/release.tmp" && mv "$out/release.tmp" "$out/rele
 # vmlinuz last, atomically: its presence marks a complete fetch.
 cp "$vmlinuz" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 echo "fetch-debian-kernel: $pkg -> $out/vmlinuz ($(wc -c <"$out/vmlinuz") bytes)"
+if [ $headers -eq 1 ]; then
+	fetch_headers
+fi

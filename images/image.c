@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../guests/include/trialvm_abi.h"
 #include "../vmm/fileio.h"
 #include "image_int.h"
 
@@ -169,4 +170,34 @@ int image_cli_main(int argc, char **argv)
 	}
 	fprintf(stderr, "trialvm: unknown image command '%s'\nTry 'trialvm image --help'.\n", argv[1]);
 	return TVM_EXIT_USAGE;
+}
+
+int image_args_append(char *cmdline, size_t cap, char *const *args, int nargs, struct tvm_err *err)
+{
+	/* Linux hands /init at most 32 words (CONFIG_INIT_ENV_ARG_LIMIT; more
+	 * panic it at boot): its name, the marker, 30 more. */
+	if (nargs > IMAGE_ARGS_MAX)
+		return tvm_seterr(err, "%d arguments for the program; Linux passes at most %d through its command line",
+				  nargs, IMAGE_ARGS_MAX);
+	size_t pos = strnlen(cmdline, cap);
+	int n = snprintf(cmdline + pos, cap - pos, "%s-- %s", pos ? " " : "", TVM_INIT_ARGS_MARKER);
+	if (n < 0 || (size_t)n >= cap - pos)
+		return tvm_seterr(err, "the command line is longer than %zu bytes", cap - 1);
+	pos += (size_t)n;
+	for (int i = 0; i < nargs; i++) {
+		for (const unsigned char *c = (const unsigned char *)args[i]; *c; c++)
+			if (*c == '"' || *c < 0x20 || *c == 0x7f)
+				return tvm_seterr(err, "argument %d (\"%.40s\") holds %s, which Linux's command line cannot "
+						  "pass to the program", i + 1, args[i],
+						  *c == '"' ? "a '\"'" : "a control character");
+		if (!strcmp(args[i], "--"))
+			return tvm_seterr(err, "argument %d is \"--\", where Linux's command line ends the program's "
+					  "arguments", i + 1);
+		/* "WORD": Linux's parser drops the quotes and keeps the spaces. */
+		n = snprintf(cmdline + pos, cap - pos, " \"%s\"", args[i]);
+		if (n < 0 || (size_t)n >= cap - pos)
+			return tvm_seterr(err, "the program's arguments do not fit in the %zu-byte command line", cap - 1);
+		pos += (size_t)n;
+	}
+	return 0;
 }

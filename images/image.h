@@ -38,6 +38,14 @@ struct image {
  * saying which part is wrong and what to do. */
 int image_open(const char *dir, struct image *im, struct tvm_err *err);
 
+/* Append " -- " TVM_INIT_ARGS_MARKER and each of args, quoted for Linux's
+ * command-line parser, to the NUL-terminated cmdline (cap bytes): the
+ * image's /init runs its program with these arguments instead of the
+ * image's. An argument holding '"' or a control character, or one that is
+ * "--", cannot pass through Linux's parser and is refused. 0, or -1 with err. */
+#define IMAGE_ARGS_MAX 28
+int image_args_append(char *cmdline, size_t cap, char *const *args, int nargs, struct tvm_err *err);
+
 /* `trialvm image ...` (argv[0] = "image"): the exit status. */
 int image_cli_main(int argc, char **argv);
 

@@ -38,7 +38,9 @@ extern char **environ;
 #define MAX_PKGS 64
 #define MAX_MODS 512
 #define MODULE_MAX (64u << 20)
-#define DEFAULT_CMDLINE "console=ttyS0 quiet panic_on_oops=1 softlockup_panic=1"
+/* oops=panic: Linux has no panic_on_oops= boot parameter (that name is a
+ * sysctl; the kernel hands an unknown word to init) */
+#define DEFAULT_CMDLINE "console=ttyS0 quiet oops=panic softlockup_panic=1 hung_task_panic=1"
 
 /* The modules trialvm's devices and /init need; optional ones may be
  * missing from the kernel. crc32c_generic is what ext4's "softdep=pre:

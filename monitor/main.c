@@ -67,7 +67,7 @@ static const char usage_main[] =
 
 static const char usage_run[] =
 	"Usage: trialvm run [OPTIONS] --kernel FILE\n"
-	"       trialvm run [OPTIONS] --image DIR\n"
+	"       trialvm run [OPTIONS] --image DIR [-- ARGS...]\n"
 	"       trialvm run [OPTIONS] --app PROGRAM [-- ARGS...]\n"
 	"\n"
 	"Boot a kernel in a new VM and run it until it powers off or crashes.\n"
@@ -80,7 +80,9 @@ static const char usage_run[] =
 	"  --image DIR          a master image 'trialvm image linux' built: its kernel,\n"
 	"                       initramfs, command line, machine size and root disk\n"
 	"                       (first, before any --disk); every part's sha256 is\n"
-	"                       checked first\n"
+	"                       checked first; ARGS after '--' replace the arguments\n"
+	"                       the image gives its program (no '\"' nor control\n"
+	"                       characters in them)\n"
 	"  --cmdline STR        kernel command line (with --image: appended to its own)\n"
 	"  --app PROGRAM        run a static x86-64 Linux program on the bundled trialos\n"
 	"                       kernel; arguments after '--' become its argv[1...]\n"
@@ -719,8 +721,9 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	if (rsp->report_every > 0 && !rsp->report_dir)
 		return usage_error("--report-every writes reports, and --no-report asks for none");
 	if (optind < argc) {
-		if (!rsp->app)
-			return usage_error("unexpected argument '%s' (arguments after -- need --app)", argv[optind]);
+		if (!rsp->app && !cli->image)
+			return usage_error("unexpected argument '%s' (arguments after -- need --app or --image)",
+					   argv[optind]);
 		cli->app_args = argv + optind;
 		cli->app_nargs = argc - optind;
 	}
@@ -749,6 +752,11 @@ static int setup_image(struct run_settings *rsp, struct run_cli *cli)
 			 rsp->lo.cmdline ? rsp->lo.cmdline : "");
 	if (n < 0 || (size_t)n >= sizeof(cli->cmdline_buf))
 		return usage_error("the command line is longer than %u bytes", TVM_CMDLINE_MAX - 1);
+	if (cli->app_nargs > 0 && rsp->restore)
+		return usage_error("--restore with arguments for the program: it is already running in the snapshot");
+	if (cli->app_nargs > 0 && image_args_append(cli->cmdline_buf, sizeof(cli->cmdline_buf), cli->app_args,
+						    cli->app_nargs, &err) < 0)
+		return usage_error("%s", err.msg);
 	struct disk_spec root;
 	if (disk_spec_parse(im.rootfs, &root, &err) < 0) {
 		tvm_log("error: --image: %s", err.msg);

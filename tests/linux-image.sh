@@ -17,6 +17,10 @@ ROOT=$T/lroot
 mkdir -p "$ROOT/bin" "$ROOT/usr/bin"
 cp /bin/busybox "$ROOT/bin/busybox" && ln -s busybox "$ROOT/bin/sh"
 cp "$CRASH_TEST" "$ROOT/usr/bin/crash-test"
+# The vendor's buggy driver (tests/guests/kmod), built by tests/run.sh
+# against the kernel's headers.
+KMOD=$PWD/$BUILD/tests/kmod/tvm_fault.ko
+[ -s "$KMOD" ] && mkdir -p "$ROOT/usr/lib/trialvm-test" && cp "$KMOD" "$ROOT/usr/lib/trialvm-test/tvm_fault.ko"
 for lib in $(ldd "$CRASH_TEST" | grep -Eo '/[^ ]+'); do
 	mkdir -p "$ROOT$(dirname "$lib")" && cp -L "$lib" "$ROOT$lib"
 done
@@ -60,36 +64,66 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 	expect_rc image-boot 7 && expect_grep image-boot out "^crash-test: running on Linux $(cat "$KDIR_AMD64/release"), 2 CPUs" \
 		'^crash-test: exit 7' && pass image-boot
 
+	# The run's own arguments for the program (run --image DIR -- ARGS):
+	# through the kernel command line to /init, spaces and '=' intact.
+	vmrun image-args 300 run --image "$T/limg" --no-report -- args "a b" x=1 ''
+	expect_rc image-args 0 && expect_grep image-args out '^crash-test: arg \[a b\]' '^crash-test: arg \[x=1\]' \
+		'^crash-test: arg \[\]' && ! grep -q 'crash-test: exit 7' "$T/image-args.out" && pass image-args
+	vmrun image-args-quote 10 run --image "$T/limg" -- 'say "hi"'
+	expect_rc image-args-quote 126 && expect_grep image-args-quote err "argument 1 .* holds a '\"'" && pass image-args-quote
+
 	# A kernel panic, with no change by the vendor: Linux's pvpanic driver
 	# binds to the QEMU0001 device of trialvm's DSDT and reports it; the
 	# report's core.elf carries the guest's VMCOREINFO (readelf), which
-	# names this kernel's release.
-	vmrun image-linux-panic 120 image linux --rootfs "$ROOT" --kernel-dir "$KDIR_AMD64" --app /usr/bin/crash-test \
-		-o "$T/limg-panic" -- panic
-	if expect_rc image-linux-panic 0; then
-		vmrun image-panic 300 run --image "$T/limg-panic" --report-dir "$T/image-panic.reports"
-		if expect_rc image-panic 123 && expect_grep image-panic out 'Kernel panic - not syncing: sysrq triggered crash' &&
-			expect_grep image-panic err 'pvpanic' && expect_report image-panic panic core.elf memory.dmp; then
-			readelf -nW "$REPORT/core.elf" >"$T/image-panic.notes" 2>&1
-			if grep -Eq '^ *VMCOREINFO[[:space:]]' "$T/image-panic.notes" &&
-				strings -a "$REPORT/core.elf" | grep -qx "OSRELEASE=$(cat "$KDIR_AMD64/release")"; then
-				pass image-panic
-			else
-				fail image-panic "core.elf has no VMCOREINFO of $(cat "$KDIR_AMD64/release"): $(grep -E '^ *[A-Z]' "$T/image-panic.notes" | sort | uniq -c | tr -s ' ' | tr '\n' '|')"
-			fi
+	# names this kernel's release. The same for an oops (oops=panic on
+	# trialvm's command line), a soft lockup (softlockup_panic=1) and a
+	# task hung in D state (hung_task_panic=1): each becomes a panic.
+	kernel_report() { # NAME KIND: status 123, a report of KIND with this kernel's VMCOREINFO
+		expect_rc "$1" 123 && expect_report "$1" "$2" core.elf memory.dmp || return 1
+		readelf -nW "$REPORT/core.elf" >"$T/$1.notes" 2>&1
+		if grep -Eq '^ *VMCOREINFO[[:space:]]' "$T/$1.notes" &&
+			strings -a "$REPORT/core.elf" | grep -qx "OSRELEASE=$(cat "$KDIR_AMD64/release")"; then
+			return 0
 		fi
+		fail "$1" "core.elf has no VMCOREINFO of $(cat "$KDIR_AMD64/release"): $(grep -E '^ *[A-Z]' "$T/$1.notes" | sort | uniq -c | tr -s ' ' | tr '\n' '|')"
+		return 1
+	}
+	vmrun image-panic 300 run --image "$T/limg" --report-dir "$T/image-panic.reports" -- panic
+	kernel_report image-panic panic && expect_grep image-panic out 'Kernel panic - not syncing: sysrq triggered crash' &&
+		expect_grep image-panic err 'pvpanic' && pass image-panic
+	vmrun image-hung-task 300 run --image "$T/limg" --cmdline sysctl.kernel.hung_task_timeout_secs=2 \
+		--report-dir "$T/image-hung-task.reports" -- hang
+	kernel_report image-hung-task panic && expect_grep image-hung-task out 'crash-test: / is frozen' \
+		'task crash-test:[0-9]+ blocked for more than [0-9]+ seconds' 'Kernel panic - not syncing: hung_task: blocked tasks' &&
+		pass image-hung-task
+	if [ ! -s "$KMOD" ]; then
+		for t in image-oops image-softlockup image-hardlockup; do
+			skip $t "the test kernel module $KMOD was not built (Debian's linux-headers for $(cat "$KDIR_AMD64/release") not fetched: see the note tests/run.sh printed)"
+		done
+	else
+		ko=/usr/lib/trialvm-test/tvm_fault.ko
+		vmrun image-oops 300 run --image "$T/limg" --report-dir "$T/image-oops.reports" -- kernel $ko oops
+		kernel_report image-oops panic && expect_grep image-oops out 'BUG: kernel NULL pointer dereference' \
+			'RIP: 0010:tvm_fault_oops' 'Kernel panic - not syncing: Fatal exception' && pass image-oops
+		vmrun image-softlockup 300 run --image "$T/limg" --cmdline watchdog_thresh=1 \
+			--report-dir "$T/image-softlockup.reports" -- kernel $ko softlockup
+		kernel_report image-softlockup panic && expect_grep image-softlockup out 'BUG: soft lockup - CPU#[0-9]+ stuck' \
+			'tvm_fault_softlockup' 'Kernel panic - not syncing: softlockup: hung tasks' && pass image-softlockup
+		# Interrupts off: no detector in the guest runs on that CPU (and a VM
+		# has no NMI watchdog); trialvm's hang watch sees the vCPU stuck.
+		vmrun image-hardlockup 300 run --image "$T/limg" --hang-timeout 3 \
+			--report-dir "$T/image-hardlockup.reports" -- kernel $ko hardlockup
+		kernel_report image-hardlockup hang && expect_grep image-hardlockup out 'tvm_fault: hardlockup|loaded; hardlockup' &&
+			expect_grep image-hardlockup err 'vCPU [0-9]+ made no progress for 3000 ms .*CPL 0' && pass image-hardlockup
 	fi
 
 	# The vendor's process dies of a signal: the guest kernel's own core of
 	# it comes over the core channel and is the report's app.core, which
 	# gdb opens at the faulting function with its caller (Linux's notes
 	# and mappings: gdb needs no help from trialvm).
-	for how in segv:crash_here:SIGSEGV abort:abort:SIGABRT; do
+	for how in segv:crash_here:SIGSEGV abort:abort:SIGABRT fpe:crash_here:SIGFPE; do
 		mode=${how%%:*} rest=${how#*:} want_fn=${rest%%:*} want_sig=${rest#*:}
-		vmrun image-linux-$mode 120 image linux --rootfs "$ROOT" --kernel-dir "$KDIR_AMD64" --app /usr/bin/crash-test \
-			-o "$T/limg-$mode" -- "$mode"
-		expect_rc image-linux-$mode 0 || continue
-		vmrun image-$mode 300 run --image "$T/limg-$mode" --report-dir "$T/image-$mode.reports"
+		vmrun image-$mode 300 run --image "$T/limg" --report-dir "$T/image-$mode.reports" -- "$mode"
 		expect_rc image-$mode 123 && expect_grep image-$mode err "process crash-test \(pid [0-9]+\) died of $want_sig" &&
 			expect_report image-$mode app-fault core.elf memory.dmp app.core || continue
 		gdb -nx -batch -ex bt -ex 'info proc mappings' "$ROOT/usr/bin/crash-test" "$REPORT/app.core" >"$T/image-$mode.gdb" 2>&1

@@ -164,9 +164,16 @@ fi
 images/fetch-debian-kernel.sh "$BUILD/images/debian" >"$T/fetch.log" 2>&1 ||
 	echo "note: $(tail -1 "$T/fetch.log")" >&2
 # ...and linux-image-amd64 with its modules, for the Linux master image
-# (linux-image.sh reports a skip if this failed).
-images/fetch-debian-kernel.sh --flavor amd64 --modules "$BUILD/images/debian-amd64" >"$T/fetch-amd64.log" 2>&1 ||
+# (linux-image.sh reports a skip if this failed), with its headers, for
+# the tests' kernel module (the vendor's buggy driver: an oops, lockups).
+images/fetch-debian-kernel.sh --flavor amd64 --modules --headers "$BUILD/images/debian-amd64" >"$T/fetch-amd64.log" 2>&1 ||
 	echo "note: $(tail -1 "$T/fetch-amd64.log")" >&2
+rm -rf "$BUILD/tests/kmod"
+if [ -e "$BUILD/images/debian-amd64/headers/build/Makefile" ]; then
+	cp -r tests/guests/kmod "$BUILD/tests/kmod"
+	make -s -C "$BUILD/images/debian-amd64/headers/build" M="$(cd "$BUILD/tests/kmod" && pwd)" modules >"$T/kmod.log" 2>&1 ||
+		{ echo "note: the test kernel module did not build: $(grep -m1 -i error "$T/kmod.log")" >&2; rm -f "$BUILD/tests/kmod/tvm_fault.ko"; }
+fi
 
 # ------------------------------------------------------------ the VM suite
 kvm_mode "$BUILD"

@@ -1005,6 +1005,25 @@ static void test_vmlinux_elf(void)
 	check_boot_params("vmlinux_elf", vm, "root=/dev/vda", rd, sizeof(rd), 0x7fffffff);
 	check_linux_acpi("vmlinux_elf", vm, 1);
 	expect_fail("vmlinux_elf_cpio_rejected", vm, kp, rp, rp, NULL, false, "--cpio", NULL);
+	/* trialvm's own words (the virtio-mmio devices) go before a "--" (what
+	 * follows it is init's argv), not after; a quoted "--" is a word. */
+	static const struct { const char *user, *extra, *want; } dd[] = {
+		{ "ro -- a \"b c\"", "virtio_mmio.device=X", "ro virtio_mmio.device=X -- a \"b c\"" },
+		{ "-- a", "virtio_mmio.device=X", "virtio_mmio.device=X -- a" },
+		{ "ro x=\"1 -- 2\"", "virtio_mmio.device=X", "ro x=\"1 -- 2\" virtio_mmio.device=X" },
+		{ "ro --x", "E", "ro --x E" },
+		{ "ro --", "", "ro --" },
+	};
+	for (size_t i = 0; i < sizeof(dd) / sizeof(dd[0]); i++) {
+		struct load_opts o = { .kernel = kp, .cmdline = dd[i].user, .linux_cmdline_extra = dd[i].extra };
+		memset(&err, 0, sizeof(err));
+		rc = load_kernel(vm, &o, &be, &err);
+		const char *c = gpa_ptr(vm, GPA(LOADER_LINUX_CMDLINE), strlen(dd[i].want) + 1);
+		char name[64];
+		snprintf(name, sizeof(name), "vmlinux_elf_cmdline_dashes_%zu", i);
+		CHECKF(name, rc == 0 && c && !strcmp(c, dd[i].want), "rc %d (%s): '%s', want '%s'", rc, err.msg,
+		       c ? c : "(null)", dd[i].want);
+	}
 	char big[3000];
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;

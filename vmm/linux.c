@@ -395,6 +395,31 @@ struct linux_setup {
 	uint64_t klo, khi;        /* kernel footprint, for initrd placement */
 };
 
+/* Where the word "--" (outside quotes) begins in cmdline, as Linux's
+ * parser finds it, with the spaces before it skipped back over; strlen
+ * when there is none. */
+static size_t dashes_at(const char *c)
+{
+	bool quoted = false;
+	size_t i = 0;
+	for (;;) {
+		while (c[i] == ' ' || c[i] == '\t' || c[i] == '\n')
+			i++;
+		if (!c[i])
+			break;
+		size_t w = i;
+		for (; c[i] && (quoted || !(c[i] == ' ' || c[i] == '\t' || c[i] == '\n')); i++)
+			if (c[i] == '"')
+				quoted = !quoted;
+		if (i - w == 2 && c[w] == '-' && c[w + 1] == '-') {
+			while (w > 0 && (c[w - 1] == ' ' || c[w - 1] == '\t' || c[w - 1] == '\n'))
+				w--;
+			return w;
+		}
+	}
+	return strlen(c);
+}
+
 static int linux_finish(struct vm *vm, const struct load_opts *o, const struct linux_setup *ls,
 			uint64_t rip, struct boot_entry *entry, struct tvm_err *err)
 {
@@ -402,8 +427,12 @@ static int linux_finish(struct vm *vm, const struct load_opts *o, const struct l
 	 * virtio-mmio devices). */
 	const char *user = o->cmdline ? o->cmdline : "";
 	const char *extra = o->linux_cmdline_extra ? o->linux_cmdline_extra : "";
+	/* Linux gives the words after a "--" to init: trialvm's own go before it. */
+	size_t head = dashes_at(user);
 	char cmd[4096];
-	if ((size_t)snprintf(cmd, sizeof(cmd), "%s%s%s", user, (*user && *extra) ? " " : "", extra) >= sizeof(cmd))
+	int n = snprintf(cmd, sizeof(cmd), "%.*s%s%s%s%s", (int)head, user, (head && *extra) ? " " : "", extra,
+			 (user[head] && !head && *extra) ? " " : "", user + head);
+	if (n < 0 || (size_t)n >= sizeof(cmd))
 		return tvm_seterr(err, "the command line is longer than %zu bytes; shorten --cmdline", sizeof(cmd) - 1);
 	size_t clen = strlen(cmd);
 	uint32_t cmax = ls->cmdline_size < 0xfff ? ls->cmdline_size : 0xfff;

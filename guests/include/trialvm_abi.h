@@ -68,6 +68,12 @@ enum tvm_hcall_op {
 #define TVM_RANDOM_MAX 4096u
 #define TVM_CMDLINE_MAX 4096u
 
+/* A Linux image's /init (guests/linux/init.c): when its own argv (the words
+ * after the kernel command line's "--") holds this word, the words after it
+ * replace the arguments the image gives its program (`run --image DIR --
+ * ARGS`). */
+#define TVM_INIT_ARGS_MARKER "--trialvm-args"
+
 struct tvm_hcall {
 	uint32_t op;
 	int32_t result;

@@ -7,16 +7,27 @@
  *   crash-test abort     die of SIGABRT (abort())
  *   crash-test fpe       die of SIGFPE (an integer division by zero)
  *   crash-test panic     panic the kernel (writes 'c' to /proc/sysrq-trigger)
+ *   crash-test args A..  print each argument as "crash-test: arg [A]"
+ *   crash-test kernel KO MODE  load the kernel module KO (tests/guests/kmod:
+ *                        the vendor's buggy driver) and write MODE (oops,
+ *                        softlockup, hardlockup) to its /proc/tvm_fault
+ *   crash-test hang      block for good in the kernel (D state): freeze the
+ *                        root file system (FIFREEZE), then create a file on it
  * It prints "crash-test: running on Linux RELEASE, N CPUs" first. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 int *volatile null_pointer;
-volatile int zero;
+volatile int zero, one = 1;
 
 __attribute__((noinline)) static int crash_here(const char *how)
 {
@@ -25,7 +36,7 @@ __attribute__((noinline)) static int crash_here(const char *how)
 	else if (!strcmp(how, "abort"))
 		abort();
 	else if (!strcmp(how, "fpe"))
-		return 1 / zero;
+		return one / zero; /* both volatile: a real idiv (1 / x compiles to a compare) */
 	return 0;
 }
 
@@ -39,6 +50,37 @@ int main(int argc, char **argv)
 		printf("crash-test: exit %d\n", atoi(argv[2]));
 		return atoi(argv[2]);
 	}
+	if (argc > 1 && !strcmp(argv[1], "args")) {
+		for (int i = 2; i < argc; i++)
+			printf("crash-test: arg [%s]\n", argv[i]);
+		return 0;
+	}
+	if (argc > 3 && !strcmp(argv[1], "kernel")) {
+		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) < 0) {
+			fprintf(stderr, "crash-test: cannot load %s: %s\n", argv[2], strerror(errno));
+			return 3;
+		}
+		close(fd);
+		printf("crash-test: %s loaded; %s\n", argv[2], argv[3]);
+		fflush(stdout);
+		FILE *f = fopen("/proc/tvm_fault", "w");
+		if (!f || fputs(argv[3], f) == EOF || fclose(f) == EOF)
+			perror("crash-test: /proc/tvm_fault");
+		return 3;
+	}
+	if (argc > 1 && !strcmp(argv[1], "hang")) {
+		int fd = open("/", O_RDONLY | O_DIRECTORY);
+		if (fd < 0 || ioctl(fd, FIFREEZE, 0) < 0) {
+			perror("crash-test: FIFREEZE /");
+			return 3;
+		}
+		printf("crash-test: / is frozen; writing to it\n");
+		fflush(stdout);
+		open("/crash-test.hang", O_WRONLY | O_CREAT, 0644); /* waits for the thaw, which never comes */
+		perror("crash-test: /crash-test.hang");
+		return 3;
+	}
 	if (argc > 1 && !strcmp(argv[1], "panic")) {
 		FILE *f = fopen("/proc/sysrq-trigger", "w");
 		if (!f || fputc('c', f) == EOF || fclose(f) == EOF)
@@ -50,6 +92,6 @@ int main(int argc, char **argv)
 		printf("crash-test: survived %s (%d)\n", argv[1], r);
 		return 0;
 	}
-	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe | panic\n");
+	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe | panic | hang | kernel KO MODE | args A...\n");
 	return 2;
 }

@@ -6,7 +6,8 @@
  *      line, in dependency order; finit_module, "already loaded" is fine);
  *   3. waits (up to 30 s) for /dev/vda, mounts it (ext4) and makes it the root;
  *   4. runs the vendor's program (/trialvm/argv in the initramfs: argv, each
- *      NUL-terminated) as a child, stdio on /dev/hvc0 (else /dev/console),
+ *      NUL-terminated; the words after TVM_INIT_ARGS_MARKER in its own argv,
+ *      from the kernel command line, replace the arguments) as a child, stdio on /dev/hvc0 (else /dev/console),
  *      environment PATH, HOME=/root, TERM=linux, and reaps every orphan
  *      meanwhile (it is PID 1);
  *      Before that it makes itself the kernel's core_pattern helper
@@ -250,7 +251,7 @@ static void install_core_helper(void)
 
 int main(int argc, char **argv_in)
 {
-	if (argc > 1 && !strcmp(argv_in[1], "core"))
+	if (getpid() != 1 && argc > 1 && !strcmp(argv_in[1], "core"))
 		return send_core(argc, argv_in);
 	if (getpid() != 1)
 		die("this is trialvm's /init for Linux images; it runs as PID 1 only");
@@ -258,6 +259,19 @@ int main(int argc, char **argv_in)
 	mount_or_die("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_or_die("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	char **argv = read_argv();
+	/* `trialvm run --image DIR -- ARGS`: the words after the marker (the
+	 * kernel gave them to init) replace the image's arguments. */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv_in[i], TVM_INIT_ARGS_MARKER)) {
+			static char *run_args[MAX_ARGS + 1];
+			int k = 0;
+			run_args[k++] = argv[0];
+			for (int j = i + 1; j < argc && k < MAX_ARGS; j++)
+				run_args[k++] = argv_in[j];
+			run_args[k] = NULL;
+			argv = run_args;
+			break;
+		}
 	load_modules();
 	wait_for("/dev/vda", 30);
 	mount_or_die("/dev/vda", "/newroot", "ext4", 0, NULL);
