@@ -15,9 +15,13 @@
 #include "../vmm/util.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static uint8_t tail[CONSOLE_TAIL];
-static size_t tail_pos;   /* next write index */
-static bool tail_full;
+/* The last CONSOLE_TAIL bytes: of everything, and of each device. */
+struct tail_ring {
+	uint8_t b[CONSOLE_TAIL];
+	size_t pos; /* next write index */
+	bool full;
+};
+static struct tail_ring all_tail, source_tail[CONSOLE_NSOURCES];
 static bool quiet, started;
 static int log_fd = -1;
 static int log_errno;
@@ -199,20 +203,39 @@ static bool watch_feed_locked(const uint8_t *buf, size_t len)
 	return false;
 }
 
-void console_put(const uint8_t *buf, size_t len)
+static void ring_put(struct tail_ring *r, const uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		r->b[r->pos++] = buf[i];
+		if (r->pos == CONSOLE_TAIL) {
+			r->pos = 0;
+			r->full = true;
+		}
+	}
+}
+
+/* The newest bytes of r, at most max, oldest first (lock held). */
+static size_t ring_copy(const struct tail_ring *r, uint8_t *buf, size_t max)
+{
+	size_t n = r->full ? CONSOLE_TAIL : r->pos;
+	if (n > max)
+		n = max;
+	size_t start = (r->pos + CONSOLE_TAIL - n) % CONSOLE_TAIL;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = r->b[(start + i) % CONSOLE_TAIL];
+	return n;
+}
+
+void console_put(enum console_source src, const uint8_t *buf, size_t len)
 {
 	pthread_mutex_lock(&lock);
 	bool fire = watch.armed && watch_feed_locked(buf, len);
 	void (*fn)(void *) = watch.fn;
 	void *arg = watch.arg;
 	started = started || len > 0;
-	for (size_t i = 0; i < len; i++) {
-		tail[tail_pos++] = buf[i];
-		if (tail_pos == CONSOLE_TAIL) {
-			tail_pos = 0;
-			tail_full = true;
-		}
-	}
+	ring_put(&all_tail, buf, len);
+	if ((unsigned)src < CONSOLE_NSOURCES)
+		ring_put(&source_tail[src], buf, len);
 	if (log_fd >= 0)
 		write_keep_err(log_fd, buf, len, &log_errno);
 	if (!quiet)
@@ -249,13 +272,17 @@ bool console_started(void)
 size_t console_tail(uint8_t *buf, size_t max)
 {
 	pthread_mutex_lock(&lock);
-	size_t n = tail_full ? CONSOLE_TAIL : tail_pos;
-	if (n > max)
-		n = max;
-	/* The newest n bytes, oldest first. */
-	size_t start = (tail_pos + CONSOLE_TAIL - n) % CONSOLE_TAIL;
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tail[(start + i) % CONSOLE_TAIL];
+	size_t n = ring_copy(&all_tail, buf, max);
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+size_t console_source_tail(enum console_source src, uint8_t *buf, size_t max)
+{
+	if ((unsigned)src >= CONSOLE_NSOURCES)
+		return 0;
+	pthread_mutex_lock(&lock);
+	size_t n = ring_copy(&source_tail[src], buf, max);
 	pthread_mutex_unlock(&lock);
 	return n;
 }

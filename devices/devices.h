@@ -13,13 +13,18 @@
 /* ---- console: where guest console output goes ----
  * Every byte goes to stdout (unless quiet), to the --console-log file when
  * one is open, and into a ring of the last CONSOLE_TAIL bytes that crash
- * reports include. */
+ * reports include; each device's bytes also into a ring of their own (a
+ * Linux guest's kernel log is on the serial port, its program's output on
+ * hvc0). */
 #define CONSOLE_TAIL (64 * 1024)
+enum console_source { CONSOLE_SERIAL, CONSOLE_HVC0, CONSOLE_NSOURCES };
 int console_open(const char *log_path, bool quiet, struct tvm_err *err);
-void console_put(const uint8_t *buf, size_t len);
+void console_put(enum console_source src, const uint8_t *buf, size_t len);
 void console_flush(void);
 /* Copy the kept tail (oldest first) into buf; returns its length. */
 size_t console_tail(uint8_t *buf, size_t max);
+/* The same for what one device wrote. */
+size_t console_source_tail(enum console_source src, uint8_t *buf, size_t max);
 /* Close the log (flushed); -1 + err if the log could not be written fully. */
 int console_close(struct tvm_err *err);
 /* Call fn(arg) once, on the thread that wrote it, as soon as the console

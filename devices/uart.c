@@ -158,7 +158,7 @@ static void uart_io(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned s
 	update_irq_locked(up);
 	pthread_mutex_unlock(&up->lock);
 	if (have_out)
-		console_put(&out, 1);
+		console_put(CONSOLE_SERIAL, &out, 1);
 }
 
 /* ---- state (vm_device_ops) ---- */

@@ -38,7 +38,7 @@ static void console_config_write(void *dev, uint32_t off, const void *buf, uint3
 	(void)dev;
 	if (off == CFG_EMERG_WR && len >= 1) {
 		uint8_t c = *(const uint8_t *)buf;
-		console_put(&c, 1);
+		console_put(CONSOLE_HVC0, &c, 1);
 	}
 }
 
@@ -54,7 +54,7 @@ static int64_t console_serve(void *ctx, struct virtio_mmio *t, struct virtq_elem
 	for (uint64_t done = 0; done < want;) {
 		uint64_t n = want - done < TX_CHUNK ? want - done : TX_CHUNK;
 		uint64_t r = virtq_read(e, &t->mem, done, buf, n);
-		console_put(buf, r);
+		console_put(CONSOLE_HVC0, buf, r);
 		done += r;
 		if (r < n)
 			break;

@@ -311,11 +311,17 @@ static bool ended_without_crash(const struct tvm_event *ev, int *status)
 	return false;
 }
 
+/* The console tails a report keeps: everything, and (a Linux image) the
+ * kernel's log and the program's output apart. */
+struct console_tails {
+	uint8_t all[CONSOLE_TAIL], serial[CONSOLE_TAIL], hvc0[CONSOLE_TAIL];
+};
+
 /* Capture the machine: every vCPU (stopped, or paused), the irqchip,
- * guest memory, the console tail (into tail[tail_cap]). cs->kind and the
+ * guest memory, the console tails (into *tails). cs->kind and the
  * event's fields are the caller's. 0, or -1 when out of memory; cs->cpu
  * is freed by the caller. */
-static int capture_machine(struct vm *vm, struct crash_state *cs, uint8_t *tail, size_t tail_cap)
+static int capture_machine(struct vm *vm, struct crash_state *cs, struct console_tails *tails, bool linux_image)
 {
 	vm_clear_sw_breakpoints(vm); /* no dump shows trialvm's int3 */
 	struct timespec now;
@@ -338,15 +344,21 @@ static int capture_machine(struct vm *vm, struct crash_state *cs, uint8_t *tail,
 	if (vm_capture_irqchip(vm, &cs->irqchip, &err) < 0)
 		tvm_log("warning: %s", err.msg);
 	cs->vmcoreinfo = find_vmcoreinfo(&cs->mem, &cs->vmcoreinfo_len);
-	cs->console_len = console_tail(tail, tail_cap);
-	cs->console = tail;
+	cs->console_len = console_tail(tails->all, sizeof(tails->all));
+	cs->console = tails->all;
+	if (linux_image) {
+		cs->kernel_log_len = console_source_tail(CONSOLE_SERIAL, tails->serial, sizeof(tails->serial));
+		cs->kernel_log = tails->serial;
+		cs->app_output_len = console_source_tail(CONSOLE_HVC0, tails->hvc0, sizeof(tails->hvc0));
+		cs->app_output = tails->hvc0;
+	}
 	return 0;
 }
 
 /* Capture the crash (every vCPU stopped: vm_run returned), with the
  * application's fault record. As capture_machine. */
-static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash_state *cs, uint8_t *tail,
-			 size_t tail_cap)
+static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash_state *cs,
+			 struct console_tails *tails, bool linux_image)
 {
 	memset(cs, 0, sizeof(*cs));
 	const char *kname;
@@ -354,7 +366,7 @@ static int capture_crash(const struct tvm_event *ev, struct vm *vm, struct crash
 	snprintf(cs->kind_name, sizeof(cs->kind_name), "%s", kname);
 	snprintf(cs->summary, sizeof(cs->summary), "%s", ev->detail);
 	cs->crashing_cpu = ev->kind == TVM_EV_HANG ? (int)ev->data[0] : ev->vcpu;
-	if (capture_machine(vm, cs, tail, tail_cap) < 0)
+	if (capture_machine(vm, cs, tails, linux_image) < 0)
 		return -1;
 	if (ev->kind == TVM_EV_TRIPLE_FAULT && ev->data[0])
 		use_last_seen_state(vm, cs);
@@ -537,9 +549,9 @@ int crash_live_report(const struct crash_ctx *ctx, const char *why, char *path, 
 	cs.kind = CRASH_LIVE;
 	snprintf(cs.kind_name, sizeof(cs.kind_name), "live");
 	snprintf(cs.summary, sizeof(cs.summary), "no crash: %s while the guest ran", why);
-	static uint8_t tail[CONSOLE_TAIL];
+	static struct console_tails tails;
 	int rc = -1;
-	if (capture_machine(ctx->vm, &cs, tail, sizeof(tail)) < 0) {
+	if (capture_machine(ctx->vm, &cs, &tails, ctx->linux_image) < 0) {
 		tvm_seterr(err, "out of memory capturing the machine");
 	} else {
 		struct crash_site s;
@@ -563,8 +575,8 @@ int crash_handle_event(const struct tvm_event *ev, const struct crash_ctx *ctx)
 	if (ended_without_crash(ev, &status))
 		return status;
 	struct crash_state cs;
-	static uint8_t tail[CONSOLE_TAIL];
-	if (capture_crash(ev, ctx->vm, &cs, tail, sizeof(tail)) < 0)
+	static struct console_tails tails;
+	if (capture_crash(ev, ctx->vm, &cs, &tails, ctx->linux_image) < 0)
 		return TVM_EXIT_CRASHED;
 	if (cs.app)
 		cs.app_file = ctx->app_file;

@@ -19,6 +19,9 @@ struct crash_ctx {
 	struct overlay **disks;  /* the disks' overlays (entries may be NULL) */
 	const char **disk_masters;
 	int ndisks;
+	/* --image (a Linux guest): the serial port carries the kernel's log,
+	 * hvc0 the program's output; reports keep each tail apart. */
+	bool linux_image;
 	/* run --snapshot-every: writes the crash snapshot and says which files
 	 * (monitor/snapshots.h snapshots_crash); NULL: none. */
 	void (*crash_snapshot)(void *arg, struct report_snapshots *out);

@@ -463,7 +463,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 					 .report_dir = rs->report_dir,
 					 .disks = ovs, .disk_masters = masters, .ndisks = rs->ndisks,
 					 .crash_snapshot = snaps ? snapshots_crash : NULL,
-					 .crash_snapshot_arg = snaps };
+					 .crash_snapshot_arg = snaps, .linux_image = rs->core_channel };
 		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
 		vm_set_stop_hook(vm, hw ? hang_watch_halt : NULL, hw); /* the watcher ends before vCPUs are joined */
 		struct main_hook mh = { .snaps = snaps, .ctx = &ctx, .report_every = rs->report_every,

@@ -494,6 +494,10 @@ static json_t *report_json(const struct report_inputs *in, const struct report_f
 		json_object_set_new(root, "stack", stack_json(in));
 	/* The console tail, every byte: invalid UTF-8 and NUL as \xNN. */
 	json_object_set_new(root, "console_tail", json_text_n((const char *)cs->console, cs->console_len));
+	if (cs->kernel_log) {
+		json_object_set_new(root, "kernel_log_tail", json_text_n((const char *)cs->kernel_log, cs->kernel_log_len));
+		json_object_set_new(root, "app_output_tail", json_text_n((const char *)cs->app_output, cs->app_output_len));
+	}
 	if (in->snaps && (in->snaps->have_crash || in->snaps->have_last)) {
 		json_t *o = json_object();
 		if (in->snaps->have_crash) {

@@ -61,6 +61,10 @@ struct crash_state {
 	/* Console tail (oldest first). */
 	const uint8_t *console;
 	size_t console_len;
+	/* A Linux image's run: the tail of the kernel's log (its console, the
+	 * serial port) and of the program's output (hvc0), apart; NULL else. */
+	const uint8_t *kernel_log, *app_output;
+	size_t kernel_log_len, app_output_len;
 };
 
 /* BugCheckCode written into memory.dmp for each crash kind (README). */

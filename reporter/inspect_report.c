@@ -190,7 +190,8 @@ static int check_optional(const struct insp_src *s, const json_t *root, struct t
 		json_type type;
 	} opt[] = { { "images", JSON_OBJECT }, { "app", JSON_OBJECT },	     { "disassembly", JSON_OBJECT },
 		    { "stack", JSON_OBJECT },  { "irqchip", JSON_OBJECT }, { "disks", JSON_ARRAY },
-		    { "uptime_ns", JSON_INTEGER } };
+		    { "uptime_ns", JSON_INTEGER }, { "kernel_log_tail", JSON_STRING },
+		    { "app_output_tail", JSON_STRING } };
 	for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
 		if (json_object_get(root, opt[i].key) && !need_member(s, root, opt[i].key, "", opt[i].type, err))
 			return -1;
@@ -338,6 +339,23 @@ int insp_json(const struct insp_src *s, const struct inspect_opts *o, FILE *out,
 			json_string_value(json_object_get(c, "rip")), json_string_value(json_object_get(c, "rsp")),
 			json_string_value(json_object_get(c, "cr3")));
 	fprintf(out, "  console tail: %zu bytes\n", json_string_length(json_object_get(root, "console_tail")));
+	/* A Linux image's run: the kernel's log apart, with its last line. */
+	const json_t *klog = json_object_get(root, "kernel_log_tail"), *aout = json_object_get(root, "app_output_tail");
+	if (klog) {
+		const char *t = json_string_value(klog);
+		size_t n = json_string_length(klog), end = n, start;
+		while (end > 0 && (t[end - 1] == '\n' || t[end - 1] == '\r'))
+			end--;
+		for (start = end; start > 0 && t[start - 1] != '\n';)
+			start--;
+		char last[512];
+		size_t l = end - start < sizeof last - 1 ? end - start : sizeof last - 1;
+		memcpy(last, t + start, l);
+		last[l] = 0;
+		fprintf(out, "  kernel log tail: %zu bytes, last line: %s\n", n, esc(e1, sizeof e1, last));
+	}
+	if (aout)
+		fprintf(out, "  program output tail: %zu bytes\n", json_string_length(aout));
 	const json_t *app = json_object_get(root, "app"), *name = app ? json_object_get(app, "name") : NULL;
 	if (name)
 		fprintf(out, "  app: %s\n", esc(e1, sizeof e1, json_string_value(name)));

@@ -103,8 +103,23 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 	else
 		ko=/usr/lib/trialvm-test/tvm_fault.ko
 		vmrun image-oops 300 run --image "$T/limg" --report-dir "$T/image-oops.reports" -- kernel $ko oops
-		kernel_report image-oops panic && expect_grep image-oops out 'BUG: kernel NULL pointer dereference' \
-			'RIP: 0010:tvm_fault_oops' 'Kernel panic - not syncing: Fatal exception' && pass image-oops
+		# report.json keeps the kernel's log (ttyS0) and the program's output
+		# (hvc0) apart; trialvm inspect shows both.
+		if kernel_report image-oops panic && expect_grep image-oops out 'BUG: kernel NULL pointer dereference' \
+			'RIP: 0010:tvm_fault_oops' 'Kernel panic - not syncing: Fatal exception'; then
+			jq -r .kernel_log_tail "$REPORT/report.json" >"$T/image-oops.klog"
+			jq -r .app_output_tail "$REPORT/report.json" >"$T/image-oops.aout"
+			"$TRIALVM" inspect "$REPORT/report.json" >"$T/image-oops.inspect" 2>&1
+			if grep -q 'BUG: kernel NULL pointer dereference' "$T/image-oops.klog" && grep -q 'Call Trace' "$T/image-oops.klog" &&
+				! grep -q 'crash-test:' "$T/image-oops.klog" && grep -q 'crash-test: .* loaded; oops' "$T/image-oops.aout" &&
+				! grep -q 'BUG:' "$T/image-oops.aout" &&
+				grep -Eq 'kernel log tail: [0-9]+ bytes, last line: ' "$T/image-oops.inspect" &&
+				grep -Eq 'program output tail: [0-9]+ bytes' "$T/image-oops.inspect"; then
+				pass image-oops
+			else
+				fail image-oops "report.json's tails: kernel log $(head -c 300 "$T/image-oops.klog" | tr '\n' '|'); program $(head -c 300 "$T/image-oops.aout" | tr '\n' '|'); inspect: $(grep -i tail "$T/image-oops.inspect" | tr '\n' '|')"
+			fi
+		fi
 		vmrun image-softlockup 300 run --image "$T/limg" --cmdline watchdog_thresh=1 \
 			--report-dir "$T/image-softlockup.reports" -- kernel $ko softlockup
 		kernel_report image-softlockup panic && expect_grep image-softlockup out 'BUG: soft lockup - CPU#[0-9]+ stuck' \

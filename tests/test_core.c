@@ -232,7 +232,7 @@ static int console_child(bool reader, int *lines_ok)
 		uint64_t t0 = now_ns();
 		for (int i = 0; i < 48; i++) { /* 3 MiB: three times the ring */
 			memset(chunk, 'A' + i % 26, sizeof chunk);
-			console_put(chunk, sizeof chunk);
+			console_put(CONSOLE_SERIAL, chunk, sizeof chunk);
 		}
 		uint64_t put_ms = (now_ns() - t0) / 1000000;
 		console_close(&err);
@@ -283,9 +283,19 @@ static void test_console_tail(void)
 	uint8_t chunk[1000];
 	for (int i = 0; i < 100; i++) {
 		memset(chunk, 'a' + i % 26, sizeof(chunk));
-		console_put(chunk, sizeof(chunk));
+		console_put(i % 2 ? CONSOLE_HVC0 : CONSOLE_SERIAL, chunk, sizeof(chunk));
 	}
 	static uint8_t tail[CONSOLE_TAIL + 10];
+	/* Each device's own tail: the even chunks on the serial port (50000
+	 * bytes, all kept), the odd ones on hvc0. */
+	size_t ns = console_source_tail(CONSOLE_SERIAL, tail, sizeof(tail));
+	bool serial_ok = ns == 50000;
+	for (size_t i = 0; serial_ok && i < ns; i++)
+		serial_ok = tail[i] == 'a' + (2 * (i / 1000)) % 26;
+	CHECK("tail-serial-apart", serial_ok);
+	size_t nh = console_source_tail(CONSOLE_HVC0, tail, 10);
+	CHECK("tail-hvc0-apart", nh == 10 && tail[9] == 'a' + 99 % 26);
+	CHECK("tail-bad-source", console_source_tail(CONSOLE_NSOURCES, tail, 10) == 0);
 	size_t n = console_tail(tail, sizeof(tail));
 	CHECK("tail-size", n == CONSOLE_TAIL);
 	/* The last byte written was from chunk 99 ('a' + 99 % 26 = 'v'). */

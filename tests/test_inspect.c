@@ -466,6 +466,15 @@ static void test_report(void)
 	CHECK("json-disk-bytes-type", refused(json_case(&c), "disk_bytes", NULL));
 	c = (struct jcase){ .vcpus = vcpu1, .extra = ", \"app\": []" };
 	CHECK("json-app-type", refused(json_case(&c), "\"app\"", NULL));
+	c = (struct jcase){ .vcpus = vcpu1, .extra = ", \"kernel_log_tail\": 5" };
+	CHECK("json-kernel-log-type", refused(json_case(&c), "\"kernel_log_tail\"", NULL));
+	c = (struct jcase){ .vcpus = vcpu1,
+			    .extra = ", \"kernel_log_tail\": \"[ 1.0] a\\n[ 2.0] Kernel panic \\u001b[2J\\n\\n\", "
+				     "\"app_output_tail\": \"out\\n\"" };
+	rc = json_case(&c);
+	CHECK("json-kernel-log-last-line", rc == 0 && clean(last_out, false) &&
+						   strstr(last_out, "kernel log tail: 35 bytes, last line: [ 2.0] Kernel panic \\x1b[2J\n") &&
+						   strstr(last_out, "program output tail: 4 bytes"));
 	c = (struct jcase){ .vcpus = vcpu1, .extra = ", \"images\": 3" };
 	CHECK("json-images-type", refused(json_case(&c), "\"images\"", NULL));
 	c = (struct jcase){ .vcpus = vcpu1, .extra = ", \"app\": {\"name\": 5}" };

@@ -107,6 +107,11 @@ static void setup_state(void)
 	cs.app = &app;
 	cs.console = console;
 	cs.console_len = sizeof console - 1;
+	static const uint8_t klog[] = "[    1.0] Oops\n", aout[] = "prog: \xff\n";
+	cs.kernel_log = klog;
+	cs.kernel_log_len = sizeof klog - 1;
+	cs.app_output = aout;
+	cs.app_output_len = sizeof aout - 1;
 }
 
 static const char *str_at(json_t *root, const char *path)
@@ -191,7 +196,7 @@ static void test_report_json(void)
 		"cause.si_code", "vcpus.0.rip", "vcpus.1.cr3", "irqchip.pic", "irqchip.ioapic.redirtbl", "irqchip.pit",
 		"app.name", "app.function", "app.registers.rip", "app.mappings.0.prot", "disassembly.address_space",
 		"disassembly.instructions.0.symbol", "disassembly.instructions.0.current", "stack.words.1",
-		"console_tail", "files.console.log", "files.core.elf", "files.memory.dmp", "files.app.core",
+		"console_tail", "kernel_log_tail", "app_output_tail", "files.console.log", "files.core.elf", "files.memory.dmp", "files.app.core",
 	};
 	int missing = 0;
 	for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
@@ -221,6 +226,8 @@ static void test_report_json(void)
 	static const char want_tail[] = "boot\n\x1b[2J\x07\xe2\x80\xae\\xff\\x00tail";
 	CHECK("report-console-every-byte", tail && json_string_length(tail) == sizeof want_tail - 1 &&
 						   !memcmp(json_string_value(tail), want_tail, sizeof want_tail - 1));
+	CHECK("report-kernel-log-tail", str_is(root, "kernel_log_tail", "[    1.0] Oops\n"));
+	CHECK("report-app-output-tail", str_is(root, "app_output_tail", "prog: \\xff\n"));
 	json_decref(root);
 }
 
@@ -247,7 +254,7 @@ static void test_stderr_escaped(void)
 	fclose(f);
 	struct tvm_err err;
 	console_open(NULL, true, &err);
-	console_put(console, sizeof console - 1);
+	console_put(CONSOLE_SERIAL, console, sizeof console - 1);
 	struct app_fault *af = calloc(1, sizeof(*af));
 	*af = app;
 	struct tvm_event ev = { .kind = TVM_EV_APP_FAULT, .vcpu = 0, .reason = 11, .payload = af,

@@ -24,7 +24,8 @@
  *    0 u8  event kind (mod 13: enum tvm_event_kind)
  *    1 u8  flags: 1 fault record attached, 2 two vCPUs, 4 last-seen state
  *          kept, 8 irqchip captured, 16 PIT valid, 32 write a report,
- *          64 symbol file given
+ *          64 symbol file given, 128 a Linux image's run (kernel log and
+ *          program output tails)
  *    2 u8  pages of RAM at gpa 0 (1 + this mod 64); 3 u8 pages at 4 GiB (mod 17)
  *    4 u16 symbol file length (mod 8193); 6 u16 console length (mod 4097)
  *    8 i32 vcpu, u32 reason, u64 data[4]
@@ -132,6 +133,14 @@ size_t console_tail(uint8_t *buf, size_t max)
 	return n;
 }
 
+/* Both devices wrote what the console did (flag 128: the report keeps
+ * them apart). */
+size_t console_source_tail(enum console_source src, uint8_t *buf, size_t max)
+{
+	(void)src;
+	return console_tail(buf, max);
+}
+
 int fsync(int fd)
 {
 	(void)fd;
@@ -229,7 +238,7 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 
 /* The one complete report under rdir: its report.json loads and says what
  * the crash was. */
-static void check_report(const char *rdir, int ncpus, bool app, size_t console_len)
+static void check_report(const char *rdir, int ncpus, bool app, size_t console_len, bool linux_image)
 {
 	DIR *d = opendir(rdir);
 	REQUIRE(d);
@@ -254,6 +263,10 @@ static void check_report(const char *rdir, int ncpus, bool app, size_t console_l
 	REQUIRE(json_array_size(json_object_get(root, "vcpus")) == (size_t)ncpus);
 	json_t *tail = json_object_get(root, "console_tail");
 	REQUIRE(json_is_string(tail) && json_string_length(tail) >= console_len);
+	for (int i = 0; i < 2; i++) {
+		json_t *t = json_object_get(root, i ? "app_output_tail" : "kernel_log_tail");
+		REQUIRE(linux_image ? json_is_string(t) && json_string_length(t) >= console_len : t == NULL);
+	}
 	if (app)
 		REQUIRE(json_is_string(json_object_get(json_object_get(root, "app"), "name")));
 	json_t *files = json_object_get(root, "files");
@@ -368,6 +381,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		.kernel_path = (flags & 64) ? sympath : NULL,
 		.app_path = (flags & 64) ? sympath : NULL,
 		.report_dir = (flags & 32) ? rdir : NULL,
+		.linux_image = (flags & 128) != 0,
 	};
 
 	REQUIRE(ftruncate(out_fd, 0) == 0 && lseek(out_fd, 0, SEEK_SET) == 0);
@@ -393,7 +407,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 				abort();
 			}
 			bool app = ev.kind == TVM_EV_APP_FAULT && af;
-			check_report(rdir, fvm.ncpus, app, in_console_len);
+			check_report(rdir, fvm.ncpus, app, in_console_len, ctx.linux_image);
 		}
 	}
 	free(out);
