@@ -3,6 +3,7 @@
 #   make demo     install what is missing, build, run the demo
 #   make test     install what is missing, build, run every test
 #   make test-slow  the same with long fuzzing runs (FUZZ_SECONDS, default 300)
+#                   and Debian's crash on Linux panic dumps (the -dbg vmlinux)
 #   make asan     the same tests against an ASan+UBSan build
 #   make bench    benchmarks (figures printed, nothing asserted)
 # Where /dev/kvm does not work, the parts that run guests go into the
@@ -75,7 +76,7 @@ test: deps
 
 test-slow: deps
 	@$(MAKE) --no-print-directory all fuzz-bins
-	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/run.sh $(BUILD)
+	@TVM_SLOW=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/run.sh $(BUILD)
 
 test-run: all fuzz-bins
 	@tests/run.sh $(BUILD)

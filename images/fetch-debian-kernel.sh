@@ -1,5 +1,5 @@
 #!/bin/sh
-# images/fetch-debian-kernel.sh [--flavor FLAVOR] [--modules] [--headers] OUTDIR
+# images/fetch-debian-kernel.sh [--flavor FLAVOR] [--modules] [--headers] [--dbg] OUTDIR
 #
 # Fetch one of Debian's kernels (the metapackage linux-image-FLAVOR, default
 # cloud-amd64, and the versioned linux-image-*-FLAVOR package it depends on)
@@ -13,8 +13,12 @@
 #   packages of the same version, unpacked into OUTDIR/headers/, where
 #   OUTDIR/headers/build is the directory to build out-of-tree modules
 #   against (make -C OUTDIR/headers/build M=DIR modules, with gcc-12)
+#   with --dbg: the kernel's vmlinux with its debug information, from
+#   linux-image-RELEASE-dbg (an 860 MB download; only that file is kept)
+#                             -> OUTDIR/vmlinux-dbg  (for `crash`)
 # Idempotent: does nothing when OUTDIR/vmlinuz (and, with --modules,
-# OUTDIR/modules; with --headers, OUTDIR/headers/build) already exists. Runs `apt-get update` only when the first
+# OUTDIR/modules; with --headers, OUTDIR/headers/build; with --dbg,
+# OUTDIR/vmlinux-dbg) already exists. Runs `apt-get update` only when the first
 # download attempt fails. Used for the tests' Linux guest (cloud-amd64) and
 # for the emulated KVM host of ci/kvm-host (amd64, with its modules).
 set -eu
@@ -22,25 +26,29 @@ set -eu
 flavor=cloud-amd64
 modules=0
 headers=0
+dbg=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--flavor) [ $# -ge 2 ] || { echo "$0: --flavor needs a value" >&2; exit 2; }; flavor=$2; shift 2 ;;
 	--modules) modules=1; shift ;;
 	--headers) headers=1; shift ;;
+	--dbg) dbg=1; shift ;;
 	--) shift; break ;;
 	-*) echo "$0: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
 done
 if [ $# -ne 1 ]; then
-	echo "usage: $0 [--flavor FLAVOR] [--modules] [--headers] OUTDIR" >&2
+	echo "usage: $0 [--flavor FLAVOR] [--modules] [--headers] [--dbg] OUTDIR" >&2
 	exit 2
 fi
 out=$1
 meta=linux-image-$flavor
 
 have_kernel() { [ -s "$out/vmlinuz" ] && [ -s "$out/release" ] && { [ $modules -eq 0 ] || [ -d "$out/modules" ]; }; }
-if have_kernel && { [ $headers -eq 0 ] || [ -e "$out/headers/build/Makefile" ]; }; then
+have_headers() { [ $headers -eq 0 ] || [ -e "$out/headers/build/Makefile" ]; }
+have_dbg() { [ $dbg -eq 0 ] || [ -s "$out/vmlinux-dbg" ]; }
+if have_kernel && have_headers && have_dbg; then
 	echo "fetch-debian-kernel: $out/vmlinuz already exists, nothing to do"
 	exit 0
 fi
@@ -95,8 +103,28 @@ fetch_headers() {
 	mv "$out/headers.tmp" "$out/headers"
 	echo "fetch-debian-kernel: $hdr -> $out/headers/build"
 }
+# The -dbg package's vmlinux only, streamed out of the package.
+fetch_dbg() {
+	release=$(cat "$out/release")
+	mkdir "$tmp/d"
+	if ! (cd "$tmp/d" && apt-get download "linux-image-$release-dbg") >"$tmp/apt-d.log" 2>&1; then
+		echo "fetch-debian-kernel: 'apt-get download linux-image-$release-dbg' failed:" >&2
+		tail -n 5 "$tmp/apt-d.log" >&2
+		exit 1
+	fi
+	mkdir "$tmp/d/x"
+	dpkg-deb --fsys-tarfile "$tmp"/d/*.deb | tar -x -C "$tmp/d/x" "./usr/lib/debug/boot/vmlinux-$release"
+	if [ ! -s "$tmp/d/x/usr/lib/debug/boot/vmlinux-$release" ]; then
+		echo "fetch-debian-kernel: linux-image-$release-dbg holds no usr/lib/debug/boot/vmlinux-$release" >&2
+		exit 1
+	fi
+	mv "$tmp/d/x/usr/lib/debug/boot/vmlinux-$release" "$out/vmlinux-dbg.tmp"
+	mv "$out/vmlinux-dbg.tmp" "$out/vmlinux-dbg"
+	echo "fetch-debian-kernel: linux-image-$release-dbg -> $out/vmlinux-dbg"
+}
 if have_kernel; then
-	fetch_headers
+	have_headers || fetch_headers
+	have_dbg || fetch_dbg
 	exit 0
 fi
 
@@ -171,6 +199,5 @@ printf '%s\n' "$release" >"$out/release.tmp" && mv "$out/release.tmp" "$out/rele
 # vmlinuz last, atomically: its presence marks a complete fetch.
 cp "$vmlinuz" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 echo "fetch-debian-kernel: $pkg -> $out/vmlinuz ($(wc -c <"$out/vmlinuz") bytes)"
-if [ $headers -eq 1 ]; then
-	fetch_headers
-fi
+have_headers || fetch_headers
+have_dbg || fetch_dbg

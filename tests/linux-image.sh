@@ -88,9 +88,28 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 		fail "$1" "core.elf has no VMCOREINFO of $(cat "$KDIR_AMD64/release"): $(grep -E '^ *[A-Z]' "$T/$1.notes" | sort | uniq -c | tr -s ' ' | tr '\n' '|')"
 		return 1
 	}
+	# make test-slow: Debian's crash, with the kernel's -dbg vmlinux, opens
+	# the dump: bt shows the panicking task from WANT-FRAME down, log the
+	# kernel's log with the panic.
+	crash_check() { # NAME WANT-FRAME WANT-LOG
+		[ "${TVM_SLOW:-0}" = 1 ] || return 0
+		if [ ! -s "$KDIR_AMD64/vmlinux-dbg" ]; then
+			skip "$1-crash" "no -dbg vmlinux in $KDIR_AMD64 (see the note tests/run.sh printed)"
+			return 0
+		fi
+		printf 'bt\nlog\nquit\n' >"$T/$1.crash-in"
+		timeout 600 crash -s "$KDIR_AMD64/vmlinux-dbg" "$REPORT/core.elf" -i "$T/$1.crash-in" >"$T/$1.crash" 2>&1
+		if grep -Eq '^PID: [0-9]+ +TASK: .*COMMAND: "crash-test"' "$T/$1.crash" &&
+			grep -Eq "^ *#[0-9]+ \[[0-9a-f]+\] $2 at " "$T/$1.crash" && grep -Eq "$3" "$T/$1.crash"; then
+			pass "$1-crash"
+		else
+			fail "$1-crash" "crash: $(grep -vE '^\[ *[0-9]' "$T/$1.crash" | head -12 | tr '\n' '|')"
+		fi
+	}
 	vmrun image-panic 300 run --image "$T/limg" --report-dir "$T/image-panic.reports" -- panic
 	kernel_report image-panic panic && expect_grep image-panic out 'Kernel panic - not syncing: sysrq triggered crash' &&
-		expect_grep image-panic err 'pvpanic' && pass image-panic
+		expect_grep image-panic err 'pvpanic' && pass image-panic &&
+		crash_check image-panic sysrq_handle_crash '^\[ *[0-9.]+\] Kernel panic - not syncing: sysrq triggered crash'
 	vmrun image-hung-task 300 run --image "$T/limg" --cmdline sysctl.kernel.hung_task_timeout_secs=2 \
 		--report-dir "$T/image-hung-task.reports" -- hang
 	kernel_report image-hung-task panic && expect_grep image-hung-task out 'crash-test: / is frozen' \
@@ -116,6 +135,7 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 				grep -Eq 'kernel log tail: [0-9]+ bytes, last line: ' "$T/image-oops.inspect" &&
 				grep -Eq 'program output tail: [0-9]+ bytes' "$T/image-oops.inspect"; then
 				pass image-oops
+				crash_check image-oops tvm_fault_write '^\[ *[0-9.]+\] BUG: kernel NULL pointer dereference'
 			else
 				fail image-oops "report.json's tails: kernel log $(head -c 300 "$T/image-oops.klog" | tr '\n' '|'); program $(head -c 300 "$T/image-oops.aout" | tr '\n' '|'); inspect: $(grep -i tail "$T/image-oops.inspect" | tr '\n' '|')"
 			fi

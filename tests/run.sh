@@ -168,6 +168,11 @@ images/fetch-debian-kernel.sh "$BUILD/images/debian" >"$T/fetch.log" 2>&1 ||
 # the tests' kernel module (the vendor's buggy driver: an oops, lockups).
 images/fetch-debian-kernel.sh --flavor amd64 --modules --headers "$BUILD/images/debian-amd64" >"$T/fetch-amd64.log" 2>&1 ||
 	echo "note: $(tail -1 "$T/fetch-amd64.log")" >&2
+# make test-slow: the kernel's -dbg vmlinux too, for crash on panic dumps.
+if [ "${TVM_SLOW:-0}" = 1 ]; then
+	images/fetch-debian-kernel.sh --flavor amd64 --modules --headers --dbg "$BUILD/images/debian-amd64" >"$T/fetch-dbg.log" 2>&1 ||
+		echo "note: $(tail -1 "$T/fetch-dbg.log")" >&2
+fi
 rm -rf "$BUILD/tests/kmod"
 if [ -e "$BUILD/images/debian-amd64/headers/build/Makefile" ]; then
 	cp -r tests/guests/kmod "$BUILD/tests/kmod"
