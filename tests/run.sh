@@ -32,7 +32,7 @@ vmrun cli-app-and-kernel 10 run --app "$APPS/hello" --kernel "$TINY/tiny-hello.e
 expect_rc cli-app-and-kernel 126 && expect_grep cli-app-and-kernel err '^trialvm: --app and --kernel do not go together' &&
 	pass cli-app-and-kernel
 vmrun cli-args-without-app 10 run --kernel "$TINY/tiny-hello.elf" -- x
-expect_rc cli-args-without-app 126 && expect_grep cli-args-without-app err 'arguments after -- need --app\)' &&
+expect_rc cli-args-without-app 126 && expect_grep cli-args-without-app err 'arguments after -- need --app or --image\)' &&
 	pass cli-args-without-app
 vmrun cli-too-many-disks 10 run --app "$APPS/hello" --disk a --disk b --disk c --disk d --disk e
 expect_rc cli-too-many-disks 126 && expect_grep cli-too-many-disks err '--disk: at most 4 disks' && pass cli-too-many-disks
