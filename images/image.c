@@ -175,7 +175,8 @@ int image_cli_main(int argc, char **argv)
 int image_args_append(char *cmdline, size_t cap, char *const *args, int nargs, struct tvm_err *err)
 {
 	/* Linux hands /init at most 32 words (CONFIG_INIT_ENV_ARG_LIMIT; more
-	 * panic it at boot): its name, the marker, 30 more. */
+	 * panic it at boot): its name, the marker, and IMAGE_ARGS_MAX, which
+	 * leaves room for unknown boot words the kernel also passes on. */
 	if (nargs > IMAGE_ARGS_MAX)
 		return tvm_seterr(err, "%d arguments for the program; Linux passes at most %d through its command line",
 				  nargs, IMAGE_ARGS_MAX);

@@ -7,7 +7,8 @@
  *   3. waits (up to 30 s) for /dev/vda, mounts it (ext4) and makes it the root;
  *   4. runs the vendor's program (/trialvm/argv in the initramfs: argv, each
  *      NUL-terminated; the words after TVM_INIT_ARGS_MARKER in its own argv,
- *      from the kernel command line, replace the arguments) as a child, stdio on /dev/hvc0 (else /dev/console),
+ *      from the kernel command line, replace the arguments) as a child,
+ *      stdio on /dev/hvc0 (else /dev/console),
  *      environment PATH, HOME=/root, TERM=linux, and reaps every orphan
  *      meanwhile (it is PID 1);
  *      Before that it makes itself the kernel's core_pattern helper
