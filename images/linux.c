@@ -542,9 +542,14 @@ static int make_ext4(struct build *b, const char *path, struct tvm_err *err)
 	snprintf(size, sizeof(size), "%lluk", (unsigned long long)kib);
 	char *argv[] = { "mke2fs", "-q", "-t", "ext4", "-d", b->staging, "-L", "trialvm-root", "-E", "root_owner=0:0",
 			 "-F", (char *)path, size, NULL };
+	/* Created here, so that mke2fs -q does not say "Creating regular file". */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return tvm_seterr(err, "cannot create %s: %s", path, strerror(errno));
+	close(fd);
 	if (run_tool(argv, err) < 0)
 		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r = fd >= 0 ? fsync(fd) : -1;
 	if (fd >= 0)
 		close(fd);
