@@ -170,6 +170,43 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 		fi
 	done
 
+	# make test-slow: a Debian userland (mmdebstrap, built by tests/run.sh)
+	# with crash-test, Debian's own libc and procps: it boots to the
+	# program, and the program's crash is an app.core that gdb opens.
+	if [ "${TVM_SLOW:-0}" = 1 ]; then
+		DIMG=$PWD/$BUILD/tests/debian-image
+		if [ ! -s "$DIMG/manifest.json" ]; then
+			fail image-debian "trialvm image linux --debian did not build $DIMG: $(tail -1 "$DIMG.log" 2>/dev/null)"
+		else
+			debugfs -R 'cat /etc/debian_version' "$DIMG/rootfs.ext4" >"$T/image-debian.version" 2>/dev/null
+			debugfs -R 'stat /usr/bin/ps' "$DIMG/rootfs.ext4" >"$T/image-debian.ps" 2>&1
+			debugfs -R 'stat /usr/lib/x86_64-linux-gnu/libc.so.6' "$DIMG/rootfs.ext4" >"$T/image-debian.libc" 2>&1
+			if grep -q '^12\.' "$T/image-debian.version" && grep -q 'Type: regular' "$T/image-debian.ps" &&
+				grep -q 'Type: regular' "$T/image-debian.libc"; then
+				pass image-debian
+			else
+				fail image-debian "not a bookworm root with procps: debian_version $(head -c 40 "$T/image-debian.version"), ps $(grep -c 'Type: regular' "$T/image-debian.ps")"
+			fi
+			vmrun image-debian-boot 300 run --image "$DIMG" --no-report
+			expect_rc image-debian-boot 5 && expect_grep image-debian-boot out \
+				"^crash-test: running on Linux $(cat "$KDIR_AMD64/release"), 2 CPUs" '^crash-test: exit 5' &&
+				pass image-debian-boot
+			vmrun image-debian-segv 300 run --image "$DIMG" --report-dir "$T/image-debian-segv.reports" -- segv
+			if expect_rc image-debian-segv 123 &&
+				expect_grep image-debian-segv err 'process crash-test \(pid [0-9]+\) died of SIGSEGV' &&
+				expect_report image-debian-segv app-fault core.elf memory.dmp app.core; then
+				gdb -nx -batch -ex bt -ex 'info proc mappings' "$CRASH_TEST" "$REPORT/app.core" >"$T/image-debian-segv.gdb" 2>&1
+				if grep -Eq '^#[0-9]+ .*crash_here' "$T/image-debian-segv.gdb" &&
+					grep -Eq '^#[0-9]+ .* main ' "$T/image-debian-segv.gdb" &&
+					grep -q '/usr/lib/x86_64-linux-gnu/libc.so.6' "$T/image-debian-segv.gdb"; then
+					pass image-debian-segv
+				else
+					fail image-debian-segv "gdb on app.core: $(grep -E '^#|libc|Program terminated' "$T/image-debian-segv.gdb" | head -8 | tr '\n' '|')"
+				fi
+			fi
+		fi
+	fi
+
 	# A part changed after the build: refused before anything boots.
 	cp -r "$T/limg" "$T/limg-bad" && chmod u+w "$T/limg-bad/rootfs.ext4"
 	printf 'X' | dd of="$T/limg-bad/rootfs.ext4" bs=1 seek=70000 conv=notrunc status=none

@@ -179,6 +179,17 @@ if [ -e "$BUILD/images/debian-amd64/headers/build/Makefile" ]; then
 	make -s -C "$BUILD/images/debian-amd64/headers/build" M="$(cd "$BUILD/tests/kmod" && pwd)" modules >"$T/kmod.log" 2>&1 ||
 		{ echo "note: the test kernel module did not build: $(grep -m1 -i error "$T/kmod.log")" >&2; rm -f "$BUILD/tests/kmod/tvm_fault.ko"; }
 fi
+# make test-slow: a Debian userland from mmdebstrap (bookworm, minbase plus
+# procps) with crash-test as the vendor's program, built here (mmdebstrap
+# downloads packages; the emulated host has no network) and booted and
+# crashed by linux-image.sh.
+if [ "${TVM_SLOW:-0}" = 1 ] && [ -s "$BUILD/images/debian-amd64/vmlinuz" ]; then
+	rm -rf "$BUILD/tests/debian-image" "$BUILD/tests/debian-image.log"
+	"$BUILD/trialvm" image linux --debian procps --kernel-dir "$BUILD/images/debian-amd64" \
+		--add "$BUILD/guests/linux/crash-test:/usr/bin/crash-test" --app /usr/bin/crash-test \
+		-o "$BUILD/tests/debian-image" -- exit 5 >"$BUILD/tests/debian-image.log" 2>&1 ||
+		echo "note: trialvm image linux --debian failed: $(tail -1 "$BUILD/tests/debian-image.log")" >&2
+fi
 
 # ------------------------------------------------------------ the VM suite
 kvm_mode "$BUILD"
