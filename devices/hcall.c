@@ -10,12 +10,13 @@
 
 #include "../guests/include/trialvm_abi.h"
 #include "../vmm/bus.h"
+#include "../vmm/evlog.h"
 #include "../vmm/util.h"
 #include "hcall.h"
 
 static struct ratelimit bad_rl = RATELIMIT_INIT(5, 1000);
 
-static int32_t do_clock(struct tvm_hcall *h)
+static int32_t do_clock(struct vm *vm, int vcpu, struct tvm_hcall *h)
 {
 	clockid_t id;
 	switch (h->arg[0]) {
@@ -27,10 +28,11 @@ static int32_t do_clock(struct tvm_hcall *h)
 	clock_gettime(id, &ts);
 	h->arg[1] = (uint64_t)ts.tv_sec;
 	h->arg[2] = (uint64_t)ts.tv_nsec;
+	vm_nondet_input(vm, vcpu, EVLOG_SRC_CLOCK, &h->arg[1], 2 * sizeof(h->arg[1]));
 	return 0;
 }
 
-static int32_t do_random(struct vm *vm, struct tvm_hcall *h)
+static int32_t do_random(struct vm *vm, int vcpu, struct tvm_hcall *h)
 {
 	uint64_t len = h->arg[1];
 	if (len > TVM_RANDOM_MAX)
@@ -40,6 +42,7 @@ static int32_t do_random(struct vm *vm, struct tvm_hcall *h)
 		return -EFAULT;
 	uint8_t buf[TVM_RANDOM_MAX];
 	entropy_fill(buf, len);
+	vm_nondet_input(vm, vcpu, EVLOG_SRC_RANDOM, buf, len);
 	memcpy(dst, buf, len);
 	return (int32_t)len;
 }
@@ -94,8 +97,8 @@ static void hcall_io(void *dev, int vcpu, uint64_t off, uint8_t *data, unsigned 
 		return;
 	}
 	switch (h.op) {
-	case TVM_HC_CLOCK: h.result = do_clock(&h); break;
-	case TVM_HC_RANDOM: h.result = do_random(vm, &h); break;
+	case TVM_HC_CLOCK: h.result = do_clock(vm, vcpu, &h); break;
+	case TVM_HC_RANDOM: h.result = do_random(vm, vcpu, &h); break;
 	case TVM_HC_FAULT: h.result = do_fault(vm, vcpu, &h); break;
 	default:
 		tvm_log_limited(&bad_rl, "vCPU %d: unknown hypercall %u", vcpu, h.op);

@@ -3,6 +3,7 @@
  * writable buffers with random bytes from entropy_fill(). */
 #include "devices.h"
 
+#include "../vmm/evlog.h"
 #include "virtio.h"
 
 /* At most this many bytes per request; the driver asks again for more. */
@@ -19,6 +20,7 @@ static int64_t rng_serve(void *ctx, struct virtio_mmio *t, struct virtq_elem *e)
 	while (done < want) {
 		uint64_t n = want - done < RNG_CHUNK ? want - done : RNG_CHUNK;
 		entropy_fill(buf, n);
+		vm_nondet_input(t->vm, t->cur_vcpu, EVLOG_SRC_RNG, buf, n);
 		uint64_t w = virtq_write(e, &t->mem, done, buf, n);
 		done += w;
 		if (w < n)

@@ -293,6 +293,14 @@ static bool ended_without_crash(const struct tvm_event *ev, int *status)
 		tvm_debug("%s", detail);
 		*status = 0;
 		return true;
+	case TVM_EV_DIVERGED:
+		tvm_log("%s", detail);
+		*status = TVM_EXIT_DIVERGED;
+		return true;
+	case TVM_EV_REPLAY_END:
+		tvm_log("%s", detail);
+		*status = 0;
+		return true;
 	case TVM_EV_NONE:
 		tvm_log("error: the run ended for no known reason");
 		*status = TVM_EXIT_ERROR;

@@ -37,6 +37,7 @@
 #include "disasm.h"
 #include "hang.h"
 #include "ramcache.h"
+#include "replay.h"
 #include "report.h"
 #include "snapshots.h"
 #include "symbols.h"
@@ -56,6 +57,9 @@ static const char usage_main[] =
 	"  ctl        talk to a running 'trialvm run --control SOCKET'\n"
 	"  snapshot   write a booted checkpoint, check and show snapshot files\n"
 	"             (trialvm snapshot --help); run --restore resumes one\n"
+	"  replay     run a recorded event log again from its snapshot, every input\n"
+	"             from the log, and stop where the guest diverges from it\n"
+	"             (trialvm replay --help)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     show this help (trialvm COMMAND --help for a command)\n"
@@ -63,7 +67,7 @@ static const char usage_main[] =
 	"\n"
 	"Exit status of 'trialvm run': the guest's own status when it powers off or\n"
 	"its application exits; 123 the guest or its application crashed; 125 trialvm\n"
-	"failed; 126 usage error.\n";
+	"failed; 126 usage error; 122 (replay) the guest diverged from the log.\n";
 
 static const char usage_run[] =
 	"Usage: trialvm run [OPTIONS] --kernel FILE\n"
@@ -122,6 +126,12 @@ static const char usage_run[] =
 	"                       seconds (0.1 to 86400) into --snapshot-dir\n"
 	"  --snapshot-dir DIR   where they go, as snap-NNNNNN.tvs (created if missing)\n"
 	"  --snapshot-keep N    keep only the newest N (default: all)\n"
+	"  --no-record          with snapshots, do not record the event log (every\n"
+	"                       input the guest received, for replay: DIR/start-\n"
+	"                       NNNNNN.tvl from the start, snap-NNNNNN.tvl from each\n"
+	"                       snapshot; README \"Record and replay\")\n"
+	"  --replay LOG         replay an event log segment (trialvm replay --help):\n"
+	"                       every input from LOG, every exit checked against it\n"
 	"  --restore SNAPSHOT   resume a snapshot instead of booting: memory, vCPUs\n"
 	"                       and devices as they were; the images (given, or the\n"
 	"                       ones the snapshot names) must be the ones it was\n"
@@ -275,6 +285,7 @@ struct run_settings {
 	struct control *control; /* owned, for the whole run */
 	double report_every;     /* --report-every SECS; 0: none */
 	bool core_channel;       /* --image: the core channel device (a Linux guest's crashed processes) */
+	const char *replay_log;  /* --replay LOG (trialvm replay) */
 	struct evloop *loop;     /* owned: the main thread's event loop, for every VM */
 };
 
@@ -423,7 +434,17 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			ok = false;
 		}
 	}
+	struct replay *rp = NULL;
+	if (ok && rs->replay_log &&
+	    !(rp = replay_open(rs->replay_log, rs->restore_r ? snap_header_of(rs->restore_r)->id : NULL, vm_ncpus(vm),
+			       &err))) {
+		tvm_log("error: replay: %s", err.msg);
+		ok = false;
+	}
+	if (rp)
+		replay_attach(rp, vm);
 	struct snapshots *snaps = NULL;
+	rs->snaps.start_id = rs->restore_r ? snap_header_of(rs->restore_r)->id : NULL;
 	if (ok && (rs->snaps.dir || rs->snaps.checkpoint) &&
 	    !(snaps = snapshots_start(vm, &rs->snaps, &rs->images, rs->origin.buf, rs->origin.len, &err))) {
 		tvm_log("error: %s", err.msg);
@@ -498,6 +519,8 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		} else {
 			console_flush();
 			status = crash_handle_event(&ev, &ctx);
+			if (rp)
+				replay_summary(rp);
 			if (rs->snaps.checkpoint && !snapshots_checkpoint_done(snaps) && status == 0)
 				status = TVM_EXIT_ERROR;
 			*crashed = status == TVM_EXIT_CRASHED && ev.kind != TVM_EV_POWEROFF;
@@ -510,6 +533,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	}
 	snapshots_stop(snaps); /* its writer may still call into the disks */
 	snaps = NULL;
+	replay_close(rp);
 	/* The disks: saved (persist), deleted (discard), or kept after a crash. */
 	for (int i = 0; i < rs->ndisks; i++) {
 		const char *kept = NULL;
@@ -550,7 +574,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
 	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
-	       O_SNAP_DIR, O_SNAP_KEEP, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE };
+	       O_SNAP_DIR, O_SNAP_KEEP, O_NO_RECORD, O_REPLAY, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -576,6 +600,8 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "snapshot-every", required_argument, NULL, O_SNAP_EVERY },
 		{ "snapshot-dir", required_argument, NULL, O_SNAP_DIR },
 		{ "snapshot-keep", required_argument, NULL, O_SNAP_KEEP },
+		{ "no-record", no_argument, NULL, O_NO_RECORD },
+		{ "replay", required_argument, NULL, O_REPLAY },
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "report-every", required_argument, NULL, O_REPORT_EVERY },
@@ -691,6 +717,8 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 			rsp->snaps.keep = (int)n;
 			break;
 		}
+		case O_NO_RECORD: rsp->snaps.no_record = true; break;
+		case O_REPLAY: rsp->replay_log = optarg; break;
 		case O_RESTORE: rsp->restore = optarg; break;
 		case O_IMAGE: cli->image = optarg; break;
 		case O_CONTROL: rsp->control_path = optarg; break;
@@ -718,6 +746,10 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		return usage_error("--snapshot-every and --snapshot-dir go together");
 	if (rsp->snaps.keep && !rsp->snaps.dir)
 		return usage_error("--snapshot-keep needs --snapshot-every and --snapshot-dir");
+	if (rsp->replay_log && (rsp->snaps.dir || rsp->on_crash == ON_CRASH_RESTART || rsp->report_every > 0))
+		return usage_error("--replay: a replay takes no snapshots, restarts or periodic reports");
+	if (rsp->snaps.no_record && !rsp->snaps.dir)
+		return usage_error("--no-record: only a run with --snapshot-every and --snapshot-dir is recorded");
 	if (rsp->report_every > 0 && !rsp->report_dir)
 		return usage_error("--report-every writes reports, and --no-report asks for none");
 	if (optind < argc) {
@@ -867,7 +899,8 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 		tvm_log("error: %s", err.msg);
 		return TVM_EXIT_ERROR;
 	}
-	uart_start_input();
+	if (!rsp->replay_log) /* a replay's console input is the log's */
+		uart_start_input();
 	/* The main thread's event loop (vmm/evloop.h), made before the sandbox. */
 	if (!(rsp->loop = evloop_new(&err)) ||
 	    (rsp->control_path && !(rsp->control = control_open(rsp->control_path, &rsp->images, rsp->origin.buf,
@@ -1261,6 +1294,81 @@ static int cmd_checkpoint(int argc, char **argv)
 	return status;
 }
 
+static const char usage_replay[] =
+	"Usage: trialvm replay (LOG | REPORT_DIR) [RUN OPTIONS]\n"
+	"\n"
+	"Run a recorded event log segment again (README \"Record and replay\"): the\n"
+	"machine is restored from the snapshot the segment starts at (DIR/snap-N.tvs\n"
+	"beside DIR/snap-N.tvl), or booted for a segment from the start of a run\n"
+	"(DIR/start-N.tvl: give the run's images, --app or --kernel ...), and every\n"
+	"exit is checked against the log while every input comes from it: what the\n"
+	"guest read from device registers (console input among it), the clock,\n"
+	"random and virtio-rng bytes. REPORT_DIR: the segment its report.json names,\n"
+	"which ends at the crash. The guest's console output is printed as in the\n"
+	"recorded run; standard input is not read.\n"
+	"\n"
+	"Exit status: as the recorded run's (a crash: 123, with its diagnosis; no\n"
+	"report unless --report-dir is given); 0 when the segment ends at the next\n"
+	"snapshot and every exit matched; 122 when the guest diverged from the log\n"
+	"(the report names the record, what the log has, what the guest did and its\n"
+	"RIP); 125 a corrupt log or a snapshot that is not the one the log starts\n"
+	"at; 126 usage. Only one-vCPU recordings replay.\n";
+
+/* trialvm replay: LOG (or the one REPORT_DIR/report.json names), its
+ * snapshot, then run's options. */
+static int cmd_replay(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage_replay, argc < 2 ? stderr : stdout);
+		return argc < 2 ? TVM_EXIT_USAGE : 0;
+	}
+	static char log[4096], snap[4096];
+	struct stat st;
+	struct tvm_err err = { "" };
+	if (stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode)) {
+		char rj[4096];
+		snprintf(rj, sizeof(rj), "%s/report.json", argv[1]);
+		if (report_event_log(rj, log, sizeof(log), &err) < 0) {
+			tvm_log("error: replay: %s", err.msg);
+			return TVM_EXIT_ERROR;
+		}
+	} else {
+		snprintf(log, sizeof(log), "%s", argv[1]);
+	}
+	bool have_restore = false, have_report = false;
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) {
+		have_restore = have_restore || !strcmp(argv[i], "--restore") || !strncmp(argv[i], "--restore=", 10);
+		have_report = have_report || !strcmp(argv[i], "--report-dir") || !strncmp(argv[i], "--report-dir=", 13);
+	}
+	/* DIR/snap-N.tvl starts at DIR/snap-N.tvs. */
+	size_t n = strlen(log);
+	const char *base = strrchr(log, '/') ? strrchr(log, '/') + 1 : log;
+	bool from_snapshot = !have_restore && n > 4 && !strcmp(log + n - 4, ".tvl") && !strncmp(base, "snap-", 5);
+	if (from_snapshot) {
+		snprintf(snap, sizeof(snap), "%.*s.tvs", (int)(n - 4), log);
+	}
+	char **args = calloc((size_t)argc + 8, sizeof(char *));
+	if (!args)
+		return TVM_EXIT_ERROR;
+	int k = 0;
+	args[k++] = "replay";
+	args[k++] = "--replay";
+	args[k++] = log;
+	if (from_snapshot) {
+		args[k++] = "--restore";
+		args[k++] = snap;
+	}
+	if (!have_report)
+		args[k++] = "--no-report";
+	for (int i = 2; i < argc; i++)
+		args[k++] = argv[i];
+	struct run_settings rs = RUN_DEFAULTS;
+	int status = run_command(&rs, k, args);
+	run_settings_free(&rs);
+	free(args);
+	return status;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct run_settings rs = RUN_DEFAULTS;
@@ -1355,6 +1463,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(cmd, "replay"))
+		return cmd_replay(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disk"))
 		return disk_cli_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "image"))

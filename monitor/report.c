@@ -498,7 +498,7 @@ static json_t *report_json(const struct report_inputs *in, const struct report_f
 		json_object_set_new(root, "kernel_log_tail", json_text_n((const char *)cs->kernel_log, cs->kernel_log_len));
 		json_object_set_new(root, "app_output_tail", json_text_n((const char *)cs->app_output, cs->app_output_len));
 	}
-	if (in->snaps && (in->snaps->have_crash || in->snaps->have_last)) {
+	if (in->snaps && (in->snaps->have_crash || in->snaps->have_last || in->snaps->have_log)) {
 		json_t *o = json_object();
 		if (in->snaps->have_crash) {
 			json_t *c = json_object();
@@ -511,6 +511,14 @@ static json_t *report_json(const struct report_inputs *in, const struct report_f
 			json_object_set_new(c, "id", json_string(in->snaps->last_id));
 			json_object_set_new(c, "file", json_text(in->snaps->last_file));
 			json_object_set_new(o, "before_crash", c);
+		}
+		if (in->snaps->have_log) {
+			json_t *c = json_object();
+			json_object_set_new(c, "file", json_text(in->snaps->log_file));
+			json_object_set_new(c, "records", json_integer((json_int_t)in->snaps->log_records));
+			json_object_set_new(c, "bytes", json_integer((json_int_t)in->snaps->log_bytes));
+			json_object_set_new(c, "exact", json_boolean(in->snaps->log_exact));
+			json_object_set_new(o, "event_log", c);
 		}
 		json_object_set_new(root, "snapshots", o);
 	}
@@ -692,4 +700,41 @@ out:
 	free(f->disks);
 	free(f);
 	return rc;
+}
+
+int report_event_log(const char *report_json, char *out, size_t cap, struct tvm_err *err)
+{
+	struct stat st;
+	int fd = open_regular(report_json, &st, err);
+	if (fd < 0)
+		return -1;
+	if (st.st_size <= 0 || st.st_size > (64 << 20)) {
+		close(fd);
+		return tvm_seterr(err, "%s: %lld bytes, not a report.json", report_json, (long long)st.st_size);
+	}
+	char *text = malloc((size_t)st.st_size);
+	int r = text ? pread_all(fd, text, (size_t)st.st_size, 0) : -ENOMEM;
+	close(fd);
+	if (r < 0) {
+		free(text);
+		return tvm_seterr(err, "cannot read %s: %s", report_json, strerror(-r));
+	}
+	json_error_t je;
+	json_t *root = json_loadb(text, (size_t)st.st_size, JSON_REJECT_DUPLICATES, &je);
+	free(text);
+	if (!root)
+		return tvm_seterr(err, "%s: not JSON (line %d: %s)", report_json, je.line, je.text);
+	const char *file = json_string_value(json_object_get(json_object_get(json_object_get(root, "snapshots"),
+									      "event_log"), "file"));
+	r = 0;
+	if (!file)
+		r = tvm_seterr(err, "%s names no event log (snapshots.event_log.file): the run was not recorded "
+				    "(it had no --snapshot-every, or --no-record)", report_json);
+	else if (strlen(file) >= cap || strlen(file) != json_string_length(json_object_get(
+						     json_object_get(json_object_get(root, "snapshots"), "event_log"), "file")))
+		r = tvm_seterr(err, "%s: snapshots.event_log.file is not a usable path", report_json);
+	else
+		snprintf(out, cap, "%s", file);
+	json_decref(root);
+	return r;
 }

@@ -20,6 +20,11 @@ struct report_snapshots {
 	bool have_crash, have_last;
 	char crash_id[33], last_id[33];      /* hex */
 	char crash_file[4096], last_file[4096];
+	/* The event log segment that ends at the crash (since the last
+	 * periodic snapshot, or the run's start). */
+	bool have_log, log_exact;
+	char log_file[4096];
+	uint64_t log_records, log_bytes;
 };
 
 struct report_inputs {
@@ -47,6 +52,10 @@ int report_write(const struct report_inputs *in, char *out_path, size_t cap, str
  * trialvm process is gone (a kill -9, a power loss), saying so on stderr
  * for each; those of running processes are left alone. The count. */
 int report_clean_partials(const char *dir);
+
+/* The event log segment a report.json names (snapshots.event_log.file),
+ * into out; -1 + err when it names none or is not a report. */
+int report_event_log(const char *report_json, char *out, size_t cap, struct tvm_err *err);
 
 #define REPORT_SCHEMA "trialvm-report"
 #define REPORT_VERSION 1

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../devices/devices.h"
+#include "../vmm/evlog.h"
 #include "../vmm/fileio.h"
 #include "../vmm/snapshot.h"
 #include "../vmm/util.h"
@@ -123,6 +124,10 @@ struct snapshots {
 	/* Its parts, per pause: stopping the vCPUs (the barrier), fetching the
 	 * dirty log, reading vCPU and device state, copying pages aside. */
 	double part_ms[4][4096];
+	/* The event log segment being recorded (NULL: none), its path. */
+	struct evlog *log;
+	char log_path[4096];
+	bool exact;              /* one vCPU: the log replays exactly */
 };
 
 /* One snapshot: captured while the vCPUs are paused, then written (for
@@ -140,6 +145,7 @@ struct job {
 	int result;
 	struct tvm_err err;
 	bool done;               /* atomic: the writer finished */
+	struct evlog *old_log;   /* the segment this snapshot ended, closed after the resume */
 };
 
 /* The highest NNNNNN of DIR/snap-NNNNNN.tvs and DIR/crash-NNNNNN.tvs:
@@ -155,7 +161,8 @@ static unsigned highest_existing(const char *dir)
 	while ((e = readdir(d))) {
 		unsigned n;
 		char tail[8];
-		if ((sscanf(e->d_name, "snap-%6u.tv%7s", &n, tail) == 2 || sscanf(e->d_name, "crash-%6u.tv%7s", &n, tail) == 2) &&
+		if ((sscanf(e->d_name, "snap-%6u.tv%7s", &n, tail) == 2 || sscanf(e->d_name, "crash-%6u.tv%7s", &n, tail) == 2 ||
+		     sscanf(e->d_name, "start-%6u.tv%7s", &n, tail) == 2) &&
 		    n > max && n < 999999)
 			max = n;
 	}
@@ -206,6 +213,15 @@ struct snapshots *snapshots_start(struct vm *vm, const struct snapshots_cfg *cfg
 		s->seq = highest_existing(cfg->dir);
 		s->first_kept = s->seq + 1;
 		s->next_ns = now_ns() + (uint64_t)(cfg->every * 1e9);
+		s->exact = vm_ncpus(vm) == 1;
+		if (!cfg->no_record) {
+			snprintf(s->log_path, sizeof(s->log_path), "%s/start-%06u.tvl", cfg->dir, s->seq + 1);
+			if (!(s->log = evlog_create(s->log_path, cfg->start_id, s->exact, err))) {
+				snapshots_stop(s);
+				return NULL;
+			}
+			vm_set_evlog(vm, s->log);
+		}
 	}
 	if (cfg->at_console && console_watch(cfg->at_console, on_console, s) < 0) {
 		tvm_seterr(err, "--at-console: give 1 to %d bytes", CONSOLE_WATCH_MAX);
@@ -218,6 +234,21 @@ struct snapshots *snapshots_start(struct vm *vm, const struct snapshots_cfg *cfg
 static void snap_path(const struct snapshots *s, unsigned seq, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s/snap-%06u.tvs", s->cfg.dir, seq);
+}
+
+/* The event log segment that starts at snapshot `seq`. */
+static void log_path_of(const struct snapshots *s, unsigned seq, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/snap-%06u.tvl", s->cfg.dir, seq);
+}
+
+/* End a segment (after the vCPUs were let go: the fsync is not part of
+ * the pause); a failure is said, the run goes on. */
+static void close_log(struct evlog *l, unsigned why)
+{
+	struct tvm_err err = { "" };
+	if (l && evlog_close(l, why, NULL, &err) < 0)
+		tvm_log("warning: %s", err.msg);
 }
 
 static void job_free(struct job *j)
@@ -235,7 +266,7 @@ static void job_free(struct job *j)
  * unless keep_paused (then the caller resumes, also on failure). The job,
  * or NULL with err. */
 static struct job *capture(struct snapshots *s, const char *path, bool periodic, bool keep_paused,
-			   struct tvm_err *err)
+			   unsigned segment, struct tvm_err *err)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -278,6 +309,20 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 	if (r == 0 && !(j->cap = vm_snapshot_capture(s->vm, j->incremental ? (const uint64_t *const *)s->pending : NULL,
 						       err)))
 		r = -1;
+	/* A numbered periodic snapshot starts the next event log segment,
+	 * here, where the guest stands still. */
+	if (r == 0 && segment && s->log) {
+		struct tvm_err lerr = { "" };
+		char lp[4096];
+		log_path_of(s, segment, lp, sizeof(lp));
+		struct evlog *nl = evlog_create(lp, j->h.id, s->exact, &lerr);
+		if (!nl)
+			tvm_log("warning: recording stops: %s", lerr.msg);
+		j->old_log = vm_set_evlog(s->vm, nl);
+		s->log = nl;
+		if (nl)
+			snprintf(s->log_path, sizeof(s->log_path), "%s", lp);
+	}
 	if (!keep_paused)
 		vm_resume(s->vm);
 	double ms = (now_ns() - t0) / 1e6;
@@ -300,6 +345,8 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 	}
 	tvm_debug("snapshot %s: %s, %llu pages; the vCPUs were paused %.2f ms", path,
 		  j->incremental ? "incremental" : "full", (unsigned long long)snap_capture_pages(j->cap), ms);
+	close_log(j->old_log, EVLOG_END_SNAPSHOT);
+	j->old_log = NULL;
 	return j;
 }
 
@@ -318,6 +365,10 @@ static void prune(struct snapshots *s)
 		}
 		if (unlink(oldest) < 0 && errno != ENOENT)
 			tvm_log("warning: cannot delete merged snapshot %s: %s", oldest, strerror(errno));
+		/* Its event log segment replays from it only. */
+		log_path_of(s, s->first_kept, oldest, sizeof(oldest));
+		if (unlink(oldest) < 0 && errno != ENOENT)
+			tvm_log("warning: cannot delete event log %s: %s", oldest, strerror(errno));
 		fsync_dir(s->cfg.dir);
 		s->first_kept++;
 	}
@@ -401,7 +452,7 @@ static void join_writer(struct snapshots *s)
 static int write_now(struct snapshots *s, const char *path, bool periodic, uint8_t id_out[16], struct tvm_err *err)
 {
 	bool checkpoint = !periodic;
-	struct job *j = capture(s, path, periodic, checkpoint, err);
+	struct job *j = capture(s, path, periodic, checkpoint, 0, err);
 	if (!j)
 		return -1;
 	write_job(j); /* seq 0: the crash snapshot takes no number of the sequence */
@@ -456,7 +507,7 @@ int snapshots_hook(struct vm *vm, void *arg)
 	s->next_ns = now_ns() + (uint64_t)(s->cfg.every * 1e9);
 	char path[4096];
 	snap_path(s, s->seq + 1, path, sizeof(path));
-	struct job *j = capture(s, path, true, false, &err);
+	struct job *j = capture(s, path, true, false, s->seq + 1, &err);
 	if (!j) {
 		if (!s->failed_logged) /* the VM keeps running; the next snapshot tries again */
 			tvm_log("warning: snapshot %s skipped: %s", path, err.msg);
@@ -484,6 +535,23 @@ void snapshots_crash(void *arg, struct report_snapshots *out)
 	if (!s || !s->cfg.dir || !s->pending[0])
 		return;
 	join_writer(s);
+	/* The segment since the last snapshot ends at the crash: on disk
+	 * before the report names it. */
+	if (s->log) {
+		struct evlog *l = vm_set_evlog(s->vm, NULL);
+		s->log = NULL;
+		struct tvm_err lerr = { "" };
+		uint64_t n[2];
+		if (evlog_close(l, EVLOG_END_CRASH, n, &lerr) == 0) {
+			out->have_log = true;
+			out->log_exact = s->exact;
+			snprintf(out->log_file, sizeof(out->log_file), "%s", s->log_path);
+			out->log_records = n[0];
+			out->log_bytes = n[1];
+		} else {
+			tvm_log("warning: %s", lerr.msg);
+		}
+	}
 	if (s->have_last) {
 		hex_bytes(s->last_id, 16, out->last_id);
 		snap_path(s, s->seq, out->last_file, sizeof(out->last_file));
@@ -522,6 +590,13 @@ static double median_of(double *v, unsigned n)
 
 void snapshots_stats(struct snapshots *s)
 {
+	if (s && s->log) {
+		uint64_t rec, bytes;
+		evlog_counts(s->log, &rec, &bytes);
+		tvm_log("stats: event log segment %s: %llu records, %llu bytes so far (%s)", s->log_path,
+			(unsigned long long)rec, (unsigned long long)bytes,
+			s->exact ? "one vCPU: exactly replayable" : "more than one vCPU: replay is best-effort");
+	}
 	if (!s || !s->npauses)
 		return;
 	unsigned n = s->npauses;
@@ -536,6 +611,15 @@ void snapshots_stats(struct snapshots *s)
 }
 
 bool snapshots_checkpoint_done(const struct snapshots *s) { return s && s->checkpoint_done; }
+
+bool snapshots_evlog(const struct snapshots *s, const char **path, uint64_t *records, uint64_t *bytes)
+{
+	if (!s || !s->log)
+		return false;
+	*path = s->log_path;
+	evlog_counts(s->log, records, bytes);
+	return true;
+}
 unsigned snapshots_written(const struct snapshots *s) { return s ? s->written : 0; }
 
 void snapshots_stop(struct snapshots *s)
@@ -543,6 +627,11 @@ void snapshots_stop(struct snapshots *s)
 	if (!s)
 		return;
 	join_writer(s);
+	if (s->log) {
+		/* The vCPUs are gone (or never ran): the run's end. */
+		close_log(vm_set_evlog(s->vm, NULL), EVLOG_END_RUN);
+		s->log = NULL;
+	}
 	if (s->cfg.at_console)
 		console_unwatch();
 	for (int i = 0; i < TVM_MAX_REGIONS; i++)

@@ -17,6 +17,8 @@ struct snapshots_cfg {
 	int keep;               /* --snapshot-keep N (0: all) */
 	const char *checkpoint; /* snapshot checkpoint -o FILE */
 	const char *at_console; /* ... --at-console STRING */
+	bool no_record;         /* --no-record: no event log beside the periodic snapshots */
+	const uint8_t *start_id; /* the snapshot the run was restored from (NULL: a boot) */
 };
 
 /* The images a VM is made from, hashed into a header's image list. */
@@ -52,6 +54,12 @@ unsigned snapshots_written(const struct snapshots *s);
 /* --stats: how many were written and how long the vCPUs were paused for
  * each periodic one (median, p99, max), on stderr. */
 void snapshots_stats(struct snapshots *s);
+/* With periodic snapshots, the run is recorded (vmm/evlog.h): one event
+ * log segment from the start of the run (DIR/start-NNNNNN.tvl) and one
+ * from each periodic snapshot (DIR/snap-NNNNNN.tvl beside its .tvs),
+ * deleted with it by --snapshot-keep. The segment being written, its
+ * records and bytes so far (false when none). */
+bool snapshots_evlog(const struct snapshots *s, const char **path, uint64_t *records, uint64_t *bytes);
 void snapshots_stop(struct snapshots *s);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../vmm/evlog.h"
 #include "../vmm/text.h"
 #include "../vmm/fileio.h"
 #include "../vmm/util.h"
@@ -102,8 +103,10 @@ int inspect_file(const char *path, const struct inspect_opts *o, FILE *out, stru
 		tvm_seterr(err, "%s: a 32-bit Windows dump (\"PAGEDUMP\"); only 64-bit dumps are supported", path);
 	else if (ws < n && magic[ws] == '{')
 		rc = insp_json(&s, o, out, err);
+	else if (n >= 8 && !memcmp(magic, EVLOG_MAGIC, 8))
+		rc = insp_evlog(&s, o, out, err);
 	else
-		tvm_seterr(err, "%s: unrecognised content at offset 0 (not an ELF core, a Windows dump or a report.json)", path);
+		tvm_seterr(err, "%s: unrecognised content at offset 0 (not an ELF core, a Windows dump, a report.json or an event log)", path);
 out:
 	close(s.fd);
 	return rc;

@@ -5,7 +5,8 @@
  * are CORE NT_PRSTATUS, QEMU and VMCOREINFO only), (b) application core
  * (app.core: ET_CORE with process-core notes, NT_PRPSINFO among them, and
  * no QEMU or VMCOREINFO note; any other note is refused), (c) Windows full
- * dump ("PAGEDU64"), (d) report.json (first non-blank byte '{'). Every
+ * dump ("PAGEDU64"), (d) report.json (first non-blank byte '{'), (e) an
+ * event log segment ("TVMEVLG1", vmm/evlog.h: every record checked). Every
  * structure is checked against the file's real size (fstat: sparse holes are
  * fine) and for consistency (no overlapping PT_LOADs or runs, report.json
  * cross-references); a malformed or truncated file gives -1 and one sentence

@@ -42,6 +42,9 @@ int insp_emit(FILE *out, const void *buf, size_t len, struct tvm_err *err);
 /* Check --read-phys's length and range. */
 int insp_check_read_opts(const struct inspect_opts *o, const char *path, struct tvm_err *err);
 
+/* ---- event log segments (inspect_evlog.c) ---- */
+int insp_evlog(const struct insp_src *s, const struct inspect_opts *o, FILE *out, struct tvm_err *err);
+
 /* ---- ELF (inspect_elf.c) ---- */
 /* What a note is, by its owner name and type (the only ones inspect takes). */
 enum insp_note_kind {

@@ -116,6 +116,7 @@ expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
 
 # ------------------------------------------------------------- snapshots
 . tests/snapshot.sh
+. tests/record.sh
 . tests/control.sh
 
 # ------------------------------------------------------- Linux bzImage

@@ -12,6 +12,7 @@
 
 /* Exit statuses of `trialvm run` (README "Exit status"). Any other value is
  * the guest's own exit status. */
+#define TVM_EXIT_DIVERGED 122 /* a replay diverged from its event log */
 #define TVM_EXIT_CRASHED 123  /* the guest or its application crashed */
 #define TVM_EXIT_ERROR 125    /* trialvm failed (setup, I/O, KVM) */
 #define TVM_EXIT_USAGE 126    /* bad command line */

@@ -20,6 +20,7 @@
 #include "evloop.h"
 #include "sandbox.h"
 #include "stopsig.h"
+#include "evlog.h"
 #include "util.h"
 #include "vm_internal.h"
 
@@ -542,6 +543,10 @@ static bool cpu_state_was_reset(struct vcpu *c)
 	       !(sr.efer & 0x400);
 }
 
+/* The guest's RIP at this exit, when KVM hands the registers over at
+ * each exit (KVM_CAP_SYNC_REGS); 0 otherwise. */
+static uint64_t exit_rip(const struct vcpu *c) { return c->seen_valid ? c->seen_regs.rip : 0; }
+
 static void handle_exit(struct vcpu *c)
 {
 	struct kvm_run *run = c->run;
@@ -558,9 +563,18 @@ static void handle_exit(struct vcpu *c)
 		uint8_t *data = (uint8_t *)run + run->io.data_offset;
 		if (vm->nswbp > 0 && run->io.port == TVM_BP_PORT && vcpu_pio_breakpoint(c))
 			return;
+		bool out = run->io.direction == KVM_EXIT_IO_OUT;
+		c->io_seq++;
+		if (vm->replay && !vm->replay->exit_check(vm->replay_ctx, c->index, c->io_seq, 1, out, (unsigned)size,
+							  (uint32_t)count, run->io.port, data, exit_rip(c)))
+			return;
 		for (uint64_t i = 0; i < count && !vm->stopping; i++)
-			bus_access(vm, BUS_PIO, c->index, run->io.port, data + i * size, (unsigned)size,
-				   run->io.direction == KVM_EXIT_IO_OUT);
+			bus_access(vm, BUS_PIO, c->index, run->io.port, data + i * size, (unsigned)size, out);
+		struct evlog *log = __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE);
+		if (vm->replay && !out)
+			vm->replay->exit_fill(vm->replay_ctx, c->index, data, total);
+		else if (log)
+			evlog_exit(log, c->index, c->io_seq, 1, out, (unsigned)size, (uint32_t)count, run->io.port, data);
 		return;
 	}
 	case KVM_EXIT_MMIO: {
@@ -570,7 +584,17 @@ static void handle_exit(struct vcpu *c)
 			vcpu_exit_event(c, TVM_EV_VMM_ERROR, run->exit_reason, "malformed MMIO exit from KVM");
 			return;
 		}
+		c->io_seq++;
+		if (vm->replay && !vm->replay->exit_check(vm->replay_ctx, c->index, c->io_seq, 2, run->mmio.is_write, len,
+							  1, run->mmio.phys_addr, run->mmio.data, exit_rip(c)))
+			return;
 		bus_access(vm, BUS_MMIO, c->index, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+		struct evlog *log = __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE);
+		if (vm->replay && !run->mmio.is_write)
+			vm->replay->exit_fill(vm->replay_ctx, c->index, run->mmio.data, len);
+		else if (log)
+			evlog_exit(log, c->index, c->io_seq, 2, run->mmio.is_write, len, 1, run->mmio.phys_addr,
+				   run->mmio.data);
 		return;
 	}
 	case KVM_EXIT_SHUTDOWN: {
@@ -630,6 +654,36 @@ static void handle_exit(struct vcpu *c)
 				"KVM returned exit reason %u, which trialvm does not handle", run->exit_reason);
 		return;
 	}
+}
+
+struct evlog *vm_set_evlog(struct vm *vm, struct evlog *log)
+{
+	for (int i = 0; i < vm->ncpus; i++)
+		vm->cpus[i].io_seq = 0;
+	return __atomic_exchange_n(&vm->evlog, log, __ATOMIC_ACQ_REL);
+}
+
+void vm_set_replay(struct vm *vm, const struct vm_replay_ops *ops, void *ctx)
+{
+	vm->replay = ops;
+	vm->replay_ctx = ctx;
+	for (int i = 0; i < vm->ncpus; i++)
+		vm->cpus[i].io_seq = 0;
+}
+
+void vm_nondet_input(struct vm *vm, int vcpu, unsigned src, void *data, size_t len)
+{
+	if (!vm || vcpu < 0 || vcpu >= vm->ncpus || !len)
+		return;
+	/* The exit the vCPU is handling (counted before its devices run). */
+	uint64_t seq = vm->cpus[vcpu].io_seq;
+	if (vm->replay) {
+		vm->replay->input(vm->replay_ctx, vcpu, seq, src, data, len);
+		return;
+	}
+	struct evlog *log = __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE);
+	if (log)
+		evlog_data(log, vcpu, seq, src, data, len);
 }
 
 uint64_t vm_exit_count(struct vm *vm, int idx)

@@ -155,6 +155,8 @@ enum tvm_event_kind {
 	TVM_EV_CHECKPOINT,     /* `snapshot checkpoint` wrote its snapshot: the run ends */
 	TVM_EV_QUIT,           /* a control client asked for the end (run --control) */
 	TVM_EV_GUEST_CORE,     /* a Linux guest's process crashed; payload: struct guest_core (devices.h) */
+	TVM_EV_DIVERGED,       /* replay: the guest did not do what the event log says */
+	TVM_EV_REPLAY_END,     /* replay: the guest went on past the log's end (the next segment's) */
 };
 
 struct tvm_event {
@@ -241,6 +243,29 @@ void vm_clear_sw_breakpoints(struct vm *vm);
 /* Put back the breakpoints the last vm_clear_sw_breakpoints took out
  * (a live report of a paused VM, which then runs on). */
 void vm_rearm_sw_breakpoints(struct vm *vm);
+/* Record/replay (vmm/evlog.h): from now on every port I/O and MMIO exit,
+ * with what the guest read or wrote, goes to `log` (NULL: none); each
+ * vCPU's exit numbers start again at 1. Call with the vCPUs paused or
+ * not yet started. Returns the log it replaces (the caller closes it). */
+struct evlog;
+struct evlog *vm_set_evlog(struct vm *vm, struct evlog *log);
+/* Replay (monitor/replay.h): each port I/O and MMIO exit goes to
+ * exit_check before the devices see it (false: the vCPU does not handle
+ * it; the hook raised the run's event), and a read's bytes, after the
+ * devices, to exit_fill, which puts the recorded ones in their place; what
+ * devices take from nondeterministic sources goes to input instead of the
+ * log. Set before the vCPUs start; exit numbers start again at 1. */
+struct vm_replay_ops {
+	bool (*exit_check)(void *ctx, int vcpu, uint64_t seq, unsigned bus, bool write, unsigned size, uint32_t count,
+			   uint64_t addr, const uint8_t *data, uint64_t rip);
+	void (*exit_fill)(void *ctx, int vcpu, uint8_t *data, size_t len);
+	void (*input)(void *ctx, int vcpu, uint64_t seq, unsigned src, void *data, size_t len);
+};
+void vm_set_replay(struct vm *vm, const struct vm_replay_ops *ops, void *ctx);
+/* A device took len bytes at data from a nondeterministic source (enum
+ * evlog_src) while vCPU `vcpu` was in an exit: recorded (vm_set_evlog),
+ * or, on replay, replaced by the recorded bytes. */
+void vm_nondet_input(struct vm *vm, int vcpu, unsigned src, void *data, size_t len);
 /* While the VM runs (from another thread): the number of exits vCPU idx
  * has taken so far, and a fresh sample of its RIP, CPL and KVM MP state
  * (0 = runnable; -1 = trialvm itself holds it paused, a snapshot or a

@@ -34,6 +34,8 @@ struct vcpu {
 	                               creation, cleared by the thread before it exits) */
 	uint64_t exits;             /* atomic: exits handled */
 	uint64_t exits_pio, exits_mmio; /* written by this vCPU's thread only */
+	uint64_t io_seq;            /* port I/O and MMIO exits since the event log's
+	                               segment began (own thread; vm_set_evlog resets it) */
 	/* The pause barrier (vm_pause): holders under vm->pause_lock;
 	 * `parked` set by the thread while it waits (its state is then
 	 * consistent), with the RIP, CPL and MP state it parked at. */
@@ -65,6 +67,10 @@ struct vm {
 	uint64_t unclaimed;
 	bool running;
 	uint64_t start_ns;
+
+	struct evlog *evlog;        /* atomic: the event log being recorded (vm_set_evlog), or NULL */
+	const struct vm_replay_ops *replay; /* vm_set_replay, before the vCPUs start */
+	void *replay_ctx;
 
 	int nswbp;                  /* software breakpoints (vm_set_sw_breakpoints) */
 	enum tvm_bp_kind swbp_kind;

@@ -1,0 +1,30 @@
+/* monitor/replay.h - replay of a recorded run (README "Record and
+ * replay"): the machine is restored from the snapshot an event log
+ * segment starts at (or booted, for a segment from the start of a run),
+ * and every exit is checked against the segment's records while every
+ * input comes from them: what the guest read from a device register, the
+ * clock, random and virtio-rng bytes. The first mismatch stops the run
+ * (TVM_EV_DIVERGED) with a report naming the record, both sides and the
+ * guest's RIP; a guest that goes on past the segment's end is stopped
+ * there (TVM_EV_REPLAY_END). */
+#ifndef TVM_MONITOR_REPLAY_H
+#define TVM_MONITOR_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../vmm/vm.h"
+
+struct replay;
+/* Open LOG and check that it starts where the VM does: at snapshot
+ * `start_id` (NULL: a boot, the start of a run). The log must be of a
+ * one-vCPU run (exactly replayable) and the VM have one vCPU. */
+struct replay *replay_open(const char *log, const uint8_t *start_id, int ncpus, struct tvm_err *err);
+/* Before the vCPUs start. */
+void replay_attach(struct replay *rp, struct vm *vm);
+/* After the run: what was replayed, on stderr ("replay: ..."); the full
+ * divergence report when there was one. */
+void replay_summary(const struct replay *rp);
+void replay_close(struct replay *rp);
+
+#endif

@@ -1,0 +1,148 @@
+# tests/record.sh - the event log of a recorded run (sourced by
+# tests/vm-suite.sh): every input the guest received, checked by an
+# independent reader (tests/tools/evlog.py) against what the guest printed,
+# and by trialvm inspect.
+EVLOG="python3 $PWD/tests/tools/evlog.py"
+
+# clock-rand prints the clock it read and its 16 random bytes: both are in
+# the log of its run, as data records; the segment from the run's start
+# ends at the run's end, after the exits that printed them.
+vmrun rec-run 60 run --app "$APPS/clock-rand" --snapshot-every 5 --snapshot-dir "$T/rec1" --stats
+seg=$T/rec1/start-000001.tvl
+if expect_rc rec-run 0 && expect_grep rec-run err "stats: event log segment $seg: [0-9]+ records" && [ -s "$seg" ]; then
+	$EVLOG "$seg" --random --clock >"$T/rec-run.log" 2>&1
+	rnd=$(sed -n 's/^random //p' "$T/rec-run.out")
+	rt=$(sed -n 's/^realtime \([0-9]*\)\.0*\([0-9][0-9]*\)$/clock \1 \2/p' "$T/rec-run.out")
+	if ! grep -Eq '^records [0-9]+ exits [1-9][0-9]* pio [0-9]+ mmio [1-9][0-9]* data [1-9][0-9]* end 0$' "$T/rec-run.log"; then
+		fail rec-run "the log's records: $(head -3 "$T/rec-run.log" | tr '\n' '|')"
+	elif ! grep -Eq '^header 1 1 0{32}$' "$T/rec-run.log"; then
+		fail rec-run "the header is not version 1, one vCPU, from the run's start: $(head -1 "$T/rec-run.log")"
+	elif [ -z "$rnd" ] || ! sed -n 3p "$T/rec-run.log" | grep -q "$rnd"; then
+		fail rec-run "the random bytes the app printed ($rnd) are not in the log's data records"
+	elif [ -z "$rt" ] || ! grep -qx "$rt" "$T/rec-run.log"; then
+		fail rec-run "the realtime clock the app printed ($rt) is not a clock record of the log"
+	else
+		vmrun rec-inspect 10 inspect "$seg"
+		expect_rc rec-inspect 0 && expect_grep rec-inspect out 'trialvm event log, format version 1, one vCPU' \
+			'starts at +the start of the run' 'ends +at the run.s end' 'bytes from (random|virtio-rng)' &&
+			pass rec-run
+	fi
+fi
+
+# Periodic snapshots: each starts a segment (snap-N.tvl beside snap-N.tvs)
+# whose header names that snapshot's id; the one before it ends there.
+vmrun rec-segments 120 run --app "$APPS/counter" --snapshot-every 0.3 --snapshot-dir "$T/rec2" -- 12 2000 100
+if expect_rc rec-segments 0 && [ -s "$T/rec2/start-000001.tvl" ] && [ -s "$T/rec2/snap-000001.tvl" ]; then
+	bad=""
+	$EVLOG "$T/rec2/start-000001.tvl" >"$T/rec-seg0.log" 2>&1
+	grep -q ' end 2$' "$T/rec-seg0.log" || bad="$bad start-segment-end:$(tail -1 "$T/rec-seg0.log")"
+	for tvl in "$T"/rec2/snap-*.tvl; do
+		tvs=${tvl%.tvl}.tvs
+		id=$("$TRIALVM" snapshot inspect "$tvs" 2>/dev/null | sed -n 's/^ *id  *\([0-9a-f]\{32\}\).*/\1/p' | head -1)
+		hid=$($EVLOG "$tvl" 2>/dev/null | sed -n 's/^header 1 1 //p')
+		[ -n "$id" ] && [ "$id" = "$hid" ] || bad="$bad $(basename "$tvl"):id($hid/$id)"
+		"$TRIALVM" inspect "$tvl" >/dev/null 2>&1 || bad="$bad $(basename "$tvl"):inspect"
+	done
+	last=$(ls "$T"/rec2/snap-*.tvl | tail -1)
+	$EVLOG "$last" | grep -q ' end 0$' || bad="$bad last-segment-not-run-end"
+	[ -z "$bad" ] && pass rec-segments || fail rec-segments "wrong:$bad"
+else
+	[ "$RC" -eq 0 ] && fail rec-segments "no snapshot segment: $(ls "$T/rec2" | tr '\n' ' ')"
+fi
+
+# A crash: the segment since the last snapshot ends at it (on disk before
+# the report names it), and report.json says where it is and how big.
+vmrun rec-crash 120 run --app "$APPS/counter" --snapshot-every 0.3 --snapshot-dir "$T/rec3" \
+	--report-dir "$T/rec-crash.reports" -- 6 2000 100 crash
+if expect_rc rec-crash 123 && expect_report rec-crash app-fault core.elf; then
+	f=$(jq -r '.snapshots.event_log.file' "$REPORT/report.json")
+	recs=$(jq -r '.snapshots.event_log.records' "$REPORT/report.json")
+	bytes=$(jq -r '.snapshots.event_log.bytes' "$REPORT/report.json")
+	$EVLOG "$f" >"$T/rec-crash.log" 2>&1
+	if grep -q "^records $recs .* end 1\$" "$T/rec-crash.log" && [ "$(stat -c %s "$f")" = "$bytes" ] &&
+		[ "$(jq -r '.snapshots.event_log.exact' "$REPORT/report.json")" = true ]; then
+		pass rec-crash
+	else
+		fail rec-crash "report.json says $f, $recs records, $bytes bytes; the log: $(tail -1 "$T/rec-crash.log"), $(stat -c %s "$f" 2>&1) bytes"
+	fi
+fi
+
+# kill -9 while recording: what reached the file reads back, cut at the
+# last whole record, without an END.
+"$TRIALVM" run --app "$APPS/counter" --snapshot-every 0.5 --snapshot-dir "$T/rec4" -- 100000 2000 50 \
+	>/dev/null 2>"$T/rec-kill.err" </dev/null &
+rec_pid=$!
+sleep 3
+kill -9 "$rec_pid"
+wait "$rec_pid" 2>/dev/null
+if [ -s "$T/rec4/start-000001.tvl" ]; then
+	bad=""
+	for tvl in "$T"/rec4/*.tvl; do
+		"$TRIALVM" inspect "$tvl" >"$T/rec-kill.inspect" 2>&1 || bad="$bad $(basename "$tvl"):$(head -1 "$T/rec-kill.inspect")"
+	done
+	# The newest segment (the last snapshot's, or the start's) was cut short.
+	newest=$(ls "$T"/rec4/snap-*.tvl 2>/dev/null | tail -1)
+	"$TRIALVM" inspect "${newest:-$T/rec4/start-000001.tvl}" >"$T/rec-kill.inspect" 2>&1
+	grep -q 'without an END record' "$T/rec-kill.inspect" || bad="$bad newest-has-END"
+	[ -z "$bad" ] && pass rec-kill || fail rec-kill "wrong:$bad"
+else
+	fail rec-kill "no log after kill -9: $(ls "$T/rec4" 2>&1 | tr '\n' ' ')"
+fi
+
+# --no-record: snapshots, no log; and only with snapshots.
+vmrun rec-off 60 run --app "$APPS/hello" --snapshot-every 5 --snapshot-dir "$T/rec5" --no-record
+expect_rc rec-off 0 && [ -z "$(ls "$T"/rec5/*.tvl 2>/dev/null)" ] && pass rec-off
+vmrun rec-off-usage 10 run --app "$APPS/hello" --no-record
+expect_rc rec-off-usage 126 && expect_grep rec-off-usage err '--no-record: only a run with --snapshot-every' && pass rec-off-usage
+
+# ---------------------------------------------------------------- replay
+# The start segment of clock-rand's run, replayed by booting the same app:
+# the clock and the random bytes come from the log, so it prints exactly
+# what the recorded run printed, and every exit matched.
+if [ -s "$T/rec1/start-000001.tvl" ]; then
+	vmrun rep-run 60 replay "$T/rec1/start-000001.tvl" --app "$APPS/clock-rand"
+	expect_rc rep-run 0 && expect_grep rep-run err "replay: [1-9][0-9]* exits matched $T/rec1/start-000001.tvl; [1-9][0-9]* inputs" &&
+		{ cmp -s "$T/rec-run.out" "$T/rep-run.out" && pass rep-run ||
+			fail rep-run "the output differs from the recorded run's: $(diff "$T/rec-run.out" "$T/rep-run.out" | head -4 | tr '\n' '|')"; }
+	# A write exit changed in the log (its CRC made right): the replay stops
+	# at that record and names it, the log's side and the guest's.
+	rec=$($EVLOG "$T/rec1/start-000001.tvl" --tamper 3 "$T/rep-tampered.tvl" | sed -n 's/^tampered //p')
+	vmrun rep-tampered 60 replay "$T/rep-tampered.tvl" --app "$APPS/clock-rand"
+	expect_rc rep-tampered 122 && expect_grep rep-tampered err "replay diverged at record $rec \(offset [0-9]+\) of $T/rep-tampered.tvl.*the log has exit [0-9]+ of vCPU 0, .* write.*; the guest made exit [0-9]+ of vCPU 0, .*the guest's RIP" &&
+		pass rep-tampered
+	# Cut in the middle: it replays what is there, and says where it ended.
+	head -c $(($(stat -c %s "$T/rec1/start-000001.tvl") / 2)) "$T/rec1/start-000001.tvl" >"$T/rep-cut.tvl"
+	vmrun rep-cut 60 replay "$T/rep-cut.tvl" --app "$APPS/clock-rand"
+	expect_rc rep-cut 0 && expect_grep rep-cut err "replay: $T/rep-cut.tvl ends after [0-9]+ exits without an END record" && pass rep-cut
+	# The boot segment needs the boot, not a snapshot.
+	vmrun rep-not-snapshot 30 replay "$T/rec1/start-000001.tvl" --restore "$T/rec1/start-000001.tvl"
+	expect_rc rep-not-snapshot 125 && pass rep-not-snapshot
+fi
+# A crash report: its segment (since the last snapshot) from that snapshot,
+# into the same crash at the same RIP, the output since the snapshot the
+# recorded run's last lines.
+if [ -s "$T/rec-crash.log" ] && grep -q ' end 1$' "$T/rec-crash.log"; then
+	rdir=$(dirname "$(ls "$T"/rec-crash.reports/*/report.json | head -1)")
+	vmrun rep-crash 120 replay "$rdir"
+	rip=$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/rec-crash.err" | head -1)
+	if expect_rc rep-crash 123 && expect_grep rep-crash err "replay: [1-9][0-9]* exits matched" &&
+		[ -n "$rip" ] && [ "$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/rep-crash.err" | head -1)" = "$rip" ]; then
+		tail -c "$(stat -c %s "$T/rep-crash.out")" "$T/rec-crash.out" | cmp -s - "$T/rep-crash.out" && pass rep-crash ||
+			fail rep-crash "its output is not the end of the recorded run's"
+	elif [ "$RC" = 123 ]; then
+		fail rep-crash "not the crash at $rip: $(grep -E 'RIP 0x' "$T/rep-crash.err" | head -2 | tr '\n' '|')"
+	fi
+fi
+# A later segment against an earlier snapshot: refused, naming both.
+if [ -s "$T/rec2/snap-000002.tvl" ]; then
+	vmrun rep-wrong-snapshot 30 replay "$T/rec2/snap-000002.tvl" --restore "$T/rec2/snap-000001.tvs"
+	expect_rc rep-wrong-snapshot 125 && expect_grep rep-wrong-snapshot err 'starts at snapshot [0-9a-f]{32}, and the snapshot restored is [0-9a-f]{32}' &&
+		pass rep-wrong-snapshot
+	# ...and against its own: every exit matches; it ends at the next
+	# snapshot, its output the recorded run's from there.
+	vmrun rep-segment 60 replay "$T/rec2/snap-000002.tvl"
+	expect_rc rep-segment 0 && expect_grep rep-segment err 'replay: all [1-9][0-9]* exits of .*snap-000002.tvl matched; it ends at the next snapshot' &&
+		grep -qF "$(head -c 40 "$T/rep-segment.out")" "$T/rec-segments.out" && pass rep-segment
+fi
+vmrun rep-usage 10 replay
+expect_rc rep-usage 126 && expect_grep rep-usage err 'Usage: trialvm replay' && pass rep-usage
