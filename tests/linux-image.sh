@@ -55,18 +55,21 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 	expect_rc image-show 0 && expect_grep image-show out 'every part matches its sha256' 'app +/usr/bin/crash-test' \
 		'machine +512 MiB, 2 vCPUs' && pass image-show
 
+	# Each boot below takes 10-25 s in the emulated host; 120 s, under the
+	# emulated host's 150 s stall watch, makes a guest that hangs a failure
+	# of its test rather than a stall of the whole suite.
 	# Booted: Debian's kernel, the modules from the initramfs, the root on
 	# /dev/vda through the overlay, the dynamically linked program run by
 	# /init on 2 vCPUs; its output and exit status are the run's.
 	linux_img_start=$(date +%s)
-	vmrun image-boot 300 run --image "$T/limg" --report-dir "$T/limg.reports"
+	vmrun image-boot 120 run --image "$T/limg" --report-dir "$T/limg.reports"
 	echo "image-boot: exec to the program's exit in $(($(date +%s) - linux_img_start)) s" >&2
 	expect_rc image-boot 7 && expect_grep image-boot out "^crash-test: running on Linux $(cat "$KDIR_AMD64/release"), 2 CPUs" \
 		'^crash-test: exit 7' && pass image-boot
 
 	# The run's own arguments for the program (run --image DIR -- ARGS):
 	# through the kernel command line to /init, spaces and '=' intact.
-	vmrun image-args 300 run --image "$T/limg" --no-report -- args "a b" x=1 ''
+	vmrun image-args 120 run --image "$T/limg" --no-report -- args "a b" x=1 ''
 	expect_rc image-args 0 && expect_grep image-args out '^crash-test: arg \[a b\]' '^crash-test: arg \[x=1\]' \
 		'^crash-test: arg \[\]' && ! grep -q 'crash-test: exit 7' "$T/image-args.out" && pass image-args
 	vmrun image-args-quote 10 run --image "$T/limg" -- 'say "hi"'
@@ -106,11 +109,11 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 			fail "$1-crash" "crash: $(grep -vE '^\[ *[0-9]' "$T/$1.crash" | head -12 | tr '\n' '|')"
 		fi
 	}
-	vmrun image-panic 300 run --image "$T/limg" --report-dir "$T/image-panic.reports" -- panic
+	vmrun image-panic 120 run --image "$T/limg" --report-dir "$T/image-panic.reports" -- panic
 	kernel_report image-panic panic && expect_grep image-panic out 'Kernel panic - not syncing: sysrq triggered crash' &&
 		expect_grep image-panic err 'pvpanic' && pass image-panic &&
 		crash_check image-panic sysrq_handle_crash '^\[ *[0-9.]+\] Kernel panic - not syncing: sysrq triggered crash'
-	vmrun image-hung-task 300 run --image "$T/limg" --cmdline sysctl.kernel.hung_task_timeout_secs=2 \
+	vmrun image-hung-task 120 run --image "$T/limg" --cmdline sysctl.kernel.hung_task_timeout_secs=2 \
 		--report-dir "$T/image-hung-task.reports" -- hang
 	kernel_report image-hung-task panic && expect_grep image-hung-task out 'crash-test: / is frozen' \
 		'task crash-test:[0-9]+ blocked for more than [0-9]+ seconds' 'Kernel panic - not syncing: hung_task: blocked tasks' &&
@@ -121,7 +124,7 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 		done
 	else
 		ko=/usr/lib/trialvm-test/tvm_fault.ko
-		vmrun image-oops 300 run --image "$T/limg" --report-dir "$T/image-oops.reports" -- kernel $ko oops
+		vmrun image-oops 120 run --image "$T/limg" --report-dir "$T/image-oops.reports" -- kernel $ko oops
 		# report.json keeps the kernel's log (ttyS0) and the program's output
 		# (hvc0) apart; trialvm inspect shows both.
 		if kernel_report image-oops panic && expect_grep image-oops out 'BUG: kernel NULL pointer dereference' \
@@ -140,13 +143,13 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 				fail image-oops "report.json's tails: kernel log $(head -c 300 "$T/image-oops.klog" | tr '\n' '|'); program $(head -c 300 "$T/image-oops.aout" | tr '\n' '|'); inspect: $(grep -i tail "$T/image-oops.inspect" | tr '\n' '|')"
 			fi
 		fi
-		vmrun image-softlockup 300 run --image "$T/limg" --cmdline watchdog_thresh=1 \
+		vmrun image-softlockup 120 run --image "$T/limg" --cmdline watchdog_thresh=1 \
 			--report-dir "$T/image-softlockup.reports" -- kernel $ko softlockup
 		kernel_report image-softlockup panic && expect_grep image-softlockup out 'BUG: soft lockup - CPU#[0-9]+ stuck' \
 			'tvm_fault_softlockup' 'Kernel panic - not syncing: softlockup: hung tasks' && pass image-softlockup
 		# Interrupts off: no detector in the guest runs on that CPU (and a VM
 		# has no NMI watchdog); trialvm's hang watch sees the vCPU stuck.
-		vmrun image-hardlockup 300 run --image "$T/limg" --hang-timeout 3 \
+		vmrun image-hardlockup 120 run --image "$T/limg" --hang-timeout 3 \
 			--report-dir "$T/image-hardlockup.reports" -- kernel $ko hardlockup
 		kernel_report image-hardlockup hang && expect_grep image-hardlockup out 'tvm_fault: hardlockup|loaded; hardlockup' &&
 			expect_grep image-hardlockup err 'vCPU [0-9]+ made no progress for 3000 ms .*CPL 0' && pass image-hardlockup
@@ -158,7 +161,7 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 	# and mappings: gdb needs no help from trialvm).
 	for how in segv:crash_here:SIGSEGV abort:abort:SIGABRT fpe:crash_here:SIGFPE; do
 		mode=${how%%:*} rest=${how#*:} want_fn=${rest%%:*} want_sig=${rest#*:}
-		vmrun image-$mode 300 run --image "$T/limg" --report-dir "$T/image-$mode.reports" -- "$mode"
+		vmrun image-$mode 120 run --image "$T/limg" --report-dir "$T/image-$mode.reports" -- "$mode"
 		expect_rc image-$mode 123 && expect_grep image-$mode err "process crash-test \(pid [0-9]+\) died of $want_sig" &&
 			expect_report image-$mode app-fault core.elf memory.dmp app.core || continue
 		gdb -nx -batch -ex bt -ex 'info proc mappings' "$ROOT/usr/bin/crash-test" "$REPORT/app.core" >"$T/image-$mode.gdb" 2>&1
@@ -187,11 +190,11 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 			else
 				fail image-debian "not a bookworm root with procps: debian_version $(head -c 40 "$T/image-debian.version"), ps $(grep -c 'Type: regular' "$T/image-debian.ps")"
 			fi
-			vmrun image-debian-boot 300 run --image "$DIMG" --no-report
+			vmrun image-debian-boot 120 run --image "$DIMG" --no-report
 			expect_rc image-debian-boot 5 && expect_grep image-debian-boot out \
 				"^crash-test: running on Linux $(cat "$KDIR_AMD64/release"), 2 CPUs" '^crash-test: exit 5' &&
 				pass image-debian-boot
-			vmrun image-debian-segv 300 run --image "$DIMG" --report-dir "$T/image-debian-segv.reports" -- segv
+			vmrun image-debian-segv 120 run --image "$DIMG" --report-dir "$T/image-debian-segv.reports" -- segv
 			if expect_rc image-debian-segv 123 &&
 				expect_grep image-debian-segv err 'process crash-test \(pid [0-9]+\) died of SIGSEGV' &&
 				expect_report image-debian-segv app-fault core.elf memory.dmp app.core; then
