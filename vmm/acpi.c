@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../guests/include/trialvm_abi.h"
+#include "util.h"
 
 #define OEM_ID "TRIALV"          /* 6 bytes */
 #define OEM_TABLE_ID "TRIALVM "  /* 8 bytes */
@@ -83,9 +84,6 @@
 #define NR_GSIS 24u              /* the IOAPIC's pins: GSI 0-23 */
 #define SDT_REVISION 1           /* RSDT, XSDT */
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 static uint8_t checksum(const uint8_t *p, size_t n)
 {
@@ -112,13 +110,13 @@ static bool place(uint64_t *cur, uint64_t size, uint64_t *at)
 static void header(uint8_t *t, const char sig[4], uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
-	put32(t + HDR_LENGTH, len);
+	le_put32(t + HDR_LENGTH, len);
 	t[HDR_REVISION] = rev;
 	memcpy(t + HDR_OEMID, OEM_ID, 6);
 	memcpy(t + HDR_OEM_TABLE_ID, OEM_TABLE_ID, 8);
-	put32(t + HDR_OEM_REVISION, OEM_REVISION);
+	le_put32(t + HDR_OEM_REVISION, OEM_REVISION);
 	memcpy(t + HDR_CREATOR_ID, CREATOR_ID, 4);
-	put32(t + HDR_CREATOR_REVISION, CREATOR_REVISION);
+	le_put32(t + HDR_CREATOR_REVISION, CREATOR_REVISION);
 }
 
 /* Call once the table's contents are final. */
@@ -515,45 +513,45 @@ int acpi_write(struct vm *vm, int ncpus, const struct acpi_mmio_dev *virtio, uns
 	/* FADT: hardware-reduced, so no PM timer, PM1 blocks, GPEs or SCI. */
 	uint8_t *f = t[T_FADT];
 	header(f, "FACP", (uint32_t)size[T_FADT], FADT_REVISION);
-	put32(f + FADT_DSDT, (uint32_t)at[T_DSDT]);
-	put16(f + FADT_IAPC_BOOT_ARCH, IAPC_8042 | IAPC_NO_VGA | IAPC_NO_CMOS_RTC);
-	put32(f + FADT_FLAGS, FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP);
+	le_put32(f + FADT_DSDT, (uint32_t)at[T_DSDT]);
+	le_put16(f + FADT_IAPC_BOOT_ARCH, IAPC_8042 | IAPC_NO_VGA | IAPC_NO_CMOS_RTC);
+	le_put32(f + FADT_FLAGS, FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP);
 	f[FADT_RESET_REG + 0] = GAS_SYSTEM_IO;
 	f[FADT_RESET_REG + 1] = 8;                 /* register bit width */
 	f[FADT_RESET_REG + 2] = 0;                 /* bit offset */
 	f[FADT_RESET_REG + 3] = GAS_ACCESS_BYTE;
-	put64(f + FADT_RESET_REG + 4, RESET_PORT);
+	le_put64(f + FADT_RESET_REG + 4, RESET_PORT);
 	f[FADT_RESET_VALUE] = RESET_VALUE;
 	f[FADT_MINOR_VERSION] = FADT_MINOR;
-	put64(f + FADT_X_DSDT, at[T_DSDT]);
+	le_put64(f + FADT_X_DSDT, at[T_DSDT]);
 	seal(f, (uint32_t)size[T_FADT]);
 
 	/* MADT */
 	uint8_t *m = t[T_MADT];
 	header(m, "APIC", (uint32_t)size[T_MADT], MADT_REVISION);
-	put32(m + MADT_LAPIC_ADDR, LAPIC_ADDR);
-	put32(m + MADT_FLAGS, MADT_PCAT_COMPAT);
+	le_put32(m + MADT_LAPIC_ADDR, LAPIC_ADDR);
+	le_put32(m + MADT_FLAGS, MADT_PCAT_COMPAT);
 	uint8_t *e = m + MADT_ENTRIES;
 	for (int i = 0; i < ncpus; i++, e += MADT_LAPIC_SIZE) {
 		e[0] = MADT_LAPIC;
 		e[1] = MADT_LAPIC_SIZE;
 		e[2] = (uint8_t)i;                 /* ACPI processor UID */
 		e[3] = (uint8_t)i;                 /* APIC id */
-		put32(e + 4, MADT_LAPIC_ENABLED);
+		le_put32(e + 4, MADT_LAPIC_ENABLED);
 	}
 	e[0] = MADT_IOAPIC;
 	e[1] = MADT_IOAPIC_SIZE;
 	e[2] = (uint8_t)ncpus;                     /* IOAPIC id, as in the MP table */
 	e[3] = 0;
-	put32(e + 4, IOAPIC_ADDR);
-	put32(e + 8, 0);                           /* GSI base */
+	le_put32(e + 4, IOAPIC_ADDR);
+	le_put32(e + 8, 0);                           /* GSI base */
 	e += MADT_IOAPIC_SIZE;
 	/* No interrupt source overrides: ISA IRQ n is GSI n, edge, active high,
 	 * matching KVM's default routing (the PIT fires GSI 0). */
 	e[0] = MADT_LAPIC_NMI;
 	e[1] = MADT_LAPIC_NMI_SIZE;
 	e[2] = 0xff;                               /* all processors */
-	put16(e + 3, 0);                           /* MPS INTI flags: conforms to the bus */
+	le_put16(e + 3, 0);                           /* MPS INTI flags: conforms to the bus */
 	e[5] = 1;                                  /* LINT1 */
 	e += MADT_LAPIC_NMI_SIZE;
 	if ((uint64_t)(e - m) != size[T_MADT]) {
@@ -567,8 +565,8 @@ int acpi_write(struct vm *vm, int ncpus, const struct acpi_mmio_dev *virtio, uns
 	header(t[T_RSDT], "RSDT", (uint32_t)size[T_RSDT], SDT_REVISION);
 	header(t[T_XSDT], "XSDT", (uint32_t)size[T_XSDT], SDT_REVISION);
 	for (int i = 0; i < NR_LISTED; i++) {
-		put32(t[T_RSDT] + HDR_SIZE + 4 * i, (uint32_t)at[listed[i]]);
-		put64(t[T_XSDT] + HDR_SIZE + 8 * i, at[listed[i]]);
+		le_put32(t[T_RSDT] + HDR_SIZE + 4 * i, (uint32_t)at[listed[i]]);
+		le_put64(t[T_XSDT] + HDR_SIZE + 8 * i, at[listed[i]]);
 	}
 	seal(t[T_RSDT], (uint32_t)size[T_RSDT]);
 	seal(t[T_XSDT], (uint32_t)size[T_XSDT]);
@@ -579,9 +577,9 @@ int acpi_write(struct vm *vm, int ncpus, const struct acpi_mmio_dev *virtio, uns
 	memcpy(r, "RSD PTR ", 8);
 	memcpy(r + RSDP_OEMID, OEM_ID, 6);
 	r[RSDP_REVISION] = 2;
-	put32(r + RSDP_RSDT, (uint32_t)at[T_RSDT]);
-	put32(r + RSDP_LENGTH, RSDP_SIZE);
-	put64(r + RSDP_XSDT, at[T_XSDT]);
+	le_put32(r + RSDP_RSDT, (uint32_t)at[T_RSDT]);
+	le_put32(r + RSDP_LENGTH, RSDP_SIZE);
+	le_put64(r + RSDP_XSDT, at[T_XSDT]);
 	r[RSDP_CHECKSUM] = checksum(r, RSDP_V1_SIZE);
 	r[RSDP_EXT_CHECKSUM] = checksum(r, RSDP_SIZE);
 

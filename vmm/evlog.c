@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "fileio.h"
+#include "util.h"
 
 #define BUF_CAP (256u << 10)
 
@@ -37,12 +38,6 @@ struct evlog {
 	int error; /* the first write's errno, 0 when none */
 };
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 static int flush_locked(struct evlog *l)
 {
@@ -74,8 +69,8 @@ struct evlog *evlog_create(const char *path, const uint8_t id[16], bool exact, s
 	}
 	uint8_t h[EVLOG_HDR] = { 0 };
 	memcpy(h, EVLOG_MAGIC, 8);
-	put32(h + 8, EVLOG_VERSION);
-	put32(h + 12, exact ? EVLOG_FLAG_EXACT : 0);
+	le_put32(h + 8, EVLOG_VERSION);
+	le_put32(h + 12, exact ? EVLOG_FLAG_EXACT : 0);
 	if (id)
 		memcpy(h + 16, id, 16);
 	/* The header at once: a segment killed before its first flush still
@@ -104,8 +99,8 @@ static void append(struct evlog *l, const uint8_t *head, size_t hlen, const void
 	uLong crc = crc32(0, head, (uInt)hlen);
 	if (dlen)
 		crc = crc32(crc, data, (uInt)dlen);
-	put32(frame, (uint32_t)body);
-	put32(frame + 4, (uint32_t)crc);
+	le_put32(frame, (uint32_t)body);
+	le_put32(frame + 4, (uint32_t)crc);
 	pthread_mutex_lock(&l->lock);
 	if (!l->error) {
 		if (l->used + EVLOG_FRAME + body > BUF_CAP)
@@ -128,8 +123,8 @@ static void head16(uint8_t *h, unsigned type, int vcpu, unsigned src, uint64_t s
 	memset(h, 0, 16);
 	h[0] = (uint8_t)type;
 	h[1] = (uint8_t)vcpu;
-	put16(h + 2, (uint16_t)src);
-	put64(h + 8, seq);
+	le_put16(h + 2, (uint16_t)src);
+	le_put64(h + 8, seq);
 }
 
 void evlog_exit(struct evlog *l, int vcpu, uint64_t seq, unsigned bus, bool write, unsigned size, uint32_t count,
@@ -139,9 +134,9 @@ void evlog_exit(struct evlog *l, int vcpu, uint64_t seq, unsigned bus, bool writ
 	head16(h, EVLOG_EXIT, vcpu, 0, seq);
 	h[16] = (uint8_t)bus;
 	h[17] = write;
-	put16(h + 18, (uint16_t)size);
-	put32(h + 20, count);
-	put64(h + 24, addr);
+	le_put16(h + 18, (uint16_t)size);
+	le_put32(h + 20, count);
+	le_put64(h + 24, addr);
 	append(l, h, sizeof(h), data, (size_t)size * count);
 }
 
@@ -168,8 +163,8 @@ int evlog_close(struct evlog *l, unsigned why, uint64_t counts[2], struct tvm_er
 {
 	uint8_t h[32] = { 0 };
 	head16(h, EVLOG_END, 0, 0, 0);
-	put32(h + 16, why);
-	put64(h + 24, l->records);
+	le_put32(h + 16, why);
+	le_put64(h + 24, l->records);
 	append(l, h, sizeof(h), NULL, 0);
 	pthread_mutex_lock(&l->lock);
 	int r = flush_locked(l);
@@ -220,8 +215,8 @@ static int reader_start(struct evlog_reader *r, const char *what, struct tvm_err
 				  (unsigned long long)r->size, EVLOG_HDR);
 	if (memcmp(h, EVLOG_MAGIC, 8))
 		return tvm_seterr(err, "%s: not a trialvm event log (no %s magic)", what, EVLOG_MAGIC);
-	r->version = get32(h + 8);
-	r->flags = get32(h + 12);
+	r->version = le_get32(h + 8);
+	r->flags = le_get32(h + 12);
 	if (r->version != EVLOG_VERSION)
 		return tvm_seterr(err, "%s: event log format version %u; this trialvm reads version %u", what, r->version,
 				  EVLOG_VERSION);
@@ -318,7 +313,7 @@ int evlog_next(struct evlog_reader *r, struct evlog_rec *rec, struct tvm_err *er
 	uint8_t frame[EVLOG_FRAME];
 	if (src_read(r, at, frame, sizeof(frame)) < 0)
 		return tvm_seterr(err, "record %llu at offset %llu: cannot read: %s", idx, off, strerror(errno));
-	uint32_t len = get32(frame), crc = get32(frame + 4);
+	uint32_t len = le_get32(frame), crc = le_get32(frame + 4);
 	if (len < EVLOG_MIN_BODY || len > EVLOG_MAX_BODY) {
 		if (zero_tail(r, at))
 			return cut(r);
@@ -340,12 +335,12 @@ int evlog_next(struct evlog_reader *r, struct evlog_rec *rec, struct tvm_err *er
 	memset(rec, 0, sizeof(*rec));
 	rec->type = b[0];
 	rec->vcpu = b[1];
-	rec->src = get16(b + 2);
-	rec->seq = get64(b + 8);
+	rec->src = le_get16(b + 2);
+	rec->seq = le_get64(b + 8);
 	rec->index = r->index;
 	rec->offset = at;
 	const char *bad = NULL;
-	if (get32(b + 4))
+	if (le_get32(b + 4))
 		bad = "reserved bytes are not zero";
 	else if (rec->vcpu >= 64)
 		bad = "a vCPU number over 63";
@@ -355,9 +350,9 @@ int evlog_next(struct evlog_reader *r, struct evlog_rec *rec, struct tvm_err *er
 		else {
 			rec->bus = b[16];
 			rec->dir = b[17];
-			rec->size = get16(b + 18);
-			rec->count = get32(b + 20);
-			rec->addr = get64(b + 24);
+			rec->size = le_get16(b + 18);
+			rec->count = le_get32(b + 20);
+			rec->addr = le_get64(b + 24);
 			rec->data = b + 32;
 			rec->len = len - 32;
 			if (rec->src)
@@ -389,9 +384,9 @@ int evlog_next(struct evlog_reader *r, struct evlog_rec *rec, struct tvm_err *er
 		if (len != 32)
 			bad = "an END record that is not 32 bytes";
 		else {
-			rec->why = get32(b + 16);
-			rec->before = get64(b + 24);
-			if (rec->src || rec->seq || rec->vcpu || get32(b + 20))
+			rec->why = le_get32(b + 16);
+			rec->before = le_get64(b + 24);
+			if (rec->src || rec->seq || rec->vcpu || le_get32(b + 20))
 				bad = "reserved bytes are not zero";
 			else if (rec->why > EVLOG_END_MAX)
 				bad = "an unknown reason";

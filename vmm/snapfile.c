@@ -33,12 +33,6 @@
 #define SEC_END 0u
 #define VERIFY_AT_OPEN (64ull << 20) /* payloads up to this size are checked by snap_open */
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 static uint32_t crc(uint32_t c, const void *p, size_t n)
 {
@@ -95,19 +89,19 @@ int snap_create(const char *path, const struct snap_header *h, struct snap_write
 	uint8_t b[HDR_FIXED + IMG_SIZE * SNAP_MAX_IMAGES + 4];
 	memset(b, 0, sizeof(b));
 	memcpy(b, SNAP_MAGIC, 8);
-	put32(b + 8, SNAP_FORMAT_VERSION);
-	put32(b + 12, size);
+	le_put32(b + 8, SNAP_FORMAT_VERSION);
+	le_put32(b + 12, size);
 	memcpy(b + 16, h->id, 16);
 	memcpy(b + 32, h->parent, 16);
 	memcpy(b + 48, h->trialvm_version, strnlen(h->trialvm_version, 31)); /* NUL padded (b is zeroed) */
-	put32(b + 80, h->nimages);
+	le_put32(b + 80, h->nimages);
 	for (uint32_t i = 0; i < h->nimages; i++) {
 		uint8_t *e = b + HDR_FIXED + IMG_SIZE * i;
 		e[0] = h->images[i].role;
-		put32(e + 4, h->images[i].index);
+		le_put32(e + 4, h->images[i].index);
 		memcpy(e + 8, h->images[i].sha256, 32);
 	}
-	put32(b + size - 4, crc(0, b, size - 4));
+	le_put32(b + size - 4, crc(0, b, size - 4));
 	if (w_put(w, b, size, err) < 0) {
 		snap_abandon(w);
 		return -1;
@@ -125,12 +119,12 @@ int snap_add(struct snap_writer *w, uint32_t type, uint16_t version, uint16_t fl
 		return tvm_seterr(err, "snapshot %s: a %" PRIu64 "-byte section is larger than the format allows",
 				  w->path, len);
 	uint8_t h[SEC_HDR];
-	put32(h, type);
-	put16(h + 4, version);
-	put16(h + 6, flags);
-	put64(h + 8, len);
-	put32(h + 16, crc(0, data, (size_t)len));
-	put32(h + 20, crc(0, h, 20));
+	le_put32(h, type);
+	le_put16(h + 4, version);
+	le_put16(h + 6, flags);
+	le_put64(h + 8, len);
+	le_put32(h + 16, crc(0, data, (size_t)len));
+	le_put32(h + 20, crc(0, h, 20));
 	return w_put(w, h, SEC_HDR, err) < 0 ? -1 : w_put(w, data, len, err);
 }
 
@@ -149,10 +143,10 @@ void snap_abandon(struct snap_writer *w)
 int snap_commit(struct snap_writer *w, struct tvm_err *err)
 {
 	uint8_t h[SEC_HDR] = { 0 };
-	put16(h + 4, 1);
-	put16(h + 6, SNAP_SECTION_REQUIRED);
-	put32(h + 16, crc(0, NULL, 0));
-	put32(h + 20, crc(0, h, 20));
+	le_put16(h + 4, 1);
+	le_put16(h + 6, SNAP_SECTION_REQUIRED);
+	le_put32(h + 16, crc(0, NULL, 0));
+	le_put32(h + 20, crc(0, h, 20));
 	int rc = w_put(w, h, SEC_HDR, err);
 	if (rc == 0 && fsync(w->fd) < 0)
 		rc = tvm_seterr(err, "cannot flush snapshot %s: %s", w->path, strerror(errno));
@@ -226,7 +220,7 @@ static int read_header(struct snap_reader *r, struct tvm_err *err)
 		return -1;
 	if (memcmp(b, SNAP_MAGIC, 8) != 0)
 		return tvm_seterr(err, "%s is not a trialvm snapshot (no TVMSNAP magic at offset 0)", r->path);
-	uint32_t ver = get32(b + 8), size = get32(b + 12), n = get32(b + 80);
+	uint32_t ver = le_get32(b + 8), size = le_get32(b + 12), n = le_get32(b + 80);
 	if (ver != SNAP_FORMAT_VERSION)
 		return tvm_seterr(err, "snapshot %s has format version %u; this trialvm (%s) reads version %u%s", r->path,
 				  ver, TRIALVM_VERSION, SNAP_FORMAT_VERSION,
@@ -235,9 +229,9 @@ static int read_header(struct snap_reader *r, struct tvm_err *err)
 		return tvm_seterr(err, "snapshot %s: corrupt header (%u images, header size %u)", r->path, n, size);
 	if (r_get(r, HDR_FIXED, b + HDR_FIXED, size - HDR_FIXED, "the header's image list", err) < 0)
 		return -1;
-	if (get32(b + size - 4) != crc(0, b, size - 4))
+	if (le_get32(b + size - 4) != crc(0, b, size - 4))
 		return tvm_seterr(err, "snapshot %s: corrupt header (checksum mismatch)", r->path);
-	if (get32(b + 84) || get64(b + 88) || memchr(b + 48, 0, 32) == NULL)
+	if (le_get32(b + 84) || le_get64(b + 88) || memchr(b + 48, 0, 32) == NULL)
 		return tvm_seterr(err, "snapshot %s: corrupt header (reserved bytes set or version string unterminated)",
 				  r->path);
 	r->h.format_version = ver;
@@ -250,7 +244,7 @@ static int read_header(struct snap_reader *r, struct tvm_err *err)
 		if (e[0] < SNAP_IMG_KERNEL || e[0] > SNAP_IMG_DISK || e[1] || e[2] || e[3])
 			return tvm_seterr(err, "snapshot %s: corrupt header (image %u has role %u)", r->path, i, e[0]);
 		r->h.images[i].role = e[0];
-		r->h.images[i].index = get32(e + 4);
+		r->h.images[i].index = le_get32(e + 4);
 		memcpy(r->h.images[i].sha256, e + 8, 32);
 	}
 	return (int)size;
@@ -279,11 +273,11 @@ static int read_sections(struct snap_reader *r, uint64_t off, const struct snap_
 					  r->path, off);
 		if (r_get(r, off, h, SEC_HDR, "a section header", err) < 0)
 			return -1;
-		if (get32(h + 20) != crc(0, h, 20))
+		if (le_get32(h + 20) != crc(0, h, 20))
 			return tvm_seterr(err, "snapshot %s: corrupt section header at offset %" PRIu64 " (checksum mismatch)",
 					  r->path, off);
-		struct snap_section s = { .type = get32(h), .version = get16(h + 4), .flags = get16(h + 6),
-					  .offset = off + SEC_HDR, .length = get64(h + 8) };
+		struct snap_section s = { .type = le_get32(h), .version = le_get16(h + 4), .flags = le_get16(h + 6),
+					  .offset = off + SEC_HDR, .length = le_get64(h + 8) };
 		uint64_t end;
 		if (s.length > SNAP_MAX_SECTION || add_overflows(s.offset, s.length, &end) || end > r->size)
 			return tvm_seterr(err, "snapshot %s is truncated or corrupt: the section at offset %" PRIu64
@@ -314,7 +308,7 @@ static int read_sections(struct snap_reader *r, uint64_t off, const struct snap_
 			uint32_t c;
 			if (payload_crc(r, s.offset, s.length, &c, err) < 0)
 				return -1;
-			if (c != get32(h + 16))
+			if (c != le_get32(h + 16))
 				return tvm_seterr(err, "snapshot %s: section %s at offset %" PRIu64 " is corrupt (checksum mismatch)",
 						  r->path, k ? k->name : "(unknown)", off);
 		}

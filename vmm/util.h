@@ -65,6 +65,14 @@ int open_regular(const char *path, struct stat *st, struct tvm_err *err);
 /* Checked arithmetic. */
 static inline bool add_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
 static inline bool mul_overflows(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
+/* Little-endian fields of file formats and tables, at any alignment (x86 is
+ * little-endian: a plain copy). */
+static inline void le_put16(uint8_t *p, uint16_t v) { __builtin_memcpy(p, &v, 2); }
+static inline void le_put32(uint8_t *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+static inline void le_put64(uint8_t *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+static inline uint16_t le_get16(const uint8_t *p) { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
+static inline uint32_t le_get32(const uint8_t *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
+static inline uint64_t le_get64(const uint8_t *p) { uint64_t v; __builtin_memcpy(&v, p, 8); return v; }
 
 uint64_t now_ns(void);
 
