@@ -20,6 +20,7 @@
 #include "../images/image.h"
 #include "../reporter/inspect.h"
 #include "../vmm/cpu_state.h"
+#include "../vmm/evlog.h"
 #include "../vmm/fileio.h"
 #include "../vmm/guestmem.h"
 #include "../vmm/iothread.h"
@@ -514,6 +515,14 @@ static int run_once(struct run_settings *rs, bool *crashed)
 				tvm_log("stats: %s", vs);
 			snapshots_stats(snaps);
 		}
+		/* A recorded or replayed run's end state (before the crash
+		 * handling, which may take the guest apart for its report). */
+		const char *lp;
+		uint64_t lrec, lbytes;
+		char hash[65];
+		struct tvm_err herr = { "" };
+		bool hashed = r == 0 && (rp || snapshots_evlog(snaps, &lp, &lrec, &lbytes)) &&
+			      replay_state_hash(vm, hash, &herr) == 0;
 		if (r < 0) {
 			tvm_log("error: %s", err.msg);
 		} else {
@@ -521,6 +530,10 @@ static int run_once(struct run_settings *rs, bool *crashed)
 			status = crash_handle_event(&ev, &ctx);
 			if (rp)
 				replay_summary(rp);
+			if (hashed)
+				tvm_log("state hash at the end: %s (vCPU registers and guest memory)", hash);
+			else if (herr.msg[0])
+				tvm_log("warning: %s", herr.msg);
 			if (rs->snaps.checkpoint && !snapshots_checkpoint_done(snaps) && status == 0)
 				status = TVM_EXIT_ERROR;
 			*crashed = status == TVM_EXIT_CRASHED && ev.kind != TVM_EV_POWEROFF;
@@ -1198,6 +1211,16 @@ static int run_command(struct run_settings *rsp, int argc, char **argv)
 	static struct run_cli cli; /* rsp->lo.cmdline may point into it for the whole run */
 	memset(&cli, 0, sizeof(cli));
 	int rc = parse_run_options(rsp, &cli, argc, argv);
+	if (rc == RUN_GO && rsp->replay_log) { /* a bad log is said before anything starts */
+		struct evlog_reader r;
+		struct tvm_err err = { "" };
+		if (evlog_open(rsp->replay_log, &r, &err) < 0) {
+			tvm_log("error: replay: %s", err.msg);
+			rc = TVM_EXIT_ERROR;
+		} else {
+			evlog_reader_close(&r);
+		}
+	}
 	if (rc == RUN_GO)
 		rc = setup_image(rsp, &cli);
 	if (rc == RUN_GO && rsp->restore)
@@ -1382,7 +1405,8 @@ static const char usage_inspect[] =
 	"\n"
 	"Validate a crash artifact and print a summary of it: a guest ELF dump\n"
 	"(core.elf), a Windows full memory dump (memory.dmp), an application core\n"
-	"(app.core) or a report.json (whose listed files are checked too). Exits 0\n"
+	"(app.core), a report.json (whose listed files are checked too) or an\n"
+	"event log segment (a recorded run's .tvl: every record checked). Exits 0\n"
 	"when the file is well-formed, 125 when it is not (the error says where).\n"
 	"\n"
 	"  --read-phys GPA:LEN  write the raw bytes of guest-physical [GPA, GPA+LEN)\n"

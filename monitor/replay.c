@@ -7,10 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
+#include "../vmm/cpu_state.h"
 #include "../vmm/evlog.h"
+#include "../vmm/fileio.h"
 #include "../vmm/util.h"
 
-#define QUEUE_MAX 64 /* data records one exit may take (a 64 KiB virtio-rng request: 16) */
+/* What one exit's data records may hold in all (a notify serves every
+ * request the guest queued: virtio-rng 64 KiB each, in 4 KiB records). */
+#define QUEUE_BYTES_MAX (64u << 20)
 
 struct replay {
 	struct vm *vm;
@@ -22,8 +28,9 @@ struct replay {
 	uint8_t exit_data[EVLOG_MAX_BODY];
 	/* The data records before it, in order, and how much of each the
 	 * devices took so far. */
-	struct { uint16_t src; uint32_t len, used; uint8_t *bytes; } q[QUEUE_MAX];
-	int nq, iq;
+	struct qent { uint16_t src; uint32_t len, used; uint8_t *bytes; } *q;
+	int nq, iq, capq;
+	uint64_t qbytes;
 	uint64_t exits, inputs, input_bytes;
 	bool stopped;            /* diverged, or at the log's end */
 	bool diverged;
@@ -35,6 +42,7 @@ static void clear_queue(struct replay *rp)
 	for (int i = 0; i < rp->nq; i++)
 		free(rp->q[i].bytes);
 	rp->nq = rp->iq = 0;
+	rp->qbytes = 0;
 }
 
 /* "port 0x3f8 write, 1 byte: 41" */
@@ -162,9 +170,19 @@ static bool exit_check(void *ctx, int vcpu, uint64_t seq, unsigned bus, bool wri
 			return false;
 		}
 		if (rec.type == EVLOG_DATA) {
-			if (rp->nq == QUEUE_MAX || !(rp->q[rp->nq].bytes = malloc(rec.len))) {
-				stop(rp, vcpu, TVM_EV_VMM_ERROR, "replay: %s: more data records for exit %llu than trialvm takes",
-				     rp->path, (unsigned long long)seq);
+			if (rp->nq == rp->capq) {
+				int cap = rp->capq ? 2 * rp->capq : 64;
+				struct qent *nq = realloc(rp->q, (size_t)cap * sizeof(*nq));
+				if (nq) {
+					rp->q = nq;
+					rp->capq = cap;
+				}
+			}
+			rp->qbytes += rec.len;
+			if (rp->nq == rp->capq || rp->qbytes > QUEUE_BYTES_MAX ||
+			    !(rp->q[rp->nq].bytes = malloc(rec.len))) {
+				stop(rp, vcpu, TVM_EV_VMM_ERROR, "replay: %s: more data for exit %llu than %u MiB (or out of memory)",
+				     rp->path, (unsigned long long)seq, QUEUE_BYTES_MAX >> 20);
 				return false;
 			}
 			memcpy(rp->q[rp->nq].bytes, rec.data, rec.len);
@@ -288,6 +306,51 @@ void replay_close(struct replay *rp)
 	if (!rp)
 		return;
 	clear_queue(rp);
+	free(rp->q);
 	evlog_reader_close(&rp->r);
 	free(rp);
+}
+
+int replay_state_hash(struct vm *vm, char hex[65], struct tvm_err *err)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return tvm_seterr(err, "state hash: no sha256");
+	}
+	int rc = 0;
+	struct cpu_state *cs = malloc(sizeof(*cs));
+	for (int i = 0; cs && rc == 0 && i < vm_ncpus(vm); i++) {
+		if (vm_capture_cpu(vm, i, cs, err) < 0) {
+			rc = -1;
+			break;
+		}
+		/* Named fields, in a fixed order (no padding, nothing that
+		 * moves by itself, such as the TSC). */
+		uint64_t v[40];
+		int n = 0;
+		for (int r = 0; r < 16; r++)
+			v[n++] = cs->gpr[r];
+		v[n++] = cs->rip, v[n++] = cs->rflags, v[n++] = cs->cr0, v[n++] = cs->cr3, v[n++] = cs->cr4;
+		v[n++] = cs->efer, v[n++] = cs->msr_fs_base, v[n++] = cs->msr_gs_base, v[n++] = cs->msr_kernel_gs_base;
+		const struct seg_state *sg[] = { &cs->cs, &cs->ds, &cs->es, &cs->fs, &cs->gs, &cs->ss };
+		for (size_t k = 0; k < sizeof(sg) / sizeof(sg[0]); k++)
+			v[n++] = sg[k]->selector, v[n++] = sg[k]->base;
+		EVP_DigestUpdate(ctx, v, (size_t)n * sizeof(v[0]));
+	}
+	if (!cs)
+		rc = tvm_seterr(err, "out of memory");
+	free(cs);
+	const struct mem_region *rg;
+	int nr = vm_regions(vm, &rg);
+	for (int i = 0; rc == 0 && i < nr; i++)
+		EVP_DigestUpdate(ctx, rg[i].host, rg[i].size);
+	uint8_t md[32];
+	unsigned mdlen = 0;
+	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+		rc = tvm_seterr(err, "state hash: sha256 failed");
+	EVP_MD_CTX_free(ctx);
+	if (rc == 0)
+		sha256_hex(md, hex);
+	return rc;
 }

@@ -27,4 +27,10 @@ void replay_attach(struct replay *rp, struct vm *vm);
 void replay_summary(const struct replay *rp);
 void replay_close(struct replay *rp);
 
+/* The state hash a recorded run and its replay print at their end: sha256
+ * over each vCPU's registers (general, RIP, RFLAGS, control registers,
+ * EFER, segment selectors and bases, FS/GS base MSRs) and all of guest
+ * memory, as 64 hex digits. The vCPUs must be stopped. */
+int replay_state_hash(struct vm *vm, char hex[65], struct tvm_err *err);
+
 #endif

@@ -29,6 +29,22 @@ if expect_rc rec-run 0 && expect_grep rec-run err "stats: event log segment $seg
 	fi
 fi
 
+# RDTSC and RDTSCP in the application trap (trialos sets CR4.TSD) and are
+# served from the hypercall clock: each value printed is a clock record of
+# the log (seconds * 10^9 + nanoseconds), and a replay prints the same.
+vmrun rec-tsc 60 run --app "$APPS/tsc" --snapshot-every 5 --snapshot-dir "$T/rec6"
+if expect_rc rec-tsc 0 && expect_grep rec-tsc out '^tsc [0-9]+ tscp [0-9]+ aux 0$' '^ok$'; then
+	$EVLOG "$T/rec6/start-000001.tvl" --tsc | sed -n 's/^tsc //p' >"$T/rec-tsc.clocks"
+	first=$(sed -n 's/^tsc \([0-9]*\) .*/\1/p' "$T/rec-tsc.out" | head -1)
+	if ! grep -qx "$first" "$T/rec-tsc.clocks"; then
+		fail rec-tsc "the first RDTSC value ($first) is no clock record of the log"
+	else
+		vmrun rep-tsc 60 replay "$T/rec6/start-000001.tvl" --app "$APPS/tsc"
+		expect_rc rep-tsc 0 && cmp -s "$T/rec-tsc.out" "$T/rep-tsc.out" && pass rec-tsc ||
+			fail rec-tsc "the replay printed other values: $(diff "$T/rec-tsc.out" "$T/rep-tsc.out" | head -3 | tr '\n' '|')"
+	fi
+fi
+
 # Periodic snapshots: each starts a segment (snap-N.tvl beside snap-N.tvs)
 # whose header names that snapshot's id; the one before it ends there.
 vmrun rec-segments 120 run --app "$APPS/counter" --snapshot-every 0.3 --snapshot-dir "$T/rec2" -- 12 2000 100
@@ -101,9 +117,18 @@ expect_rc rec-off-usage 126 && expect_grep rec-off-usage err '--no-record: only 
 # what the recorded run printed, and every exit matched.
 if [ -s "$T/rec1/start-000001.tvl" ]; then
 	vmrun rep-run 60 replay "$T/rec1/start-000001.tvl" --app "$APPS/clock-rand"
-	expect_rc rep-run 0 && expect_grep rep-run err "replay: [1-9][0-9]* exits matched $T/rec1/start-000001.tvl; [1-9][0-9]* inputs" &&
-		{ cmp -s "$T/rec-run.out" "$T/rep-run.out" && pass rep-run ||
-			fail rep-run "the output differs from the recorded run's: $(diff "$T/rec-run.out" "$T/rep-run.out" | head -4 | tr '\n' '|')"; }
+	# ...and ends in the same state: registers and memory (the state hash
+	# both print).
+	h1=$(sed -n 's/^trialvm: state hash at the end: \([0-9a-f]\{64\}\) .*/\1/p' "$T/rec-run.err")
+	if expect_rc rep-run 0 && expect_grep rep-run err "replay: [1-9][0-9]* exits matched $T/rec1/start-000001.tvl; [1-9][0-9]* inputs"; then
+		if ! cmp -s "$T/rec-run.out" "$T/rep-run.out"; then
+			fail rep-run "the output differs from the recorded run's: $(diff "$T/rec-run.out" "$T/rep-run.out" | head -4 | tr '\n' '|')"
+		elif [ -z "$h1" ] || ! grep -q "state hash at the end: $h1 " "$T/rep-run.err"; then
+			fail rep-run "the state hash differs: recorded ${h1:-none}, replayed $(grep 'state hash' "$T/rep-run.err")"
+		else
+			pass rep-run
+		fi
+	fi
 	# A write exit changed in the log (its CRC made right): the replay stops
 	# at that record and names it, the log's side and the guest's.
 	rec=$($EVLOG "$T/rec1/start-000001.tvl" --tamper 3 "$T/rep-tampered.tvl" | sed -n 's/^tampered //p')
@@ -127,8 +152,14 @@ if [ -s "$T/rec-crash.log" ] && grep -q ' end 1$' "$T/rec-crash.log"; then
 	rip=$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/rec-crash.err" | head -1)
 	if expect_rc rep-crash 123 && expect_grep rep-crash err "replay: [1-9][0-9]* exits matched" &&
 		[ -n "$rip" ] && [ "$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/rep-crash.err" | head -1)" = "$rip" ]; then
-		tail -c "$(stat -c %s "$T/rep-crash.out")" "$T/rec-crash.out" | cmp -s - "$T/rep-crash.out" && pass rep-crash ||
+		h1=$(sed -n 's/^trialvm: state hash at the end: \([0-9a-f]\{64\}\) .*/\1/p' "$T/rec-crash.err")
+		if ! tail -c "$(stat -c %s "$T/rep-crash.out")" "$T/rec-crash.out" | cmp -s - "$T/rep-crash.out"; then
 			fail rep-crash "its output is not the end of the recorded run's"
+		elif [ -z "$h1" ] || ! grep -q "state hash at the end: $h1 " "$T/rep-crash.err"; then
+			fail rep-crash "the state hash at the crash differs: recorded ${h1:-none}, replayed $(grep 'state hash' "$T/rep-crash.err")"
+		else
+			pass rep-crash
+		fi
 	elif [ "$RC" = 123 ]; then
 		fail rep-crash "not the crash at $rip: $(grep -E 'RIP 0x' "$T/rep-crash.err" | head -2 | tr '\n' '|')"
 	fi

@@ -104,6 +104,34 @@ static int fpe_code(u32 status)
 	return 0;
 }
 
+/* Under trialvm, CR4.TSD makes the application's RDTSC and RDTSCP fault
+ * (#GP); their value is served here from the hypercall clock (a 1 GHz
+ * counter of CLOCK_MONOTONIC), which trialvm records and replays like any
+ * input. True when tf was such an instruction, now emulated. */
+static bool emulate_tsc(struct trapframe *tf)
+{
+	if (!under_trialvm || !user_ok(tf->rip, 2, false))
+		return false;
+	const volatile u8 *ip = (const volatile u8 *)tf->rip;
+	unsigned len;
+	if (ip[0] == 0x0f && ip[1] == 0x31)
+		len = 2; /* rdtsc */
+	else if (ip[0] == 0x0f && ip[1] == 0x01 && user_ok(tf->rip, 3, false) && ip[2] == 0xf9)
+		len = 3; /* rdtscp */
+	else
+		return false;
+	u64 s = 0, ns = 0;
+	if (hcall(TVM_HC_CLOCK, 1, 0, &s, &ns) < 0)
+		return false;
+	u64 t = s * 1000000000ull + ns;
+	tf->rax = (u32)t;
+	tf->rdx = t >> 32;
+	if (len == 3)
+		tf->rcx = 0; /* IA32_TSC_AUX: CPU 0 */
+	tf->rip += len;
+	return true;
+}
+
 void trap_handler(struct trapframe *tf);
 void trap_handler(struct trapframe *tf)
 {
@@ -132,7 +160,10 @@ void trap_handler(struct trapframe *tf)
 	case 7: user_crash(tf, v, 11, 0x80, 0);
 	case 10: user_crash(tf, v, 11, 0x80, 0);
 	case 11: case 12: user_crash(tf, v, 7, 0x80, 0);               /* SIGBUS SI_KERNEL */
-	case 13: user_crash(tf, v, 11, 0x80, 0);                       /* SIGSEGV SI_KERNEL */
+	case 13:
+		if (emulate_tsc(tf))
+			return;
+		user_crash(tf, v, 11, 0x80, 0);                         /* SIGSEGV SI_KERNEL */
 	case 14: {
 		u64 cr2 = read_cr2();
 		if (!(tf->err & 1) && stack_grow(cr2, tf->rsp))

@@ -5,7 +5,8 @@ the tests: checks every frame's length and CRC-32, and prints
   header VERSION FLAGS ID-HEX
   records N exits E pio P mmio M data D end WHY|none
 then with --random the hex of every random and virtio-rng data record's
-bytes concatenated, with --clock one "clock SEC NSEC" line per clock record.
+bytes concatenated, with --clock one "clock SEC NSEC" line per clock record,
+with --tsc one "tsc NS" line per clock record (SEC * 10^9 + NSEC).
 Exit 1 (with a message) when a frame is bad before the file's end.
   evlog.py LOG --tamper N OUT: OUT is LOG with the last byte of its N-th
 write exit (from 0) flipped and the record's CRC made right again; prints
@@ -71,6 +72,9 @@ def main():
     if '--clock' in sys.argv:
         for s, ns in clocks:
             print('clock %d %d' % (s, ns))
+    if '--tsc' in sys.argv:
+        for s, ns in clocks:
+            print('tsc %d' % (s * 1000000000 + ns))
 
 
 main()
