@@ -76,7 +76,7 @@ test: deps
 
 test-slow: deps
 	@$(MAKE) --no-print-directory all fuzz-bins
-	@TVM_SLOW=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/run.sh $(BUILD)
+	@TVM_SLOW=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} FUZZ_JOBS=$${FUZZ_JOBS:-2} tests/run.sh $(BUILD)
 
 test-run: all fuzz-bins
 	@tests/run.sh $(BUILD)

@@ -82,7 +82,11 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 	# trialvm's command line), a soft lockup (softlockup_panic=1) and a
 	# task hung in D state (hung_task_panic=1): each becomes a panic.
 	kernel_report() { # NAME KIND: status 123, a report of KIND with this kernel's VMCOREINFO
-		expect_rc "$1" 123 && expect_report "$1" "$2" core.elf memory.dmp || return 1
+		if [ "$RC" -ne 123 ]; then # what the guest printed last, for the failure
+			fail "$1" "exit status $RC, expected 123; the guest's last lines: $(tail -6 "$T/$1.out" | tr '\n' '|')"
+			return 1
+		fi
+		expect_report "$1" "$2" core.elf memory.dmp || return 1
 		readelf -nW "$REPORT/core.elf" >"$T/$1.notes" 2>&1
 		if grep -Eq '^ *VMCOREINFO[[:space:]]' "$T/$1.notes" &&
 			strings -a "$REPORT/core.elf" | grep -qx "OSRELEASE=$(cat "$KDIR_AMD64/release")"; then
@@ -143,7 +147,7 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 				fail image-oops "report.json's tails: kernel log $(head -c 300 "$T/image-oops.klog" | tr '\n' '|'); program $(head -c 300 "$T/image-oops.aout" | tr '\n' '|'); inspect: $(grep -i tail "$T/image-oops.inspect" | tr '\n' '|')"
 			fi
 		fi
-		vmrun image-softlockup 120 run --image "$T/limg" --cmdline watchdog_thresh=1 \
+		vmrun image-softlockup 60 run --image "$T/limg" --cmdline watchdog_thresh=1 \
 			--report-dir "$T/image-softlockup.reports" -- kernel $ko softlockup
 		kernel_report image-softlockup panic && expect_grep image-softlockup out 'BUG: soft lockup - CPU#[0-9]+ stuck' \
 			'tvm_fault_softlockup' 'Kernel panic - not syncing: softlockup: hung tasks' && pass image-softlockup

@@ -119,6 +119,10 @@ expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
 . tests/record.sh
 . tests/control.sh
 
+# What the tests so far left in this host's memory (in the emulated host
+# /tmp is a tmpfs): said, for when a Linux guest below cannot get its RAM.
+echo "vm suite: $(du -sm "$T" 2>/dev/null | cut -f1) MiB in $T, $(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo) MiB of memory available"
+
 # ------------------------------------------------------- Linux bzImage
 . tests/linux.sh
 . tests/linux-image.sh
