@@ -133,6 +133,9 @@ static const char usage_run[] =
 	"                       snapshot; README \"Record and replay\")\n"
 	"  --replay LOG         replay an event log segment (trialvm replay --help):\n"
 	"                       every input from LOG, every exit checked against it\n"
+	"  --state-hash         at the end, print a sha256 of the vCPUs' registers and\n"
+	"                       all guest memory (a recorded run and its replay give\n"
+	"                       the same)\n"
 	"  --restore SNAPSHOT   resume a snapshot instead of booting: memory, vCPUs\n"
 	"                       and devices as they were; the images (given, or the\n"
 	"                       ones the snapshot names) must be the ones it was\n"
@@ -287,6 +290,7 @@ struct run_settings {
 	double report_every;     /* --report-every SECS; 0: none */
 	bool core_channel;       /* --image: the core channel device (a Linux guest's crashed processes) */
 	const char *replay_log;  /* --replay LOG (trialvm replay) */
+	bool state_hash;         /* --state-hash */
 	struct evloop *loop;     /* owned: the main thread's event loop, for every VM */
 };
 
@@ -515,14 +519,11 @@ static int run_once(struct run_settings *rs, bool *crashed)
 				tvm_log("stats: %s", vs);
 			snapshots_stats(snaps);
 		}
-		/* A recorded or replayed run's end state (before the crash
-		 * handling, which may take the guest apart for its report). */
-		const char *lp;
-		uint64_t lrec, lbytes;
+		/* --state-hash: the end state (before the crash handling,
+		 * which may take the guest apart for its report). */
 		char hash[65];
 		struct tvm_err herr = { "" };
-		bool hashed = r == 0 && (rp || snapshots_evlog(snaps, &lp, &lrec, &lbytes)) &&
-			      replay_state_hash(vm, hash, &herr) == 0;
+		bool hashed = r == 0 && rs->state_hash && replay_state_hash(vm, hash, &herr) == 0;
 		if (r < 0) {
 			tvm_log("error: %s", err.msg);
 		} else {
@@ -587,7 +588,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
 	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
-	       O_SNAP_DIR, O_SNAP_KEEP, O_NO_RECORD, O_REPLAY, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE };
+	       O_SNAP_DIR, O_SNAP_KEEP, O_NO_RECORD, O_REPLAY, O_STATE_HASH, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -615,6 +616,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "snapshot-keep", required_argument, NULL, O_SNAP_KEEP },
 		{ "no-record", no_argument, NULL, O_NO_RECORD },
 		{ "replay", required_argument, NULL, O_REPLAY },
+		{ "state-hash", no_argument, NULL, O_STATE_HASH },
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "report-every", required_argument, NULL, O_REPORT_EVERY },
@@ -732,6 +734,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		}
 		case O_NO_RECORD: rsp->snaps.no_record = true; break;
 		case O_REPLAY: rsp->replay_log = optarg; break;
+		case O_STATE_HASH: rsp->state_hash = true; break;
 		case O_RESTORE: rsp->restore = optarg; break;
 		case O_IMAGE: cli->image = optarg; break;
 		case O_CONTROL: rsp->control_path = optarg; break;

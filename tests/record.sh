@@ -7,7 +7,7 @@ EVLOG="python3 $PWD/tests/tools/evlog.py"
 # clock-rand prints the clock it read and its 16 random bytes: both are in
 # the log of its run, as data records; the segment from the run's start
 # ends at the run's end, after the exits that printed them.
-vmrun rec-run 60 run --app "$APPS/clock-rand" --snapshot-every 5 --snapshot-dir "$T/rec1" --stats
+vmrun rec-run 60 run --app "$APPS/clock-rand" --snapshot-every 5 --snapshot-dir "$T/rec1" --stats --state-hash
 seg=$T/rec1/start-000001.tvl
 if expect_rc rec-run 0 && expect_grep rec-run err "stats: event log segment $seg: [0-9]+ records" && [ -s "$seg" ]; then
 	$EVLOG "$seg" --random --clock >"$T/rec-run.log" 2>&1
@@ -69,7 +69,7 @@ fi
 # A crash: the segment since the last snapshot ends at it (on disk before
 # the report names it), and report.json says where it is and how big.
 vmrun rec-crash 120 run --app "$APPS/counter" --snapshot-every 0.3 --snapshot-dir "$T/rec3" \
-	--report-dir "$T/rec-crash.reports" -- 6 2000 100 crash
+	--report-dir "$T/rec-crash.reports" --state-hash -- 6 2000 100 crash
 if expect_rc rec-crash 123 && expect_report rec-crash app-fault core.elf; then
 	f=$(jq -r '.snapshots.event_log.file' "$REPORT/report.json")
 	recs=$(jq -r '.snapshots.event_log.records' "$REPORT/report.json")
@@ -116,7 +116,7 @@ expect_rc rec-off-usage 126 && expect_grep rec-off-usage err '--no-record: only 
 # the clock and the random bytes come from the log, so it prints exactly
 # what the recorded run printed, and every exit matched.
 if [ -s "$T/rec1/start-000001.tvl" ]; then
-	vmrun rep-run 60 replay "$T/rec1/start-000001.tvl" --app "$APPS/clock-rand"
+	vmrun rep-run 60 replay "$T/rec1/start-000001.tvl" --app "$APPS/clock-rand" --state-hash
 	# ...and ends in the same state: registers and memory (the state hash
 	# both print).
 	h1=$(sed -n 's/^trialvm: state hash at the end: \([0-9a-f]\{64\}\) .*/\1/p' "$T/rec-run.err")
@@ -148,7 +148,7 @@ fi
 # recorded run's last lines.
 if [ -s "$T/rec-crash.log" ] && grep -q ' end 1$' "$T/rec-crash.log"; then
 	rdir=$(dirname "$(ls "$T"/rec-crash.reports/*/report.json | head -1)")
-	vmrun rep-crash 120 replay "$rdir"
+	vmrun rep-crash 120 replay "$rdir" --state-hash
 	rip=$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/rec-crash.err" | head -1)
 	if expect_rc rep-crash 123 && expect_grep rep-crash err "replay: [1-9][0-9]* exits matched" &&
 		[ -n "$rip" ] && [ "$(grep -Eo 'RIP 0x[0-9a-f]+' "$T/rep-crash.err" | head -1)" = "$rip" ]; then
