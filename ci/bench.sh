@@ -13,8 +13,8 @@
 #      bzImage; trialvm (host decompression), trialvm --no-decompress, QEMU pc
 #   3b. Linux master image: exec -> the program's first line, trialvm
 #      run --image next to QEMU microvm and q35 booting the same image
-#   4-6. crash dumps, virtio-blk, snapshots (ci/bench-dump.sh,
-#      ci/bench-blk.sh, ci/bench-snap.sh)
+#   4-7. crash dumps, virtio-blk, snapshots, record and replay
+#      (ci/bench-dump.sh, ci/bench-blk.sh, ci/bench-snap.sh, ci/bench-record.sh)
 #
 # Environment: RUNS (default 20), LINUX_CAP (seconds, default 240),
 # BENCH_SKIP_LINUX=1 to leave section 3 out (it is then reported as skipped).
@@ -350,6 +350,8 @@ if [ $HAVE_QEMU -eq 1 ]; then
 	ci/bench-blk.sh "$BUILD" || problem "virtio-blk benchmark failed"
 	echo
 	ci/bench-snap.sh "$BUILD" || problem "snapshot benchmark failed"
+	echo
+	ci/bench-record.sh "$BUILD" || problem "record and replay benchmark failed"
 else
 	problem "crash dump and virtio-blk benchmarks: no QEMU to compare with"
 fi
