@@ -117,8 +117,11 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 	kernel_report image-panic panic && expect_grep image-panic out 'Kernel panic - not syncing: sysrq triggered crash' &&
 		expect_grep image-panic err 'pvpanic' && pass image-panic &&
 		crash_check image-panic sysrq_handle_crash '^\[ *[0-9.]+\] Kernel panic - not syncing: sysrq triggered crash'
-	vmrun image-hung-task 120 run --image "$T/limg" --cmdline sysctl.kernel.hung_task_timeout_secs=2 \
-		--report-dir "$T/image-hung-task.reports" -- hang
+	# The detectors are made sensitive by crash-test, after the boot: set on
+	# the command line, a slow (emulated) boot tripped them before pvpanic
+	# was loaded, and the panic went unreported.
+	vmrun image-hung-task 120 run --image "$T/limg" --report-dir "$T/image-hung-task.reports" -- \
+		hang kernel/hung_task_timeout_secs=2
 	kernel_report image-hung-task panic && expect_grep image-hung-task out 'crash-test: / is frozen' \
 		'task crash-test:[0-9]+ blocked for more than [0-9]+ seconds' 'Kernel panic - not syncing: hung_task: blocked tasks' &&
 		pass image-hung-task
@@ -147,8 +150,8 @@ if expect_rc image-linux 0 && expect_grep image-linux out "^image written to $T/
 				fail image-oops "report.json's tails: kernel log $(head -c 300 "$T/image-oops.klog" | tr '\n' '|'); program $(head -c 300 "$T/image-oops.aout" | tr '\n' '|'); inspect: $(grep -i tail "$T/image-oops.inspect" | tr '\n' '|')"
 			fi
 		fi
-		vmrun image-softlockup 60 run --image "$T/limg" --cmdline watchdog_thresh=1 \
-			--report-dir "$T/image-softlockup.reports" -- kernel $ko softlockup
+		vmrun image-softlockup 60 run --image "$T/limg" --report-dir "$T/image-softlockup.reports" -- \
+			kernel $ko softlockup kernel/watchdog_thresh=1
 		kernel_report image-softlockup panic && expect_grep image-softlockup out 'BUG: soft lockup - CPU#[0-9]+ stuck' \
 			'tvm_fault_softlockup' 'Kernel panic - not syncing: softlockup: hung tasks' && pass image-softlockup
 		# Interrupts off: no detector in the guest runs on that CPU (and a VM

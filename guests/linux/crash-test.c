@@ -8,11 +8,16 @@
  *   crash-test fpe       die of SIGFPE (an integer division by zero)
  *   crash-test panic     panic the kernel (writes 'c' to /proc/sysrq-trigger)
  *   crash-test args A..  print each argument as "crash-test: arg [A]"
- *   crash-test kernel KO MODE  load the kernel module KO (tests/guests/kmod:
- *                        the vendor's buggy driver) and write MODE (oops,
- *                        softlockup, hardlockup) to its /proc/tvm_fault
- *   crash-test hang      block for good in the kernel (D state): freeze the
- *                        root file system (FIFREEZE), then create a file on it
+ *   crash-test kernel KO MODE [SYSCTL=VALUE...]  load the kernel module KO
+ *                        (tests/guests/kmod: the vendor's buggy driver) and
+ *                        write MODE (oops, softlockup, hardlockup) to its
+ *                        /proc/tvm_fault
+ *   crash-test hang [SYSCTL=VALUE...]  block for good in the kernel (D
+ *                        state): freeze the root file system (FIFREEZE),
+ *                        then create a file on it
+ * SYSCTL=VALUE (kernel/watchdog_thresh=1) is written to /proc/sys/SYSCTL
+ * first: a detector made that sensitive only now, not during the boot,
+ * where a slow (emulated) machine would trip it.
  * It prints "crash-test: running on Linux RELEASE, N CPUs" first. */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +45,27 @@ __attribute__((noinline)) static int crash_here(const char *how)
 	return 0;
 }
 
+/* argv[from...]: SYSCTL=VALUE, each written to /proc/sys/SYSCTL. */
+static int set_sysctls(int argc, char **argv, int from)
+{
+	for (int i = from; i < argc; i++) {
+		char path[256];
+		const char *eq = strchr(argv[i], '=');
+		if (!eq || eq == argv[i] || strstr(argv[i], "..") ||
+		    snprintf(path, sizeof(path), "/proc/sys/%.*s", (int)(eq - argv[i]), argv[i]) >= (int)sizeof(path)) {
+			fprintf(stderr, "crash-test: %s: give SYSCTL=VALUE\n", argv[i]);
+			return -1;
+		}
+		FILE *f = fopen(path, "w");
+		if (!f || fputs(eq + 1, f) == EOF || fclose(f) == EOF) {
+			fprintf(stderr, "crash-test: %s: %s\n", path, strerror(errno));
+			return -1;
+		}
+		printf("crash-test: %s = %s\n", path, eq + 1);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct utsname u;
@@ -56,6 +82,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc > 3 && !strcmp(argv[1], "kernel")) {
+		if (set_sysctls(argc, argv, 4) < 0)
+			return 3;
 		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) < 0) {
 			fprintf(stderr, "crash-test: cannot load %s: %s\n", argv[2], strerror(errno));
@@ -70,6 +98,8 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	if (argc > 1 && !strcmp(argv[1], "hang")) {
+		if (set_sysctls(argc, argv, 2) < 0)
+			return 3;
 		int fd = open("/", O_RDONLY | O_DIRECTORY);
 		if (fd < 0 || ioctl(fd, FIFREEZE, 0) < 0) {
 			perror("crash-test: FIFREEZE /");
