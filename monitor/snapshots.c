@@ -145,7 +145,6 @@ struct job {
 	int result;
 	struct tvm_err err;
 	bool done;               /* atomic: the writer finished */
-	struct evlog *old_log;   /* the segment this snapshot ended, closed after the resume */
 };
 
 /* The highest NNNNNN of DIR/snap-NNNNNN.tvs and DIR/crash-NNNNNN.tvs:
@@ -309,6 +308,7 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 	if (r == 0 && !(j->cap = vm_snapshot_capture(s->vm, j->incremental ? (const uint64_t *const *)s->pending : NULL,
 						       err)))
 		r = -1;
+	struct evlog *ended = NULL; /* the segment this snapshot ends, closed after the resume */
 	/* A numbered periodic snapshot starts the next event log segment,
 	 * here, where the guest stands still. */
 	if (r == 0 && segment && s->log) {
@@ -318,7 +318,7 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 		struct evlog *nl = evlog_create(lp, j->h.id, s->exact, &lerr);
 		if (!nl)
 			tvm_log("warning: recording stops: %s", lerr.msg);
-		j->old_log = vm_set_evlog(s->vm, nl);
+		ended = vm_set_evlog(s->vm, nl);
 		s->log = nl;
 		if (nl)
 			snprintf(s->log_path, sizeof(s->log_path), "%s", lp);
@@ -326,6 +326,7 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 	if (!keep_paused)
 		vm_resume(s->vm);
 	double ms = (now_ns() - t0) / 1e6;
+	close_log(ended, EVLOG_END_SNAPSHOT);
 	if (r < 0) {
 		job_free(j);
 		return NULL;
@@ -345,8 +346,6 @@ static struct job *capture(struct snapshots *s, const char *path, bool periodic,
 	}
 	tvm_debug("snapshot %s: %s, %llu pages; the vCPUs were paused %.2f ms", path,
 		  j->incremental ? "incremental" : "full", (unsigned long long)snap_capture_pages(j->cap), ms);
-	close_log(j->old_log, EVLOG_END_SNAPSHOT);
-	j->old_log = NULL;
 	return j;
 }
 
@@ -595,7 +594,7 @@ void snapshots_stats(struct snapshots *s)
 		evlog_counts(s->log, &rec, &bytes);
 		tvm_log("stats: event log segment %s: %llu records, %llu bytes so far (%s)", s->log_path,
 			(unsigned long long)rec, (unsigned long long)bytes,
-			s->exact ? "one vCPU: exactly replayable" : "more than one vCPU: replay is best-effort");
+			s->exact ? "one vCPU: trialvm replay takes it" : "more than one vCPU: trialvm replay does not take it");
 	}
 	if (!s || !s->npauses)
 		return;
@@ -612,14 +611,6 @@ void snapshots_stats(struct snapshots *s)
 
 bool snapshots_checkpoint_done(const struct snapshots *s) { return s && s->checkpoint_done; }
 
-bool snapshots_evlog(const struct snapshots *s, const char **path, uint64_t *records, uint64_t *bytes)
-{
-	if (!s || !s->log)
-		return false;
-	*path = s->log_path;
-	evlog_counts(s->log, records, bytes);
-	return true;
-}
 unsigned snapshots_written(const struct snapshots *s) { return s ? s->written : 0; }
 
 void snapshots_stop(struct snapshots *s)

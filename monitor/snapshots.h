@@ -57,9 +57,7 @@ void snapshots_stats(struct snapshots *s);
 /* With periodic snapshots, the run is recorded (vmm/evlog.h): one event
  * log segment from the start of the run (DIR/start-NNNNNN.tvl) and one
  * from each periodic snapshot (DIR/snap-NNNNNN.tvl beside its .tvs),
- * deleted with it by --snapshot-keep. The segment being written, its
- * records and bytes so far (false when none). */
-bool snapshots_evlog(const struct snapshots *s, const char **path, uint64_t *records, uint64_t *bytes);
+ * deleted with it by --snapshot-keep; --stats says the current one's size. */
 void snapshots_stop(struct snapshots *s);
 
 #endif

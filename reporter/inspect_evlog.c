@@ -48,7 +48,7 @@ int insp_evlog(const struct insp_src *s, const struct inspect_opts *o, FILE *out
 	char id[33];
 	hex_bytes(r.id, 16, id);
 	fprintf(out, "%s: trialvm event log, format version %u, %s\n", s->path, r.version,
-		(r.flags & EVLOG_FLAG_EXACT) ? "one vCPU (replays exactly)" : "more than one vCPU (replay is best-effort)");
+		(r.flags & EVLOG_FLAG_EXACT) ? "one vCPU (replays exactly)" : "more than one vCPU (trialvm replay does not take it)");
 	fprintf(out, "  starts at      %s%s\n", zero ? "the start of the run" : "snapshot ", zero ? "" : id);
 	fprintf(out, "  records        %" PRIu64 ": %" PRIu64 " exits (%" PRIu64 " port I/O, %" PRIu64 " MMIO), %" PRIu64
 		" data\n", n[1] + n[2] + n[3], n[1], pio, mmio, n[2]);

@@ -17,10 +17,10 @@
 #include "../guests/include/trialvm_abi.h"
 #include "bus.h"
 #include "cpu_state.h"
+#include "evlog.h"
 #include "evloop.h"
 #include "sandbox.h"
 #include "stopsig.h"
-#include "evlog.h"
 #include "util.h"
 #include "vm_internal.h"
 
@@ -547,6 +547,30 @@ static bool cpu_state_was_reset(struct vcpu *c)
  * each exit (KVM_CAP_SYNC_REGS); 0 otherwise. */
 static uint64_t exit_rip(const struct vcpu *c) { return c->seen_valid ? c->seen_regs.rip : 0; }
 
+/* Record/replay around a port I/O or MMIO exit: io_begin numbers it and,
+ * on replay, checks it against the log before the devices see it (false:
+ * not handled, the replay raised the run's event); io_end, after them,
+ * puts a replayed read's recorded bytes in place, or records the exit. */
+static bool io_begin(struct vcpu *c, unsigned bus, bool write, unsigned size, uint32_t count, uint64_t addr,
+		     const uint8_t *data)
+{
+	struct vm *vm = c->vm;
+	c->io_seq++;
+	return !vm->replay ||
+	       vm->replay->exit_check(vm->replay_ctx, c->index, c->io_seq, bus, write, size, count, addr, data, exit_rip(c));
+}
+
+static void io_end(struct vcpu *c, unsigned bus, bool write, unsigned size, uint32_t count, uint64_t addr,
+		   uint8_t *data)
+{
+	struct vm *vm = c->vm;
+	struct evlog *log = __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE);
+	if (vm->replay && !write)
+		vm->replay->exit_fill(vm->replay_ctx, c->index, data, (size_t)size * count);
+	else if (log)
+		evlog_exit(log, c->index, c->io_seq, bus, write, size, count, addr, data);
+}
+
 static void handle_exit(struct vcpu *c)
 {
 	struct kvm_run *run = c->run;
@@ -564,17 +588,11 @@ static void handle_exit(struct vcpu *c)
 		if (vm->nswbp > 0 && run->io.port == TVM_BP_PORT && vcpu_pio_breakpoint(c))
 			return;
 		bool out = run->io.direction == KVM_EXIT_IO_OUT;
-		c->io_seq++;
-		if (vm->replay && !vm->replay->exit_check(vm->replay_ctx, c->index, c->io_seq, 1, out, (unsigned)size,
-							  (uint32_t)count, run->io.port, data, exit_rip(c)))
+		if (!io_begin(c, 1, out, (unsigned)size, (uint32_t)count, run->io.port, data))
 			return;
 		for (uint64_t i = 0; i < count && !vm->stopping; i++)
 			bus_access(vm, BUS_PIO, c->index, run->io.port, data + i * size, (unsigned)size, out);
-		struct evlog *log = __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE);
-		if (vm->replay && !out)
-			vm->replay->exit_fill(vm->replay_ctx, c->index, data, total);
-		else if (log)
-			evlog_exit(log, c->index, c->io_seq, 1, out, (unsigned)size, (uint32_t)count, run->io.port, data);
+		io_end(c, 1, out, (unsigned)size, (uint32_t)count, run->io.port, data);
 		return;
 	}
 	case KVM_EXIT_MMIO: {
@@ -584,17 +602,10 @@ static void handle_exit(struct vcpu *c)
 			vcpu_exit_event(c, TVM_EV_VMM_ERROR, run->exit_reason, "malformed MMIO exit from KVM");
 			return;
 		}
-		c->io_seq++;
-		if (vm->replay && !vm->replay->exit_check(vm->replay_ctx, c->index, c->io_seq, 2, run->mmio.is_write, len,
-							  1, run->mmio.phys_addr, run->mmio.data, exit_rip(c)))
+		if (!io_begin(c, 2, run->mmio.is_write, len, 1, run->mmio.phys_addr, run->mmio.data))
 			return;
 		bus_access(vm, BUS_MMIO, c->index, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
-		struct evlog *log = __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE);
-		if (vm->replay && !run->mmio.is_write)
-			vm->replay->exit_fill(vm->replay_ctx, c->index, run->mmio.data, len);
-		else if (log)
-			evlog_exit(log, c->index, c->io_seq, 2, run->mmio.is_write, len, 1, run->mmio.phys_addr,
-				   run->mmio.data);
+		io_end(c, 2, run->mmio.is_write, len, 1, run->mmio.phys_addr, run->mmio.data);
 		return;
 	}
 	case KVM_EXIT_SHUTDOWN: {
