@@ -38,6 +38,7 @@
 #include "disasm.h"
 #include "hang.h"
 #include "ramcache.h"
+#include "gdbstub.h"
 #include "replay.h"
 #include "report.h"
 #include "snapshots.h"
@@ -154,6 +155,10 @@ static const char usage_run[] =
 	"  -q, --quiet          do not copy the guest console to stdout\n"
 	"\n"
 	"Debugging:\n"
+	"  --gdb [ADDR:]PORT    serve gdb's remote protocol on TCP PORT (127.0.0.1\n"
+	"                       unless ADDR; 0: any free port, printed): the VM starts\n"
+	"                       stopped until gdb continues (README \"Debugging with\n"
+	"                       gdb\"; not with --crash-on)\n"
 	"  -v, --verbose        log unclaimed device accesses and other details\n"
 	"  --no-sandbox         debugging only: run without the seccomp sandbox\n"
 	"  --stats              print VM exit counts and run time at the end\n"
@@ -286,6 +291,8 @@ struct run_settings {
 	struct vs_out origin;    /* owned: the origin section of snapshots written */
 	char ram_cache[4096];    /* --restore: the chain's memory, materialised (vm_config.ram_file) */
 	const char *control_path; /* --control SOCKET */
+	const char *gdb_spec;    /* --gdb [ADDR:]PORT */
+	struct gdbstub *gdb;     /* owned, for the whole run */
 	struct control *control; /* owned, for the whole run */
 	double report_every;     /* --report-every SECS; 0: none */
 	bool core_channel;       /* --image: the core channel device (a Linux guest's crashed processes) */
@@ -298,6 +305,7 @@ struct run_settings {
  * control socket is served by the event loop itself). */
 struct main_hook {
 	struct snapshots *snaps;
+	struct gdbstub *gdb;
 	const struct crash_ctx *ctx;
 	double report_every;
 	uint64_t next_report_ns;
@@ -309,6 +317,8 @@ static int main_hook(struct vm *vm, void *arg)
 {
 	struct main_hook *h = arg;
 	int wait = h->snaps ? snapshots_hook(vm, h->snaps) : -1;
+	if (h->gdb)
+		wait = min_wait(wait, gdbstub_poll(h->gdb));
 	if (h->report_every > 0 && !vm_stop_pending(vm)) {
 		uint64_t now = now_ns();
 		if (now >= h->next_report_ns) {
@@ -459,6 +469,10 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		tvm_log("error: --crash-on: %s", err.msg);
 		ok = false;
 	}
+	if (ok && rs->gdb && gdbstub_attach(rs->gdb, vm, rs->restore ? NULL : &entry, &err) < 0) {
+		tvm_log("error: --gdb: %s", err.msg);
+		ok = false;
+	}
 	if (ok && stop_signal_pending())
 		ok = false;
 	if (ok && rs->ndisks && iothread_start(&err) < 0) { /* disk flushes: before MAIN, in its own class */
@@ -492,14 +506,15 @@ static int run_once(struct run_settings *rs, bool *crashed)
 					 .crash_snapshot_arg = snaps, .linux_image = rs->core_channel };
 		struct hang_watch *hw = rs->hang_timeout > 0 ? hang_watch_start(vm, (unsigned)(rs->hang_timeout * 1000)) : NULL;
 		vm_set_stop_hook(vm, hw ? hang_watch_halt : NULL, hw); /* the watcher ends before vCPUs are joined */
-		struct main_hook mh = { .snaps = snaps, .ctx = &ctx, .report_every = rs->report_every,
+		struct main_hook mh = { .snaps = snaps, .gdb = rs->gdb, .ctx = &ctx, .report_every = rs->report_every,
 					.next_report_ns = now_ns() + (uint64_t)(rs->report_every * 1e9) };
-		vm_set_main_hook(vm, (snaps || rs->report_every > 0) ? main_hook : NULL, &mh);
+		vm_set_main_hook(vm, (snaps || rs->gdb || rs->report_every > 0) ? main_hook : NULL, &mh);
 		vm_set_loop(vm, rs->loop);
 		control_attach(rs->control, vm, &ctx);
 		struct tvm_event ev;
 		int r = vm_run(vm, &ev, &err);
 		vm_set_main_hook(vm, NULL, NULL);
+		gdbstub_vm_gone(rs->gdb, &ev);
 		control_vm_gone(rs->control);
 		hang_watch_stop(hw);
 		if (r == 0 && rs->snaps.checkpoint && !snapshots_checkpoint_done(snaps) && ev.kind != TVM_EV_VMM_ERROR &&
@@ -523,6 +538,8 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		 * which may take the guest apart for its report). */
 		char hash[65];
 		struct tvm_err herr = { "" };
+		if (r == 0 && rs->state_hash)
+			vm_clear_sw_breakpoints(vm); /* a debugger's breakpoints are no part of the state */
 		bool hashed = r == 0 && rs->state_hash && replay_state_hash(vm, hash, &herr) == 0;
 		if (r < 0) {
 			tvm_log("error: %s", err.msg);
@@ -588,7 +605,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
 	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
-	       O_SNAP_DIR, O_SNAP_KEEP, O_NO_RECORD, O_REPLAY, O_STATE_HASH, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE };
+	       O_SNAP_DIR, O_SNAP_KEEP, O_NO_RECORD, O_REPLAY, O_STATE_HASH, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE, O_GDB };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -619,6 +636,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "state-hash", no_argument, NULL, O_STATE_HASH },
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
+		{ "gdb", required_argument, NULL, O_GDB },
 		{ "report-every", required_argument, NULL, O_REPORT_EVERY },
 		{ "image", required_argument, NULL, O_IMAGE },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -738,6 +756,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		case O_RESTORE: rsp->restore = optarg; break;
 		case O_IMAGE: cli->image = optarg; break;
 		case O_CONTROL: rsp->control_path = optarg; break;
+		case O_GDB: rsp->gdb_spec = optarg; break;
 		case O_REPORT_EVERY: {
 			char *end;
 			errno = 0;
@@ -880,6 +899,8 @@ static int setup_app(struct run_settings *rsp, struct run_cli *cli)
 /* --crash-on: every symbol resolved before anything starts. */
 static int resolve_crash_on(struct run_settings *rsp, const struct run_cli *cli)
 {
+	if (rsp->gdb_spec && rsp->ncrash_on)
+		return usage_error("--gdb and --crash-on cannot be combined: set the breakpoint in gdb instead (break SYMBOL)");
 	if (rsp->ncrash_on) {
 		const char *symfile = rsp->kernel_symbols ? rsp->kernel_symbols : rsp->lo.kernel;
 		struct symtab *st = symtab_load(symfile);
@@ -920,7 +941,8 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 	/* The main thread's event loop (vmm/evloop.h), made before the sandbox. */
 	if (!(rsp->loop = evloop_new(&err)) ||
 	    (rsp->control_path && !(rsp->control = control_open(rsp->control_path, &rsp->images, rsp->origin.buf,
-								 rsp->origin.len, rsp->loop, &err)))) {
+								 rsp->origin.len, rsp->loop, &err))) ||
+	    (rsp->gdb_spec && !(rsp->gdb = gdbstub_open(rsp->gdb_spec, rsp->loop, &err)))) {
 		tvm_log("error: %s", err.msg);
 		evloop_free(rsp->loop);
 		rsp->loop = NULL;
@@ -945,6 +967,8 @@ static int run_vms(struct run_settings *rsp, const struct run_cli *cli)
 	}
 	control_close(rsp->control);
 	rsp->control = NULL;
+	gdbstub_close(rsp->gdb);
+	rsp->gdb = NULL;
 	evloop_free(rsp->loop);
 	rsp->loop = NULL;
 	if (console_close(&err) < 0) {

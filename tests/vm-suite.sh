@@ -117,6 +117,7 @@ expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
 # ------------------------------------------------------------- snapshots
 . tests/snapshot.sh
 . tests/record.sh
+. tests/gdb.sh
 . tests/control.sh
 
 # What the tests so far left in this host's memory (in the emulated host

@@ -10,19 +10,27 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../guests/include/trialvm_abi.h"
 #include "util.h"
 #include "vm.h"
 #include "vm_internal.h"
 
 #define TSS_ADDR 0xfffbd000ull
+_Static_assert(TVM_BP_PORT == TVM_PORT_DEBUG_BP, "the breakpoint port is the ABI's");
 
-/* Which software breakpoint (index) is at guest-virtual pc, or -1. */
-static int sw_breakpoint_at(const struct vm *vm, uint64_t pc)
+int swbp_at(const struct vm *vm, uint64_t pc)
 {
 	for (int i = 0; i < vm->nswbp; i++)
 		if (vm->swbp[i].vaddr == pc)
 			return i;
 	return -1;
+}
+
+unsigned swbp_bytes(enum tvm_bp_kind k, uint8_t out[2])
+{
+	out[0] = k == TVM_BP_INT3 ? 0xcc : k == TVM_BP_ICEBP ? 0xf1 : 0xe6; /* int3, icebp, or out imm8, al */
+	out[1] = TVM_BP_PORT;
+	return k == TVM_BP_PIO ? 2 : 1;
 }
 
 /* A hit on breakpoint i of this vCPU (its RIP is on the breakpoint). */
@@ -61,11 +69,33 @@ void vcpu_debug_exit(struct vcpu *c)
 	struct vm *vm = c->vm;
 	uint64_t pc = run->debug.arch.pc;
 	if (vm->nswbp > 0 && vm->swbp_kind == TVM_BP_INT3 && run->debug.arch.exception == 3) {
-		int i = sw_breakpoint_at(vm, pc);
+		int i = swbp_at(vm, pc);
 		if (i < 0)
 			give_back_exception(c, 3); /* the guest's own int3 */
+		else if (vm->dbg.on)
+			vcpu_debug_stop(c, TVM_DBG_SWBREAK, pc, false);
 		else
 			sw_breakpoint_hit(c, i, 3);
+		return;
+	}
+	if (vm->dbg.on && vm->nswbp > 0 && vm->swbp_kind == TVM_BP_ICEBP && run->debug.arch.exception == 1) {
+		/* icebp's #DB is a trap: KVM reports the address after it */
+		int i = swbp_at(vm, pc - 1);
+		if (i < 0)
+			i = swbp_at(vm, pc);
+		if (i >= 0) {
+			vcpu_debug_stop(c, TVM_DBG_SWBREAK, vm->swbp[i].vaddr, false);
+			return;
+		}
+	}
+	if (vm->dbg.on) {
+		uint64_t dr6 = run->debug.arch.dr6;
+		if (run->debug.arch.exception == 1 && (dr6 & 0xf))
+			vcpu_debug_stop(c, TVM_DBG_HWBREAK, pc, false);
+		else if (run->debug.arch.exception == 1 && (dr6 & (1u << 14))) /* DR6.BS: a single step */
+			vcpu_debug_stop(c, TVM_DBG_STEP, pc, false);
+		else
+			give_back_exception(c, run->debug.arch.exception); /* the guest's own #DB or #BP */
 		return;
 	}
 	struct tvm_event ev = { .kind = TVM_EV_BREAKPOINT, .reason = run->debug.arch.exception };
@@ -83,10 +113,13 @@ bool vcpu_pio_breakpoint(struct vcpu *c)
 	    run->io.direction != KVM_EXIT_IO_OUT)
 		return false;
 	struct kvm_regs r;
-	int i = ioctl(c->fd, KVM_GET_REGS, &r) == 0 ? sw_breakpoint_at(vm, r.rip) : -1;
+	int i = ioctl(c->fd, KVM_GET_REGS, &r) == 0 ? swbp_at(vm, r.rip) : -1;
 	if (i < 0)
 		return false; /* the guest's own write to the port: the bus has it */
-	sw_breakpoint_hit(c, i, 0);
+	if (vm->dbg.on)
+		vcpu_debug_stop(c, TVM_DBG_SWBREAK, r.rip, false);
+	else
+		sw_breakpoint_hit(c, i, 0);
 	return true;
 }
 
@@ -128,6 +161,9 @@ static int probe_breakpoint(enum tvm_bp_kind k, struct tvm_err *err)
 		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
 		dbg.arch.debugreg[0] = gpa_code + 1;
 		dbg.arch.debugreg[7] |= 1;
+	} else if (k == TVM_BP_ICEBP) {
+		dbg.control |= KVM_GUESTDBG_USE_HW_BP; /* #DB intercepted, no breakpoint armed */
+		code[1] = 0xf1;
 	} else {
 		dbg.control |= KVM_GUESTDBG_USE_SW_BP;
 		code[1] = 0xcc;
@@ -183,7 +219,8 @@ static int probe_breakpoint(enum tvm_bp_kind k, struct tvm_err *err)
 		tvm_seterr(err, "breakpoint probe: KVM_RUN: %s", strerror(errno));
 		goto out;
 	}
-	rc = run->exit_reason == KVM_EXIT_DEBUG && run->debug.arch.pc == gpa_code + 1;
+	rc = run->exit_reason == KVM_EXIT_DEBUG &&
+	     (run->debug.arch.pc == gpa_code + 1 || (k == TVM_BP_ICEBP && run->debug.arch.pc == gpa_code + 2));
 	tvm_debug("breakpoint probe: %s: exit reason %u", vm_breakpoint_kind_name(k), run->exit_reason);
 out:
 	if (run != MAP_FAILED)
@@ -204,26 +241,61 @@ const char *vm_breakpoint_kind_name(enum tvm_bp_kind k)
 	switch (k) {
 	case TVM_BP_HW: return "hardware breakpoints";
 	case TVM_BP_INT3: return "software breakpoints (int3)";
+	case TVM_BP_ICEBP: return "software breakpoints (icebp, its #DB intercepted)";
 	default: return "software breakpoints (a port write, out 0xcc, al)";
 	}
 }
 
+/* Whether breakpoints of kind k (HW or INT3) fire on this KVM: probed once
+ * per process. 1, 0, or -1 with *err. */
+static int breakpoint_fires(enum tvm_bp_kind k, struct tvm_err *err)
+{
+	static int known[4] = { -1, -1, -1, -1 };
+	if (known[k] < 0) {
+		int r = probe_breakpoint(k, err);
+		if (r < 0)
+			return -1;
+		tvm_debug("breakpoint probe: %s %s on this KVM", vm_breakpoint_kind_name(k), r ? "work" : "do not fire");
+		known[k] = r;
+	}
+	return known[k];
+}
+
 int vm_breakpoint_kind(enum tvm_bp_kind *out, struct tvm_err *err)
 {
-	static int known = -1;
-	if (known < 0) {
-		enum tvm_bp_kind k;
-		for (k = TVM_BP_HW; k < TVM_BP_PIO; k++) { /* the port write always exits */
-			int r = probe_breakpoint(k, err);
-			if (r < 0)
-				return -1;
-			tvm_debug("breakpoint probe: %s %s on this KVM", vm_breakpoint_kind_name(k), r ? "work" : "do not fire");
-			if (r)
-				break;
-		}
-		known = (int)k;
+	enum tvm_bp_kind k;
+	for (k = TVM_BP_HW; k < TVM_BP_PIO; k++) { /* the port write always exits */
+		int r = breakpoint_fires(k, err);
+		if (r < 0)
+			return -1;
+		if (r)
+			break;
 	}
-	*out = (enum tvm_bp_kind)known;
+	*out = k;
+	return 0;
+}
+
+int vm_sw_breakpoint_kind(enum tvm_bp_kind *out, struct tvm_err *err)
+{
+	int r = breakpoint_fires(TVM_BP_INT3, err);
+	if (r < 0)
+		return -1;
+	if (r) {
+		*out = TVM_BP_INT3;
+		return 0;
+	}
+	if ((r = breakpoint_fires(TVM_BP_ICEBP, err)) < 0)
+		return -1;
+	*out = r ? TVM_BP_ICEBP : TVM_BP_PIO;
+	return 0;
+}
+
+int vm_hw_breakpoints_fire(bool *out, struct tvm_err *err)
+{
+	int r = breakpoint_fires(TVM_BP_HW, err);
+	if (r < 0)
+		return -1;
+	*out = r;
 	return 0;
 }
 
@@ -232,8 +304,8 @@ int vm_set_sw_breakpoints(struct vm *vm, enum tvm_bp_kind kind, const uint64_t *
 {
 	if (kind != TVM_BP_INT3 && kind != TVM_BP_PIO)
 		return tvm_seterr(err, "internal error: %s are not software breakpoints", vm_breakpoint_kind_name(kind));
-	const unsigned len = kind == TVM_BP_INT3 ? 1 : 2;
-	const uint8_t bytes[2] = { kind == TVM_BP_INT3 ? 0xcc : 0xe6, TVM_BP_PORT };
+	uint8_t bytes[2];
+	const unsigned len = swbp_bytes(kind, bytes);
 	if (n < 0 || n > TVM_MAX_SW_BREAKPOINTS)
 		return tvm_seterr(err, "at most %d software breakpoints can be armed (got %d)", TVM_MAX_SW_BREAKPOINTS, n);
 	vm_clear_sw_breakpoints(vm);
@@ -272,8 +344,8 @@ int vm_set_sw_breakpoints(struct vm *vm, enum tvm_bp_kind kind, const uint64_t *
 
 void vm_clear_sw_breakpoints(struct vm *vm)
 {
-	const unsigned len = vm->swbp_kind == TVM_BP_INT3 ? 1 : 2;
-	const uint8_t bytes[2] = { vm->swbp_kind == TVM_BP_INT3 ? 0xcc : 0xe6, TVM_BP_PORT };
+	uint8_t bytes[2];
+	const unsigned len = swbp_bytes(vm->swbp_kind, bytes);
 	for (int i = 0; i < vm->nswbp; i++) {
 		uint8_t *p = gpa_ptr(vm, GPA(vm->swbp[i].gpa), len);
 		bool ours = vm->swbp[i].armed && p && memcmp(p, bytes, len) == 0; /* unless the guest rewrote it */
@@ -286,8 +358,8 @@ void vm_clear_sw_breakpoints(struct vm *vm)
 
 void vm_rearm_sw_breakpoints(struct vm *vm)
 {
-	const unsigned len = vm->swbp_kind == TVM_BP_INT3 ? 1 : 2;
-	const uint8_t bytes[2] = { vm->swbp_kind == TVM_BP_INT3 ? 0xcc : 0xe6, TVM_BP_PORT };
+	uint8_t bytes[2];
+	const unsigned len = swbp_bytes(vm->swbp_kind, bytes);
 	for (int i = 0; i < vm->nswbp; i++) {
 		uint8_t *p = vm->swbp[i].cleared ? gpa_ptr(vm, GPA(vm->swbp[i].gpa), len) : NULL;
 		if (p) {

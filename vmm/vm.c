@@ -59,9 +59,14 @@ static int setup_cpuid(struct vm *vm, struct vcpu *c, struct tvm_err *err)
 				 ((uint32_t)vm->ncpus << 16);
 			e->ecx &= ~(1u << 5);  /* VMX: no nested virtualisation */
 			e->ecx &= ~(1u << 3);  /* MONITOR/MWAIT: not emulated */
+			e->ecx &= ~(1u << 30); /* RDRAND: random bytes no exit sees (record/replay) */
 			e->ecx |= 1u << 31;    /* running under a hypervisor */
 			if (vm->ncpus > 1)
 				e->edx |= 1u << 28; /* HTT: CPUs count in EBX[23:16] valid */
+			break;
+		case 7:
+			if (e->index == 0)
+				e->ebx &= ~(1u << 18); /* RDSEED: as RDRAND */
 			break;
 		case 0xa:                      /* no performance counters (no vPMU) */
 			e->eax = e->ebx = e->ecx = e->edx = 0;
@@ -449,7 +454,7 @@ static void kick_one(struct vm *vm, struct vcpu *c)
 }
 
 /* Wake vm_run's event loop (any thread; a full counter is awake already). */
-static void wake_main(struct vm *vm)
+void vm_wake_main(struct vm *vm)
 {
 	uint64_t one = 1;
 	if (vm->evfd >= 0 && write(vm->evfd, &one, sizeof(one)) < 0) {
@@ -478,7 +483,7 @@ void vm_raise(struct vm *vm, int vcpu, struct tvm_event *ev)
 	}
 	vm->stopping = true;
 	kick_all(vm);
-	wake_main(vm);
+	vm_wake_main(vm);
 	pthread_mutex_lock(&vm->pause_lock); /* paused vCPUs end too */
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
@@ -571,6 +576,13 @@ static void io_end(struct vcpu *c, unsigned bus, bool write, unsigned size, uint
 		evlog_exit(log, c->index, c->io_seq, bus, write, size, count, addr, data);
 }
 
+/* A debugger's interrupt on replay is taken here, at a recorded exit. */
+static void debug_at_exit(struct vcpu *c)
+{
+	if (__atomic_load_n(&c->vm->dbg.int_at_exit, __ATOMIC_ACQUIRE))
+		vcpu_debug_stop(c, TVM_DBG_INTERRUPT, exit_rip(c), true);
+}
+
 static void handle_exit(struct vcpu *c)
 {
 	struct kvm_run *run = c->run;
@@ -593,6 +605,7 @@ static void handle_exit(struct vcpu *c)
 		for (uint64_t i = 0; i < count && !vm->stopping; i++)
 			bus_access(vm, BUS_PIO, c->index, run->io.port, data + i * size, (unsigned)size, out);
 		io_end(c, 1, out, (unsigned)size, (uint32_t)count, run->io.port, data);
+		debug_at_exit(c);
 		return;
 	}
 	case KVM_EXIT_MMIO: {
@@ -606,6 +619,7 @@ static void handle_exit(struct vcpu *c)
 			return;
 		bus_access(vm, BUS_MMIO, c->index, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 		io_end(c, 2, run->mmio.is_write, len, 1, run->mmio.phys_addr, run->mmio.data);
+		debug_at_exit(c);
 		return;
 	}
 	case KVM_EXIT_SHUTDOWN: {
@@ -752,7 +766,7 @@ static void vcpu_park(struct vcpu *c)
 }
 
 /* Add delta holders to every vCPU in mask (pause_lock held). */
-static void hold_locked(struct vm *vm, uint64_t mask, int delta)
+void vm_hold_locked(struct vm *vm, uint64_t mask, int delta)
 {
 	for (int i = 0; i < vm->ncpus; i++)
 		if (mask & (1ull << i))
@@ -761,9 +775,9 @@ static void hold_locked(struct vm *vm, uint64_t mask, int delta)
 		pthread_cond_broadcast(&vm->pause_cond);
 }
 
-static uint64_t all_mask(const struct vm *vm) { return vm->ncpus >= 64 ? ~0ull : (1ull << vm->ncpus) - 1; }
+uint64_t vm_all_mask(const struct vm *vm) { return vm->ncpus >= 64 ? ~0ull : (1ull << vm->ncpus) - 1; }
 
-static void kick_mask(struct vm *vm, uint64_t mask)
+void vm_kick_mask(struct vm *vm, uint64_t mask)
 {
 	for (int i = 0; i < vm->ncpus; i++)
 		if (mask & (1ull << i)) {
@@ -776,9 +790,9 @@ static void kick_mask(struct vm *vm, uint64_t mask)
 static int pause_mask(struct vm *vm, uint64_t mask, unsigned timeout_ms)
 {
 	pthread_mutex_lock(&vm->pause_lock);
-	hold_locked(vm, mask, +1);
+	vm_hold_locked(vm, mask, +1);
 	pthread_mutex_unlock(&vm->pause_lock);
-	kick_mask(vm, mask);
+	vm_kick_mask(vm, mask);
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	pthread_mutex_lock(&vm->pause_lock);
 	for (;;) {
@@ -789,7 +803,7 @@ static int pause_mask(struct vm *vm, uint64_t mask, unsigned timeout_ms)
 		if (all)
 			break;
 		if (now_ns() >= deadline) {
-			hold_locked(vm, mask, -1);
+			vm_hold_locked(vm, mask, -1);
 			pthread_mutex_unlock(&vm->pause_lock);
 			return -1;
 		}
@@ -797,7 +811,7 @@ static int pause_mask(struct vm *vm, uint64_t mask, unsigned timeout_ms)
 		deadline_after_ms(5, &ts);
 		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
 		pthread_mutex_unlock(&vm->pause_lock);
-		kick_mask(vm, mask); /* a vCPU may have been between its check and KVM_RUN */
+		vm_kick_mask(vm, mask); /* a vCPU may have been between its check and KVM_RUN */
 		pthread_mutex_lock(&vm->pause_lock);
 	}
 	pthread_mutex_unlock(&vm->pause_lock);
@@ -806,7 +820,7 @@ static int pause_mask(struct vm *vm, uint64_t mask, unsigned timeout_ms)
 
 int vm_pause(struct vm *vm, unsigned timeout_ms, struct tvm_err *err)
 {
-	if (pause_mask(vm, all_mask(vm), timeout_ms) < 0)
+	if (pause_mask(vm, vm_all_mask(vm), timeout_ms) < 0)
 		return tvm_seterr(err, "the vCPUs did not pause within %u ms (one is busy in a device)", timeout_ms);
 	return 0;
 }
@@ -816,9 +830,9 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_lock(&vm->pause_lock);
 	if (__atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&vm->pause_asked, false, __ATOMIC_RELEASE);
-		hold_locked(vm, all_mask(vm), -1);
+		vm_hold_locked(vm, vm_all_mask(vm), -1);
 	}
-	hold_locked(vm, all_mask(vm), -1);
+	vm_hold_locked(vm, vm_all_mask(vm), -1);
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
@@ -828,14 +842,14 @@ void vm_request_pause(struct vm *vm)
 	pthread_mutex_lock(&vm->pause_lock);
 	if (!__atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&vm->pause_asked, true, __ATOMIC_RELEASE);
-		hold_locked(vm, all_mask(vm), +1);
+		vm_hold_locked(vm, vm_all_mask(vm), +1);
 		first = true;
 	}
 	pthread_mutex_unlock(&vm->pause_lock);
 	if (!first)
 		return;
-	kick_mask(vm, all_mask(vm));
-	wake_main(vm);
+	vm_kick_mask(vm, vm_all_mask(vm));
+	vm_wake_main(vm);
 }
 
 void vm_pause_request_cancel(struct vm *vm)
@@ -843,7 +857,7 @@ void vm_pause_request_cancel(struct vm *vm)
 	pthread_mutex_lock(&vm->pause_lock);
 	if (__atomic_load_n(&vm->pause_asked, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&vm->pause_asked, false, __ATOMIC_RELEASE);
-		hold_locked(vm, all_mask(vm), -1);
+		vm_hold_locked(vm, vm_all_mask(vm), -1);
 	}
 	pthread_mutex_unlock(&vm->pause_lock);
 }
@@ -873,7 +887,7 @@ int vm_sample_rip(struct vm *vm, int idx, unsigned timeout_ms, uint64_t *rip, in
 	*rip = c->park_rip;
 	*cpl = c->park_cpl;
 	*mp_state = held ? -1 : c->park_mp;
-	hold_locked(vm, 1ull << idx, -1);
+	vm_hold_locked(vm, 1ull << idx, -1);
 	pthread_mutex_unlock(&vm->pause_lock);
 	return ok ? 0 : -1;
 }
@@ -1046,7 +1060,7 @@ static void *vcpu_thread(void *arg)
 	pthread_mutex_lock(&vm->ev_lock);
 	vm->threads_done++;
 	pthread_mutex_unlock(&vm->ev_lock);
-	wake_main(vm);
+	vm_wake_main(vm);
 	return NULL;
 }
 

@@ -221,9 +221,17 @@ int vm_set_hw_breakpoints(struct vm *vm, const uint64_t *addrs, int n, struct tv
  * int3, so there it is the port write. Kept for the process. -1 with *err
  * when a probe itself failed. */
 #define TVM_BP_PORT 0xcc
-enum tvm_bp_kind { TVM_BP_HW, TVM_BP_INT3, TVM_BP_PIO };
+/* TVM_BP_ICEBP: the debugger's only (vm_sw_breakpoint_kind): "icebp"
+ * (int1, 0xf1), whose #DB KVM intercepts while it debugs the guest; it
+ * works in ring 3, where the port write faults. */
+enum tvm_bp_kind { TVM_BP_HW, TVM_BP_INT3, TVM_BP_PIO, TVM_BP_ICEBP };
 int vm_breakpoint_kind(enum tvm_bp_kind *out, struct tvm_err *err);
 const char *vm_breakpoint_kind_name(enum tvm_bp_kind k);
+/* The software kind alone (INT3 where #BP exits, else ICEBP where its #DB
+ * exits, else PIO: ring 0 only), and whether
+ * hardware breakpoints fire: the same probes, kept for the process. */
+int vm_sw_breakpoint_kind(enum tvm_bp_kind *out, struct tvm_err *err);
+int vm_hw_breakpoints_fire(bool *out, struct tvm_err *err);
 /* Arm up to TVM_MAX_SW_BREAKPOINTS software breakpoints of kind (INT3 or
  * PIO): int3 (1 byte) or "out 0xcc, al" (2 bytes) written at guest-physical
  * gpas[i] (through the checked accessor), for the instruction at
@@ -243,6 +251,56 @@ void vm_clear_sw_breakpoints(struct vm *vm);
 /* Put back the breakpoints the last vm_clear_sw_breakpoints took out
  * (a live report of a paused VM, which then runs on). */
 void vm_rearm_sw_breakpoints(struct vm *vm);
+/* ---- the debugger (monitor/gdbstub.c): all-stop, per-vCPU stepping ----
+ * vm_debug_start hands the VM's breakpoints and stops to a debugger
+ * (--crash-on must not be armed). A stop (a breakpoint, a finished step, an
+ * interrupt, the start) holds every vCPU at an exit boundary through the
+ * pause barrier until vm_debug_resume; vm_debug_poll on vm_run's thread
+ * reports it once every vCPU is parked. Registers and memory are read and
+ * written only while stopped. Breakpoints: int3 where #BP exits, else the
+ * port write of vm_breakpoint_kind (2 bytes); hardware ones in DR0-3 where
+ * they fire, else served as software ones. Memory reads through
+ * vm_debug_read never show the breakpoint bytes. */
+enum vm_debug_why { TVM_DBG_START, TVM_DBG_STEP, TVM_DBG_SWBREAK, TVM_DBG_HWBREAK, TVM_DBG_INTERRUPT };
+struct vm_debug_stop {
+	enum vm_debug_why why;
+	int vcpu;       /* the vCPU that stopped (the one gdb should look at) */
+	uint64_t pc;    /* its RIP */
+	bool at_exit;   /* an interrupt on replay: taken at a recorded exit, so
+	                   a place the log names */
+	uint64_t exit_no; /* at_exit: that exit's number in the segment */
+};
+/* Before vm_run: debugger mode on; stop_at_start: the vCPUs start held
+ * (a TVM_DBG_START stop). */
+int vm_debug_start(struct vm *vm, bool stop_at_start, struct tvm_err *err);
+bool vm_debug_on(const struct vm *vm);
+/* vm_run's thread: true once for each stop, when every vCPU is parked;
+ * *wait_ms: when to poll again (-1: after the next wake-up). */
+bool vm_debug_poll(struct vm *vm, struct vm_debug_stop *out, int *wait_ms);
+/* True while stopped (after vm_debug_poll reported it, before resume). */
+bool vm_debug_stopped(const struct vm *vm);
+/* Ctrl-C: stop as soon as possible; on replay at the vCPU's next port I/O
+ * or MMIO exit (deterministic), or anywhere after a second without one. */
+void vm_debug_interrupt(struct vm *vm);
+/* While stopped: run again; step_vcpu >= 0: that vCPU executes one
+ * instruction (interrupts blocked where KVM can) and the others stay held. */
+int vm_debug_resume(struct vm *vm, int step_vcpu, struct tvm_err *err);
+/* While stopped: a breakpoint at guest-virtual vaddr, whose instruction is at
+ * guest-physical gpa; hw: a hardware one (see above). */
+#define TVM_DBG_MAX_BREAKPOINTS 32
+int vm_debug_insert(struct vm *vm, bool hw, uint64_t vaddr, uint64_t gpa, struct tvm_err *err);
+int vm_debug_remove(struct vm *vm, bool hw, uint64_t vaddr);
+/* Remove every breakpoint the debugger set (detach). */
+void vm_debug_remove_all(struct vm *vm);
+/* While stopped: guest-physical memory as the guest would read it without
+ * the breakpoints; a write keeps them in place. -1 unless all RAM. */
+int vm_debug_read(struct vm *vm, uint64_t gpa, void *buf, uint64_t len);
+int vm_debug_write(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len);
+/* While stopped: set vCPU idx's general registers, RIP, RFLAGS, FS/GS
+ * bases, CR0/2/3/4/8, EFER and FXSAVE image from *cpu (the other fields
+ * are ignored; read the rest with vm_capture_cpu). */
+int vm_debug_set_cpu(struct vm *vm, int idx, const struct cpu_state *cpu, struct tvm_err *err);
+
 /* Record/replay (vmm/evlog.h): from now on every port I/O and MMIO exit,
  * with what the guest read or wrote, goes to `log` (NULL: none); each
  * vCPU's exit numbers start again at 1. Call with the vCPUs paused or

@@ -72,9 +72,24 @@ struct vm {
 	const struct vm_replay_ops *replay; /* vm_set_replay, before the vCPUs start */
 	void *replay_ctx;
 
-	int nswbp;                  /* software breakpoints (vm_set_sw_breakpoints) */
+	int nswbp;                  /* software breakpoints (vm_set_sw_breakpoints, vm_debug_insert) */
 	enum tvm_bp_kind swbp_kind;
-	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed, cleared; } swbp[4]; /* cleared: by vm_clear_sw_breakpoints */
+	struct { uint64_t vaddr, gpa; uint8_t orig[2]; bool armed, cleared; } swbp[TVM_DBG_MAX_BREAKPOINTS]; /* cleared: by vm_clear_sw_breakpoints */
+
+	struct vm_dbg {             /* debug.c: the debugger (vm_debug_start) */
+		bool on;
+		bool hw_works;          /* DR0-3 breakpoints fire on this KVM */
+		bool blockirq;          /* KVM_GUESTDBG_BLOCKIRQ offered */
+		int nhw;
+		uint64_t hw[4];         /* its hardware breakpoints */
+		/* Under pause_lock: */
+		uint64_t held;          /* vCPUs the debugger holds */
+		bool pending;           /* a stop was asked for; the vCPUs are parking */
+		bool stopped;           /* reported by vm_debug_poll, until vm_debug_resume */
+		struct vm_debug_stop stop;
+		bool int_at_exit;       /* atomic: replay's Ctrl-C, taken at the next exit */
+		uint64_t int_asked_ns;
+	} dbg;
 
 	int (*main_hook)(struct vm *, void *); /* vm_set_main_hook */
 	void *main_hook_arg;
@@ -103,6 +118,19 @@ struct vm {
  * was a breakpoint hit (the event is raised), false for the bus. */
 void vcpu_debug_exit(struct vcpu *c);
 bool vcpu_pio_breakpoint(struct vcpu *c);
+/* The bytes of a software breakpoint of kind k (INT3 or PIO) and their
+ * number; the breakpoint of the table at guest-virtual pc, or -1. */
+unsigned swbp_bytes(enum tvm_bp_kind k, uint8_t out[2]);
+int swbp_at(const struct vm *vm, uint64_t pc);
+
+/* debug.c: vCPU c stops for the debugger (its own thread, in an exit):
+ * every vCPU is held, vm_run's loop woken. */
+void vcpu_debug_stop(struct vcpu *c, enum vm_debug_why why, uint64_t pc, bool at_exit);
+/* vm.c's pause barrier, for debug.c (pause_lock held for hold_locked). */
+void vm_hold_locked(struct vm *vm, uint64_t mask, int delta);
+void vm_kick_mask(struct vm *vm, uint64_t mask);
+void vm_wake_main(struct vm *vm);
+uint64_t vm_all_mask(const struct vm *vm);
 
 /* Destroy the devices the VM owns, newest first (vm_destroy; test VMs). */
 void vm_destroy_devices(struct vm *vm);

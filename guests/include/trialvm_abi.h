@@ -50,6 +50,12 @@
 #define TVM_PORT_HCALL 0x510
 #define TVM_SIGNATURE 0x314d5654u /* "TVM1" little-endian */
 
+/* The debugger's breakpoint port (run --gdb, vm.h TVM_BP_PORT): where
+ * neither int3 nor hardware breakpoints exit to trialvm, a breakpoint is
+ * the two bytes "out 0xcc, al". trialos opens this one port to ring 3 (its
+ * TSS I/O bitmap) so that breakpoints in the application fire too. */
+#define TVM_PORT_DEBUG_BP 0xcc
+
 /* COM1 8250 UART (console), IRQ 4. */
 #define TVM_PORT_COM1 0x3f8
 

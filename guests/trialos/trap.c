@@ -15,14 +15,24 @@ struct tss {
 	u16 reserved3, iomap_base;
 } __attribute__((packed));
 
-static struct tss tss;
+/* The TSS and its I/O permission bitmap, which opens one port to ring 3:
+ * TVM_PORT_DEBUG_BP, the debugger's breakpoints (trialvm_abi.h). The CPU
+ * reads two bytes of the bitmap for a port, so it ends with an 0xff byte
+ * past the port's. */
+static struct {
+	struct tss t;
+	u8 iomap[TVM_PORT_DEBUG_BP / 8 + 2];
+} __attribute__((packed)) tss_io;
 static struct idt_gate { u16 off0, sel; u8 ist, type; u16 off1; u32 off2, zero; } idt[32] __attribute__((aligned(16)));
 
 void trap_init(void)
 {
-	tss.rsp0 = (u64)kstack_top;
-	tss.iomap_base = sizeof tss;
-	u64 base = (u64)&tss, limit = sizeof tss - 1;
+	tss_io.t.rsp0 = (u64)kstack_top;
+	tss_io.t.iomap_base = sizeof tss_io.t;
+	for (unsigned i = 0; i < sizeof tss_io.iomap; i++)
+		tss_io.iomap[i] = 0xff;
+	tss_io.iomap[TVM_PORT_DEBUG_BP / 8] &= (u8)~(1u << (TVM_PORT_DEBUG_BP % 8));
+	u64 base = (u64)&tss_io, limit = sizeof tss_io - 1;
 	gdt_tss[0] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
 		     ((limit >> 16 & 0xf) << 48) | ((base >> 24 & 0xff) << 56);
 	gdt_tss[1] = base >> 32;
