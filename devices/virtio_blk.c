@@ -15,6 +15,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "../vmm/evlog.h"
 #include "../vmm/iothread.h"
 #include "../vmm/util.h"
 #include "../vmm/vmstate.h"
@@ -132,7 +133,9 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 	if (!b->ov)
 		return VIRTIO_BLK_S_IOERR; /* finished */
 	switch (r->type) {
-	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_IN: {
+		bool check = vm_nondet_active(t->vm); /* record/replay: the bytes' CRC */
+		uint32_t crc = 0;
 		for (uint64_t done = 0; done < r->len;) {
 			if (done && vm_stop_pending(t->vm)) {
 				rc = -EINTR;
@@ -146,10 +149,23 @@ static uint8_t blk_execute(struct virtio_blk *b, struct virtio_mmio *t, const st
 				rc = -EFAULT;
 				break;
 			}
+			if (check)
+				crc = (uint32_t)crc32(crc, b->bounce, (uInt)n);
 			done += n;
 			*prefix = done;
 		}
+		if (check && rc == 0) {
+			uint8_t rec[16];
+			char what[96];
+			le_put64(rec, r->off);
+			le_put32(rec + 8, (uint32_t)r->len);
+			le_put32(rec + 12, crc);
+			snprintf(what, sizeof(what), "the disk read of %llu bytes at byte %llu", (unsigned long long)r->len,
+				 (unsigned long long)r->off);
+			vm_nondet_check(t->vm, t->cur_vcpu, EVLOG_SRC_DISK, rec, sizeof(rec), what);
+		}
 		break;
+	}
 	case VIRTIO_BLK_T_OUT:
 		for (uint64_t done = 0; done < r->len;) {
 			if (done && vm_stop_pending(t->vm)) {

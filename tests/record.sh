@@ -45,6 +45,28 @@ if expect_rc rec-tsc 0 && expect_grep rec-tsc out '^tsc [0-9]+ tscp [0-9]+ aux 0
 	fi
 fi
 
+# Disk reads: each is a check record (offset, length, CRC-32 of the bytes),
+# which an independent reader verifies against the image; a replay reads
+# the same bytes, and one whose image changed since diverges, naming the
+# read.
+head -c 8M /dev/urandom >"$T/recdisk.img"
+vmrun rec-disk 60 run --app "$APPS/disk-test" --disk "$T/recdisk.img" --snapshot-every 5 --snapshot-dir "$T/rec7" -- check
+if expect_rc rec-disk 3; then
+	$EVLOG "$T/rec7/start-000001.tvl" --disk-image "$T/recdisk.img" >"$T/rec-disk.log" 2>&1
+	if ! grep -Eq '^disk [1-9][0-9]* matched$' "$T/rec-disk.log"; then
+		fail rec-disk "the disk-read checks: $(tail -2 "$T/rec-disk.log" | tr '\n' '|')"
+	else
+		vmrun rep-disk 60 replay "$T/rec7/start-000001.tvl" --app "$APPS/disk-test" --disk "$T/recdisk.img" -- check
+		if expect_rc rep-disk 3 && expect_grep rep-disk err 'replay: [1-9][0-9]* exits matched'; then
+			head -c 8M /dev/urandom >"$T/recdisk.img"
+			vmrun rep-disk-changed 60 replay "$T/rec7/start-000001.tvl" --app "$APPS/disk-test" --disk "$T/recdisk.img" -- check
+			expect_rc rep-disk-changed 122 &&
+				expect_grep rep-disk-changed err 'replay diverged during exit [0-9]+ of vCPU 0: the disk read of [0-9]+ bytes at byte [0-9]+ differs' &&
+				pass rec-disk
+		fi
+	fi
+fi
+
 # Periodic snapshots: each starts a segment (snap-N.tvl beside snap-N.tvs)
 # whose header names that snapshot's id; the one before it ends there.
 vmrun rec-segments 120 run --app "$APPS/counter" --snapshot-every 0.3 --snapshot-dir "$T/rec2" -- 12 2000 100

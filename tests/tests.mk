@@ -39,7 +39,7 @@ FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 # The virtio transport and devices with what they need of vmm/ (guest memory
 # accessor, bus, logging); vm.c is linked for gmem_ptr but never opens KVM.
 FUZZ_VIRTIO_SRCS := devices/virtqueue.c devices/virtio_mmio.c devices/virtio_rng.c devices/virtio_console.c vmm/vmstate.c \
-	devices/console.c devices/entropy.c vmm/vm.c vmm/evlog.c vmm/evloop.c vmm/stopsig.c vmm/breakpoints.c vmm/memory.c vmm/bus.c vmm/util.c vmm/fileio.c vmm/sandbox.c
+	devices/console.c devices/entropy.c vmm/vm.c vmm/evlog.c vmm/evloop.c vmm/stopsig.c vmm/breakpoints.c vmm/debug.c vmm/memory.c vmm/bus.c vmm/util.c vmm/fileio.c vmm/sandbox.c
 FUZZ_SRCS_fuzz_virtqueue := tests/fuzz/fuzz_virtqueue.c $(FUZZ_VIRTIO_SRCS)
 FUZZ_SRCS_fuzz_mmio := tests/fuzz/fuzz_mmio.c $(FUZZ_VIRTIO_SRCS)
 # virtio-blk request parser (needs only gmem_ptr from vm.c) and the overlay map decoder.

@@ -22,6 +22,7 @@ const char *evlog_src_name(unsigned src)
 	case EVLOG_SRC_CLOCK: return "clock";
 	case EVLOG_SRC_RANDOM: return "random";
 	case EVLOG_SRC_RNG: return "virtio-rng";
+	case EVLOG_SRC_DISK: return "disk-read checks";
 	default: return NULL;
 	}
 }

@@ -43,7 +43,10 @@
 #define EVLOG_FLAG_EXACT 1u
 
 enum evlog_type { EVLOG_EXIT = 1, EVLOG_DATA = 2, EVLOG_END = 3 };
-enum evlog_src { EVLOG_SRC_CLOCK = 1, EVLOG_SRC_RANDOM = 2, EVLOG_SRC_RNG = 3, EVLOG_SRC_MAX = 3 };
+/* EVLOG_SRC_DISK: not input but a check: a virtio-blk read's u64 byte
+ * offset, u32 length and u32 CRC-32 of the bytes (which the snapshot and
+ * the images reproduce); a replay compares its own. */
+enum evlog_src { EVLOG_SRC_CLOCK = 1, EVLOG_SRC_RANDOM = 2, EVLOG_SRC_RNG = 3, EVLOG_SRC_DISK = 4, EVLOG_SRC_MAX = 4 };
 enum evlog_end { EVLOG_END_RUN = 0, EVLOG_END_CRASH = 1, EVLOG_END_SNAPSHOT = 2, EVLOG_END_MAX = 2 };
 const char *evlog_src_name(unsigned src);
 

@@ -711,6 +711,34 @@ void vm_nondet_input(struct vm *vm, int vcpu, unsigned src, void *data, size_t l
 		evlog_data(log, vcpu, seq, src, data, len);
 }
 
+bool vm_nondet_active(struct vm *vm)
+{
+	return vm && (vm->replay || __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE));
+}
+
+bool vm_nondet_check(struct vm *vm, int vcpu, unsigned src, const void *data, size_t len, const char *what)
+{
+	if (!vm || vcpu < 0 || vcpu >= vm->ncpus || !len || len > 64)
+		return true;
+	uint64_t seq = vm->cpus[vcpu].io_seq;
+	if (!vm->replay) {
+		struct evlog *log = __atomic_load_n(&vm->evlog, __ATOMIC_ACQUIRE);
+		if (log)
+			evlog_data(log, vcpu, seq, src, data, len);
+		return true;
+	}
+	uint8_t rec[64];
+	vm->replay->input(vm->replay_ctx, vcpu, seq, src, rec, len);
+	if (memcmp(rec, data, len) == 0 || vm_stop_pending(vm)) /* equal, or the replay already stopped */
+		return true;
+	struct tvm_event ev = { .kind = TVM_EV_DIVERGED };
+	snprintf(ev.detail, sizeof(ev.detail),
+		 "replay diverged during exit %llu of vCPU %d: %s differs from the recording's (an image changed "
+		 "since it was recorded?)", (unsigned long long)seq, vcpu, what);
+	vm_raise(vm, vcpu, &ev);
+	return false;
+}
+
 uint64_t vm_exit_count(struct vm *vm, int idx)
 {
 	return __atomic_load_n(&vm->cpus[idx].exits, __ATOMIC_RELAXED);

@@ -324,6 +324,13 @@ void vm_set_replay(struct vm *vm, const struct vm_replay_ops *ops, void *ctx);
  * evlog_src) while vCPU `vcpu` was in an exit: recorded (vm_set_evlog),
  * or, on replay, replaced by the recorded bytes. */
 void vm_nondet_input(struct vm *vm, int vcpu, unsigned src, void *data, size_t len);
+/* True while recording or replaying: worth computing a check for. */
+bool vm_nondet_active(struct vm *vm);
+/* A check of what a device did during vCPU vcpu's exit (len <= 64 bytes,
+ * e.g. a disk read's CRC): recorded, or on replay compared with the
+ * recorded one; a difference raises TVM_EV_DIVERGED naming `what` and
+ * returns false. */
+bool vm_nondet_check(struct vm *vm, int vcpu, unsigned src, const void *data, size_t len, const char *what);
 /* While the VM runs (from another thread): the number of exits vCPU idx
  * has taken so far, and a fresh sample of its RIP, CPL and KVM MP state
  * (0 = runnable; -1 = trialvm itself holds it paused, a snapshot or a

@@ -6,7 +6,9 @@ the tests: checks every frame's length and CRC-32, and prints
   records N exits E pio P mmio M data D end WHY|none
 then with --random the hex of every random and virtio-rng data record's
 bytes concatenated, with --clock one "clock SEC NSEC" line per clock record,
-with --tsc one "tsc NS" line per clock record (SEC * 10^9 + NSEC).
+with --tsc one "tsc NS" line per clock record (SEC * 10^9 + NSEC), with
+--disk-image IMG "disk N matched" after checking each disk-read check
+record's CRC-32 against IMG's bytes at its offset (exit 1 on a mismatch).
 Exit 1 (with a message) when a frame is bad before the file's end.
   evlog.py LOG --tamper N OUT: OUT is LOG with the last byte of its N-th
 write exit (from 0) flipped and the record's CRC made right again; prints
@@ -32,6 +34,7 @@ def main():
     end = 'none'
     rnd = bytearray()
     clocks = []
+    disks = []
     while off + 8 <= len(b):
         ln, crc = struct.unpack_from('<II', b, off)
         body = b[off + 8:off + 8 + ln]
@@ -62,6 +65,8 @@ def main():
                 rnd += body[16:]
             elif src == 1:
                 clocks.append(struct.unpack_from('<QQ', body, 16))
+            elif src == 4:
+                disks.append(struct.unpack_from('<QII', body, 16))
         elif typ == 3:
             end = str(struct.unpack_from('<I', body, 16)[0])
         n += 1
@@ -72,6 +77,14 @@ def main():
     if '--clock' in sys.argv:
         for s, ns in clocks:
             print('clock %d %d' % (s, ns))
+    if '--disk-image' in sys.argv:
+        with open(sys.argv[sys.argv.index('--disk-image') + 1], 'rb') as f:
+            img = f.read()
+        for doff, dlen, dcrc in disks:
+            if zlib.crc32(img[doff:doff + dlen]) & 0xffffffff != dcrc:
+                sys.exit('disk read of %d bytes at %d: the log has CRC %08x, the image %08x' %
+                         (dlen, doff, dcrc, zlib.crc32(img[doff:doff + dlen]) & 0xffffffff))
+        print('disk %d matched' % len(disks))
     if '--tsc' in sys.argv:
         for s, ns in clocks:
             print('tsc %d' % (s * 1000000000 + ns))
