@@ -134,6 +134,9 @@ static const char usage_run[] =
 	"                       snapshot; README \"Record and replay\")\n"
 	"  --replay LOG         replay an event log segment (trialvm replay --help):\n"
 	"                       every input from LOG, every exit checked against it\n"
+	"  --until crash|exit N  a replay runs to the segment's end (crash, the\n"
+	"                       default), or stops after exit N (status 0; with --gdb\n"
+	"                       it stops for the debugger there)\n"
 	"  --state-hash         at the end, print a sha256 of the vCPUs' registers and\n"
 	"                       all guest memory (a recorded run and its replay give\n"
 	"                       the same)\n"
@@ -297,6 +300,7 @@ struct run_settings {
 	double report_every;     /* --report-every SECS; 0: none */
 	bool core_channel;       /* --image: the core channel device (a Linux guest's crashed processes) */
 	const char *replay_log;  /* --replay LOG (trialvm replay) */
+	uint64_t until_exit;     /* --until exit N; 0: crash (the end) */
 	bool state_hash;         /* --state-hash */
 	struct evloop *loop;     /* owned: the main thread's event loop, for every VM */
 };
@@ -456,8 +460,10 @@ static int run_once(struct run_settings *rs, bool *crashed)
 		tvm_log("error: replay: %s", err.msg);
 		ok = false;
 	}
-	if (rp)
+	if (rp) {
 		replay_attach(rp, vm);
+		replay_set_until(rp, rs->until_exit);
+	}
 	struct snapshots *snaps = NULL;
 	rs->snaps.start_id = rs->restore_r ? snap_header_of(rs->restore_r)->id : NULL;
 	if (ok && (rs->snaps.dir || rs->snaps.checkpoint) &&
@@ -605,7 +611,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 	enum { O_KERNEL = 256, O_INITRD, O_CPIO, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE_LOG, O_APP,
 	       O_TRIALOS, O_NO_DECOMPRESS, O_REPORT_DIR, O_NO_REPORT, O_ON_CRASH, O_MAX_RESTARTS, O_CRASH_ON,
 	       O_KERNEL_SYMBOLS, O_HANG_TIMEOUT, O_NO_SANDBOX, O_DISK, O_DISK_MODE, O_STATS, O_SNAP_EVERY,
-	       O_SNAP_DIR, O_SNAP_KEEP, O_NO_RECORD, O_REPLAY, O_STATE_HASH, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE, O_GDB };
+	       O_SNAP_DIR, O_SNAP_KEEP, O_NO_RECORD, O_REPLAY, O_STATE_HASH, O_RESTORE, O_CONTROL, O_REPORT_EVERY, O_IMAGE, O_GDB, O_UNTIL };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -637,6 +643,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "gdb", required_argument, NULL, O_GDB },
+		{ "until", required_argument, NULL, O_UNTIL },
 		{ "report-every", required_argument, NULL, O_REPORT_EVERY },
 		{ "image", required_argument, NULL, O_IMAGE },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -757,6 +764,21 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		case O_IMAGE: cli->image = optarg; break;
 		case O_CONTROL: rsp->control_path = optarg; break;
 		case O_GDB: rsp->gdb_spec = optarg; break;
+		case O_UNTIL: {
+			char *end;
+			const char *num = !strncmp(optarg, "exit", 4) ? optarg + 4 + strspn(optarg + 4, " =:") : NULL;
+			if (!strcmp(optarg, "crash")) {
+				rsp->until_exit = 0;
+				break;
+			}
+			errno = 0;
+			unsigned long long v = num && *num >= '0' && *num <= '9' ? strtoull(num, &end, 10) : 0;
+			if (!num || !*num || *end || errno || v == 0)
+				return usage_error("--until %s: give crash (the default: the segment's end) or exit N (N >= 1)",
+						   optarg);
+			rsp->until_exit = v;
+			break;
+		}
 		case O_REPORT_EVERY: {
 			char *end;
 			errno = 0;
@@ -781,6 +803,8 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		return usage_error("--snapshot-every and --snapshot-dir go together");
 	if (rsp->snaps.keep && !rsp->snaps.dir)
 		return usage_error("--snapshot-keep needs --snapshot-every and --snapshot-dir");
+	if (rsp->until_exit && !rsp->replay_log)
+		return usage_error("--until is for a replay (trialvm replay)");
 	if (rsp->replay_log && (rsp->snaps.dir || rsp->on_crash == ON_CRASH_RESTART || rsp->report_every > 0))
 		return usage_error("--replay: a replay takes no snapshots, restarts or periodic reports");
 	if (rsp->snaps.no_record && !rsp->snaps.dir)
@@ -1345,7 +1369,7 @@ static int cmd_checkpoint(int argc, char **argv)
 }
 
 static const char usage_replay[] =
-	"Usage: trialvm replay (LOG | REPORT_DIR) [RUN OPTIONS]\n"
+	"Usage: trialvm replay (LOG | REPORT_DIR) [--until crash|exit N] [--gdb PORT] [RUN OPTIONS]\n"
 	"\n"
 	"Run a recorded event log segment again (README \"Record and replay\"): the\n"
 	"machine is restored from the snapshot the segment starts at (DIR/snap-N.tvs\n"
@@ -1355,7 +1379,8 @@ static const char usage_replay[] =
 	"guest read from device registers (console input among it), the clock,\n"
 	"random and virtio-rng bytes. REPORT_DIR: the segment its report.json names,\n"
 	"which ends at the crash. The guest's console output is printed as in the\n"
-	"recorded run; standard input is not read.\n"
+	"recorded run; standard input is not read. --until exit N stops after exit\n"
+	"N (status 0), or for gdb there with --gdb (README \"Debugging with gdb\").\n"
 	"\n"
 	"Exit status: as the recorded run's (a crash: 123, with its diagnosis; no\n"
 	"report unless --report-dir is given); 0 when the segment ends at the next\n"
@@ -1410,8 +1435,17 @@ static int cmd_replay(int argc, char **argv)
 	}
 	if (!have_report)
 		args[k++] = "--no-report";
-	for (int i = 2; i < argc; i++)
+	static char until[64];
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--until") && i + 2 < argc && !strcmp(argv[i + 1], "exit")) { /* --until exit N */
+			snprintf(until, sizeof(until), "exit %s", argv[i + 2]);
+			args[k++] = argv[i];
+			args[k++] = until;
+			i += 2;
+			continue;
+		}
 		args[k++] = argv[i];
+	}
 	struct run_settings rs = RUN_DEFAULTS;
 	int status = run_command(&rs, k, args);
 	run_settings_free(&rs);

@@ -32,6 +32,7 @@ struct replay {
 	int nq, iq, capq;
 	uint64_t qbytes;
 	uint64_t exits, inputs, input_bytes;
+	uint64_t until;          /* --until exit N, or 0 */
 	bool stopped;            /* diverged, or at the log's end */
 	bool diverged;
 	char report[1024];
@@ -201,6 +202,15 @@ static bool exit_check(void *ctx, int vcpu, uint64_t seq, unsigned bus, bool wri
 		rp->exit_len = rec.len;
 		memcpy(rp->exit_data, rec.data, rec.len);
 		rp->exits++;
+		if (rp->until && seq == rp->until) { /* this exit is handled, then the run or gdb stops */
+			if (vm_debug_on(rp->vm)) {
+				tvm_log("replay: exit %llu reached (--until): stopping for the debugger", (unsigned long long)seq);
+				vm_debug_interrupt(rp->vm);
+			} else {
+				stop(rp, vcpu, TVM_EV_REPLAY_END, "replay: stopped after exit %llu of %s as --until asked; every exit "
+				     "matched", (unsigned long long)seq, rp->path);
+			}
+		}
 		return true;
 	}
 }
@@ -243,6 +253,8 @@ static void input(void *ctx, int vcpu, uint64_t seq, unsigned src, void *data, s
 	rp->inputs++;
 	rp->input_bytes += got;
 }
+
+void replay_set_until(struct replay *rp, uint64_t exit_no) { rp->until = exit_no; }
 
 static const struct vm_replay_ops replay_ops = { exit_check, exit_fill, input };
 

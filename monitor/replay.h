@@ -22,6 +22,10 @@ struct replay;
 struct replay *replay_open(const char *log, const uint8_t *start_id, int ncpus, struct tvm_err *err);
 /* Before the vCPUs start. */
 void replay_attach(struct replay *rp, struct vm *vm);
+/* --until exit N: the replay ends once exit N (of vCPU 0, from 1) was
+ * handled, status 0; under a debugger (vm_debug_on) it stops for it there
+ * instead. 0: to the end. */
+void replay_set_until(struct replay *rp, uint64_t exit_no);
 /* After the run: what was replayed, on stderr ("replay: ..."); the full
  * divergence report when there was one. */
 void replay_summary(const struct replay *rp);

@@ -109,6 +109,21 @@ if expect_rc gdb-rec 123 && [ -f "$gdir/report.json" ]; then
 	fi
 fi
 
+# --until exit N under gdb: the replay stops for the debugger after that
+# exit, at the same RIP each time (the log names the place).
+if [ -f "$gdir/report.json" ]; then
+	printf 'continue\ninfo registers rip\nkill\n' >"$T/gdb-until.cmds"
+	gdb_session gdb-until 150 "$APPS/counter" "$T/gdb-until.cmds" replay "$gdir" --until exit 300 --gdb 0
+	cp "$T/gdb-until.gdb" "$T/gdb-until1.gdb"
+	if expect_rc gdb-until 0 && gdb_expect gdb-until 'received signal SIGINT' '^rip +0x[0-9a-f]+' &&
+		expect_grep gdb-until err 'the replay stopped for the interrupt at exit 300 of vCPU 0'; then
+		gdb_session gdb-until 150 "$APPS/counter" "$T/gdb-until.cmds" replay "$gdir" --until exit 300 --gdb 0
+		r1=$(grep '^rip ' "$T/gdb-until1.gdb")
+		r2=$(grep '^rip ' "$T/gdb-until.gdb")
+		[ -n "$r1" ] && [ "$r1" = "$r2" ] && pass gdb-until || fail gdb-until "two stops at exit 300: '$r1' and '$r2'"
+	fi
+fi
+
 # The raw protocol, by an independent client: the start stop, registers
 # (the g packet's size by the target description), memory, a breakpoint
 # and a step, Ctrl-C while it runs, and hostile packets (bad checksums,

@@ -151,6 +151,19 @@ if [ -s "$T/rec1/start-000001.tvl" ]; then
 			pass rep-run
 		fi
 	fi
+	# --until exit N: it stops after that exit, status 0, in one and the same
+	# state every time, an earlier one than the end's.
+	vmrun rep-until 60 replay "$T/rec1/start-000001.tvl" --until exit 20 --app "$APPS/clock-rand" --state-hash
+	hu=$(sed -n 's/^trialvm: state hash at the end: \([0-9a-f]\{64\}\) .*/\1/p' "$T/rep-until.err")
+	if expect_rc rep-until 0 && expect_grep rep-until err 'replay: stopped after exit 20 of .* as --until asked'; then
+		vmrun rep-until2 60 replay "$T/rec1/start-000001.tvl" --until exit 20 --app "$APPS/clock-rand" --state-hash
+		if [ -z "$hu" ] || [ "$hu" = "$h1" ] || ! grep -q "state hash at the end: $hu " "$T/rep-until2.err"; then
+			fail rep-until "the state at exit 20: ${hu:-no hash}, again $(grep 'state hash' "$T/rep-until2.err"), at the end $h1"
+		else
+			vmrun rep-until-usage 10 replay "$T/rec1/start-000001.tvl" --until exit 0 --app "$APPS/clock-rand"
+			expect_rc rep-until-usage 126 && expect_grep rep-until-usage err 'give crash .* or exit N' && pass rep-until
+		fi
+	fi
 	# A write exit changed in the log (its CRC made right): the replay stops
 	# at that record and names it, the log's side and the guest's.
 	rec=$($EVLOG "$T/rec1/start-000001.tvl" --tamper 3 "$T/rep-tampered.tvl" | sed -n 's/^tampered //p')
