@@ -71,8 +71,8 @@ demo: deps
 	@ci/with-kvm --timeout 1200 $(BUILD) -- ci/demo.sh $(BUILD)
 
 test: deps
-	@$(MAKE) --no-print-directory all fuzz-bins
-	@tests/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh $(BUILD) # builds the fuzzers beside the first tests
 
 test-slow: deps
 	@$(MAKE) --no-print-directory all fuzz-bins

@@ -16,7 +16,7 @@ TRIALOS_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page
 TRIALOS_SRCS := guests/trialos/boot.S $(wildcard guests/trialos/*.c)
 TRIALOS_OBJS := $(patsubst guests/trialos/%,$(GUEST_OUT)/trialos/%.o,$(TRIALOS_SRCS))
 
-GUEST_MUSL_APPS := hello echo-args null-deref div-zero abort clock-rand sys-test spin mem-touch disk-test blk-bench jump-wild flood hostile-text counter dirty-pages tsc
+GUEST_MUSL_APPS := hello echo-args null-deref div-zero abort clock-rand sys-test spin mem-touch disk-test blk-bench jump-wild flood hostile-text counter dirty-pages tsc console-in
 # hello-static-pie: glibc static-pie (Debian's musl has no rcrt1.o)
 GUEST_GLIBC_APPS := hello-glibc null-deref-glibc hello-static-pie sys-test-glibc
 GUEST_TARGETS := $(GUEST_OUT)/trialos.elf $(GUEST_OUT)/linux-init $(GUEST_OUT)/linux/crash-test \

@@ -45,6 +45,22 @@ if expect_rc rec-tsc 0 && expect_grep rec-tsc out '^tsc [0-9]+ tscp [0-9]+ aux 0
 	fi
 fi
 
+# Console input (through a FIFO: the stdin thread reads only a terminal or
+# a pipe) reaches trialos through the UART's registers, so it is in the
+# exit records: the replay, which reads no input, prints the same line.
+# CPUID hides RDRAND and RDSEED (their bytes would reach no exit).
+mkfifo "$T/rec-in.fifo"
+(printf 'hello trialvm\n' >"$T/rec-in.fifo") &
+timeout -k 5 60 "$TRIALVM" run --app "$APPS/console-in" --snapshot-every 5 --snapshot-dir "$T/rec8" \
+	<"$T/rec-in.fifo" >"$T/rec-in.out" 2>"$T/rec-in.err"
+RC=$?
+wait
+if expect_rc rec-in 0 && expect_grep rec-in out '^cpuid rdrand 0 rdseed 0$' '^got \[hello trialvm\]$'; then
+	vmrun rep-in 60 replay "$T/rec8/start-000001.tvl" --app "$APPS/console-in"
+	expect_rc rep-in 0 && cmp -s "$T/rec-in.out" "$T/rep-in.out" && pass rec-in ||
+		fail rec-in "the replay printed: $(tr '\n' '|' <"$T/rep-in.out")"
+fi
+
 # Disk reads: each is a check record (offset, length, CRC-32 of the bytes),
 # which an independent reader verifies against the image; a replay reads
 # the same bytes, and one whose image changed since diverges, naming the

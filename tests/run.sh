@@ -107,15 +107,22 @@ expect_rc snapshot-bad-command 126 && expect_grep snapshot-bad-command err "unkn
 inspect_cli_tests
 
 # -------------------------------------------- fuzzing smoke (15 s each)
-# In the background, one target at a time, beside the emulated KVM host
-# (one emulated CPU: QEMU keeps one core busy, the fuzzers the other);
-# its results are counted after the VM suite.
+# In the background, the harnesses built (make fuzz-bins, a no-op when
+# they are up to date) and then run one target at a time, beside the
+# emulated KVM host (one emulated CPU: QEMU keeps one core busy, the
+# fuzzers the other); its results are counted after the VM suite.
 fuzz_pid=""
-if ls "$BUILD"/fuzz/* >/dev/null 2>&1; then
-	FUZZ_JOBS=${FUZZ_JOBS:-1} tests/fuzz.sh "$BUILD" "${FUZZ_SECONDS:-15}" >"$T/fuzz.out" 2>&1 &
+if command -v clang >/dev/null; then
+	(
+		if ! env -u MAKEFLAGS -u MFLAGS make --no-print-directory BUILD="$BUILD" fuzz-bins >"$T/fuzz-build.log" 2>&1; then
+			echo "FAIL fuzz-build: make fuzz-bins failed: $(grep -E 'error|Error' "$T/fuzz-build.log" | head -3 | tr '\n' '|')"
+			exit 1
+		fi
+		FUZZ_JOBS=${FUZZ_JOBS:-1} tests/fuzz.sh "$BUILD" "${FUZZ_SECONDS:-15}"
+	) >"$T/fuzz.out" 2>&1 &
 	fuzz_pid=$!
 else
-	skip fuzz "no fuzzers built in $BUILD/fuzz (make fuzz-bins; needs clang)"
+	skip fuzz "no clang to build the fuzzers with (ci/deps.sh installs it)"
 fi
 
 # ------------------------------------------------ the emulated KVM host
