@@ -1369,18 +1369,20 @@ static int cmd_checkpoint(int argc, char **argv)
 }
 
 static const char usage_replay[] =
-	"Usage: trialvm replay (LOG | REPORT_DIR) [--until crash|exit N] [--gdb PORT] [RUN OPTIONS]\n"
+	"Usage: trialvm replay (LOG | SNAPSHOT LOG | REPORT_DIR) [--until crash|exit N] [--gdb PORT]\n"
+	"                      [RUN OPTIONS]\n"
 	"\n"
 	"Run a recorded event log segment again (README \"Record and replay\"): the\n"
 	"machine is restored from the snapshot the segment starts at (DIR/snap-N.tvs\n"
-	"beside DIR/snap-N.tvl), or booted for a segment from the start of a run\n"
-	"(DIR/start-N.tvl: give the run's images, --app or --kernel ...), and every\n"
-	"exit is checked against the log while every input comes from it: what the\n"
-	"guest read from device registers (console input among it), the clock,\n"
-	"random and virtio-rng bytes. REPORT_DIR: the segment its report.json names,\n"
-	"which ends at the crash. The guest's console output is printed as in the\n"
-	"recorded run; standard input is not read. --until exit N stops after exit\n"
-	"N (status 0), or for gdb there with --gdb (README \"Debugging with gdb\").\n"
+	"beside DIR/snap-N.tvl, or SNAPSHOT when given), or booted for a segment\n"
+	"from the start of a run (DIR/start-N.tvl: give the run's images, --app or\n"
+	"--kernel ...), and every exit is checked against the log while every input\n"
+	"comes from it: what the guest read from device registers (console input\n"
+	"among it), the clock, random and virtio-rng bytes; disk reads are checked.\n"
+	"REPORT_DIR: the segment its report.json names, which ends at the crash.\n"
+	"The guest's console output is printed as in the recorded run; standard\n"
+	"input is not read. --until exit N stops after exit N (status 0), or for\n"
+	"gdb there with --gdb (README \"Debugging with gdb\").\n"
 	"\n"
 	"Exit status: as the recorded run's (a crash: 123, with its diagnosis; no\n"
 	"report unless --report-dir is given); 0 when the segment ends at the next\n"
@@ -1400,7 +1402,13 @@ static int cmd_replay(int argc, char **argv)
 	static char log[4096], snap[4096];
 	struct stat st;
 	struct tvm_err err = { "" };
-	if (stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode)) {
+	/* SNAPSHOT LOG: run's LOG --restore SNAPSHOT. */
+	size_t l1 = strlen(argv[1]), l2 = argc > 2 ? strlen(argv[2]) : 0;
+	bool snap_log = l1 > 4 && l2 > 4 && !strcmp(argv[1] + l1 - 4, ".tvs") && !strcmp(argv[2] + l2 - 4, ".tvl");
+	if (snap_log) {
+		snprintf(snap, sizeof(snap), "%s", argv[1]);
+		snprintf(log, sizeof(log), "%s", argv[2]);
+	} else if (stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode)) {
 		char rj[4096];
 		snprintf(rj, sizeof(rj), "%s/report.json", argv[1]);
 		if (report_event_log(rj, log, sizeof(log), &err) < 0) {
@@ -1411,15 +1419,20 @@ static int cmd_replay(int argc, char **argv)
 		snprintf(log, sizeof(log), "%s", argv[1]);
 	}
 	bool have_restore = false, have_report = false;
-	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) {
+	int first = snap_log ? 3 : 2; /* run's options */
+	for (int i = first; i < argc && strcmp(argv[i], "--"); i++) {
 		have_restore = have_restore || !strcmp(argv[i], "--restore") || !strncmp(argv[i], "--restore=", 10);
 		have_report = have_report || !strcmp(argv[i], "--report-dir") || !strncmp(argv[i], "--report-dir=", 13);
 	}
 	/* DIR/snap-N.tvl starts at DIR/snap-N.tvs. */
 	size_t n = strlen(log);
 	const char *base = strrchr(log, '/') ? strrchr(log, '/') + 1 : log;
-	bool from_snapshot = !have_restore && n > 4 && !strcmp(log + n - 4, ".tvl") && !strncmp(base, "snap-", 5);
-	if (from_snapshot) {
+	bool from_snapshot = snap_log || (!have_restore && n > 4 && !strcmp(log + n - 4, ".tvl") && !strncmp(base, "snap-", 5));
+	if (snap_log && have_restore) {
+		tvm_log("error: replay %s %s: the snapshot is given already; drop --restore", argv[1], argv[2]);
+		return TVM_EXIT_USAGE;
+	}
+	if (from_snapshot && !snap_log) {
 		snprintf(snap, sizeof(snap), "%.*s.tvs", (int)(n - 4), log);
 	}
 	char **args = calloc((size_t)argc + 8, sizeof(char *));
@@ -1436,7 +1449,7 @@ static int cmd_replay(int argc, char **argv)
 	if (!have_report)
 		args[k++] = "--no-report";
 	static char until[64];
-	for (int i = 2; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		if (!strcmp(argv[i], "--until") && i + 2 < argc && !strcmp(argv[i + 1], "exit")) { /* --until exit N */
 			snprintf(until, sizeof(until), "exit %s", argv[i + 2]);
 			args[k++] = argv[i];

@@ -224,7 +224,12 @@ if [ -s "$T/rec2/snap-000002.tvl" ]; then
 	# snapshot, its output the recorded run's from there.
 	vmrun rep-segment 60 replay "$T/rec2/snap-000002.tvl"
 	expect_rc rep-segment 0 && expect_grep rep-segment err 'replay: all [1-9][0-9]* exits of .*snap-000002.tvl matched; it ends at the next snapshot' &&
-		grep -qF "$(head -c 40 "$T/rep-segment.out")" "$T/rec-segments.out" && pass rep-segment
+		grep -qF "$(head -c 40 "$T/rep-segment.out")" "$T/rec-segments.out" && {
+		# The same as SNAPSHOT LOG.
+		vmrun rep-segment2 60 replay "$T/rec2/snap-000002.tvs" "$T/rec2/snap-000002.tvl" --until exit 3
+		expect_rc rep-segment2 0 && expect_grep rep-segment2 err 'replay: stopped after exit 3 of .*snap-000002.tvl' &&
+			pass rep-segment
+	}
 fi
 vmrun rep-usage 10 replay
 expect_rc rep-usage 126 && expect_grep rep-usage err 'Usage: trialvm replay' && pass rep-usage
