@@ -482,9 +482,10 @@ static void regs_request(struct gdb_conn *c, const char *p, size_t n)
 	struct cpu_state nc = *cpu;
 	if (p[0] == 'p' || p[0] == 'P') {
 		const char *s = p + 1;
-		uint64_t r;
-		if (parse_hex(&s, &r) < 0 || r >= NREGS || (p[0] == 'p' ? *s != 0 : *s != '=')) {
-			put_str(c, p[0] == 'p' && r >= NREGS && !*s ? "E45" : "E01");
+		uint64_t r = 0;
+		bool parsed = parse_hex(&s, &r) == 0;
+		if (!parsed || r >= NREGS || (p[0] == 'p' ? *s != 0 : *s != '=')) {
+			put_str(c, parsed && p[0] == 'p' && r >= NREGS && !*s ? "E45" : "E01");
 			return;
 		}
 		unsigned len = reg_get(cpu, (int)r, v);

@@ -134,9 +134,11 @@ static const char usage_run[] =
 	"                       snapshot; README \"Record and replay\")\n"
 	"  --replay LOG         replay an event log segment (trialvm replay --help):\n"
 	"                       every input from LOG, every exit checked against it\n"
-	"  --until crash|exit N  a replay runs to the segment's end (crash, the\n"
-	"                       default), or stops after exit N (status 0; with --gdb\n"
-	"                       it stops for the debugger there)\n"
+	"  --until crash|snapshot|exit N  a replay runs through the following\n"
+	"                       segments to the log's end (crash, the default), to\n"
+	"                       the first segment's end (snapshot), or stops after\n"
+	"                       vCPU 0's exit N (status 0; with --gdb it stops for\n"
+	"                       the debugger there)\n"
 	"  --state-hash         at the end, print a sha256 of the vCPUs' registers and\n"
 	"                       all guest memory (a recorded run and its replay give\n"
 	"                       the same)\n"
@@ -301,6 +303,7 @@ struct run_settings {
 	bool core_channel;       /* --image: the core channel device (a Linux guest's crashed processes) */
 	const char *replay_log;  /* --replay LOG (trialvm replay) */
 	uint64_t until_exit;     /* --until exit N; 0: crash (the end) */
+	bool until_snapshot;     /* --until snapshot */
 	bool state_hash;         /* --state-hash */
 	struct evloop *loop;     /* owned: the main thread's event loop, for every VM */
 };
@@ -462,7 +465,7 @@ static int run_once(struct run_settings *rs, bool *crashed)
 	}
 	if (rp) {
 		replay_attach(rp, vm);
-		replay_set_until(rp, rs->until_exit);
+		replay_set_until(rp, rs->until_exit, rs->until_snapshot);
 	}
 	struct snapshots *snaps = NULL;
 	rs->snaps.start_id = rs->restore_r ? snap_header_of(rs->restore_r)->id : NULL;
@@ -767,16 +770,19 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		case O_UNTIL: {
 			char *end;
 			const char *num = !strncmp(optarg, "exit", 4) ? optarg + 4 + strspn(optarg + 4, " =:") : NULL;
-			if (!strcmp(optarg, "crash")) {
+			if (!strcmp(optarg, "crash") || !strcmp(optarg, "snapshot")) {
 				rsp->until_exit = 0;
+				rsp->until_snapshot = !strcmp(optarg, "snapshot");
 				break;
 			}
 			errno = 0;
 			unsigned long long v = num && *num >= '0' && *num <= '9' ? strtoull(num, &end, 10) : 0;
 			if (!num || !*num || *end || errno || v == 0)
-				return usage_error("--until %s: give crash (the default: the segment's end) or exit N (N >= 1)",
+				return usage_error("--until %s: give crash (the default: the log's end), snapshot (the first "
+						   "segment's end) or exit N (N >= 1)",
 						   optarg);
 			rsp->until_exit = v;
+			rsp->until_snapshot = false;
 			break;
 		}
 		case O_REPORT_EVERY: {
@@ -803,7 +809,7 @@ static int parse_run_options(struct run_settings *rsp, struct run_cli *cli, int 
 		return usage_error("--snapshot-every and --snapshot-dir go together");
 	if (rsp->snaps.keep && !rsp->snaps.dir)
 		return usage_error("--snapshot-keep needs --snapshot-every and --snapshot-dir");
-	if (rsp->until_exit && !rsp->replay_log)
+	if ((rsp->until_exit || rsp->until_snapshot) && !rsp->replay_log)
 		return usage_error("--until is for a replay (trialvm replay)");
 	if (rsp->replay_log && (rsp->snaps.dir || rsp->on_crash == ON_CRASH_RESTART || rsp->report_every > 0))
 		return usage_error("--replay: a replay takes no snapshots, restarts or periodic reports");
@@ -1369,27 +1375,32 @@ static int cmd_checkpoint(int argc, char **argv)
 }
 
 static const char usage_replay[] =
-	"Usage: trialvm replay (LOG | SNAPSHOT LOG | REPORT_DIR) [--until crash|exit N] [--gdb PORT]\n"
-	"                      [RUN OPTIONS]\n"
+	"Usage: trialvm replay (LOG | SNAPSHOT LOG | REPORT_DIR) [--until crash|snapshot|exit N]\n"
+	"                      [--gdb PORT] [RUN OPTIONS]\n"
 	"\n"
-	"Run a recorded event log segment again (README \"Record and replay\"): the\n"
-	"machine is restored from the snapshot the segment starts at (DIR/snap-N.tvs\n"
+	"Run a recorded event log again (README \"Record and replay\"): the machine\n"
+	"is restored from the snapshot the segment LOG starts at (DIR/snap-N.tvs\n"
 	"beside DIR/snap-N.tvl, or SNAPSHOT when given), or booted for a segment\n"
 	"from the start of a run (DIR/start-N.tvl: give the run's images, --app or\n"
 	"--kernel ...), and every exit is checked against the log while every input\n"
 	"comes from it: what the guest read from device registers (console input\n"
 	"among it), the clock, random and virtio-rng bytes; disk reads are checked.\n"
+	"Where a segment ends at a snapshot the replay goes on into the next one\n"
+	"beside it (start-N.tvl, then snap-N.tvl, snap-N+1.tvl, ...).\n"
 	"REPORT_DIR: the segment its report.json names, which ends at the crash.\n"
 	"The guest's console output is printed as in the recorded run; standard\n"
-	"input is not read. --until exit N stops after exit N (status 0), or for\n"
-	"gdb there with --gdb (README \"Debugging with gdb\").\n"
+	"input is not read. --until snapshot stops at LOG's own end; --until exit N\n"
+	"stops after vCPU 0's exit N, counted from the replay's start (status 0),\n"
+	"or for gdb there with --gdb (README \"Debugging with gdb\").\n"
+	"A recording of more than one vCPU replays best-effort: each vCPU's exits\n"
+	"are checked in their own order, not against each other's.\n"
 	"\n"
 	"Exit status: as the recorded run's (a crash: 123, with its diagnosis; no\n"
-	"report unless --report-dir is given); 0 when the segment ends at the next\n"
-	"snapshot and every exit matched; 122 when the guest diverged from the log\n"
-	"(the report names the record, what the log has, what the guest did and its\n"
+	"report unless --report-dir is given); 0 when the log ends at a snapshot\n"
+	"and every exit matched; 122 when the guest diverged from the log (the\n"
+	"report names the record, what the log has, what the guest did and its\n"
 	"RIP); 125 a corrupt log or a snapshot that is not the one the log starts\n"
-	"at; 126 usage. Only one-vCPU recordings replay.\n";
+	"at; 126 usage.\n";
 
 /* trialvm replay: LOG (or the one REPORT_DIR/report.json names), its
  * snapshot, then run's options. */

@@ -554,15 +554,19 @@ static uint64_t exit_rip(const struct vcpu *c) { return c->seen_valid ? c->seen_
 
 /* Record/replay around a port I/O or MMIO exit: io_begin numbers it and,
  * on replay, checks it against the log before the devices see it (false:
- * not handled, the replay raised the run's event); io_end, after them,
+ * not handled: the replay raised the run's event or holds the vCPU); io_end, after them,
  * puts a replayed read's recorded bytes in place, or records the exit. */
 static bool io_begin(struct vcpu *c, unsigned bus, bool write, unsigned size, uint32_t count, uint64_t addr,
-		     const uint8_t *data)
+		     uint8_t *data)
 {
 	struct vm *vm = c->vm;
 	c->io_seq++;
-	return !vm->replay ||
-	       vm->replay->exit_check(vm->replay_ctx, c->index, c->io_seq, bus, write, size, count, addr, data, exit_rip(c));
+	if (!vm->replay ||
+	    vm->replay->exit_check(vm->replay_ctx, c->index, c->io_seq, bus, write, size, count, addr, data, exit_rip(c)))
+		return true;
+	if (!write) /* not handled: a read completes with the bus floating, nothing of the host's */
+		memset(data, 0xff, (size_t)size * count);
+	return false;
 }
 
 static void io_end(struct vcpu *c, unsigned bus, bool write, unsigned size, uint32_t count, uint64_t addr,
@@ -801,6 +805,16 @@ void vm_hold_locked(struct vm *vm, uint64_t mask, int delta)
 			__atomic_store_n(&vm->cpus[i].pause_holders, vm->cpus[i].pause_holders + delta, __ATOMIC_RELEASE);
 	if (delta < 0)
 		pthread_cond_broadcast(&vm->pause_cond);
+}
+
+void vm_hold_vcpu(struct vm *vm, int idx)
+{
+	if (idx < 0 || idx >= vm->ncpus)
+		return;
+	pthread_mutex_lock(&vm->pause_lock);
+	vm_hold_locked(vm, 1ull << idx, +1);
+	pthread_mutex_unlock(&vm->pause_lock);
+	vm_kick_mask(vm, 1ull << idx);
 }
 
 uint64_t vm_all_mask(const struct vm *vm) { return vm->ncpus >= 64 ? ~0ull : (1ull << vm->ncpus) - 1; }

@@ -320,6 +320,10 @@ struct vm_replay_ops {
 	void (*input)(void *ctx, int vcpu, uint64_t seq, unsigned src, void *data, size_t len);
 };
 void vm_set_replay(struct vm *vm, const struct vm_replay_ops *ops, void *ctx);
+/* Keep vCPU idx parked from its next loop on until the run ends (a
+ * replay's vCPU past its recorded exits waits there for the others); an
+ * exit it was in that exit_check refused completes a read with all-ones. */
+void vm_hold_vcpu(struct vm *vm, int idx);
 /* A device took len bytes at data from a nondeterministic source (enum
  * evlog_src) while vCPU `vcpu` was in an exit: recorded (vm_set_evlog),
  * or, on replay, replaced by the recorded bytes. */

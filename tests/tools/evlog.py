@@ -7,6 +7,7 @@ the tests: checks every frame's length and CRC-32, and prints
 then with --random the hex of every random and virtio-rng data record's
 bytes concatenated, with --clock one "clock SEC NSEC" line per clock record,
 with --tsc one "tsc NS" line per clock record (SEC * 10^9 + NSEC), with
+--vcpus one "vcpu N exits E" line per vCPU with exit records, with
 --disk-image IMG "disk N matched" after checking each disk-read check
 record's CRC-32 against IMG's bytes at its offset (exit 1 on a mismatch).
 Exit 1 (with a message) when a frame is bad before the file's end.
@@ -35,6 +36,7 @@ def main():
     rnd = bytearray()
     clocks = []
     disks = []
+    per_vcpu = {}
     while off + 8 <= len(b):
         ln, crc = struct.unpack_from('<II', b, off)
         body = b[off + 8:off + 8 + ln]
@@ -45,6 +47,7 @@ def main():
         typ, vcpu, src = struct.unpack_from('<BBH', body, 0)
         if typ == 1:
             exits += 1
+            per_vcpu[vcpu] = per_vcpu.get(vcpu, 0) + 1
             bus = body[16]
             pio += bus == 1
             mmio += bus == 2
@@ -85,6 +88,9 @@ def main():
                 sys.exit('disk read of %d bytes at %d: the log has CRC %08x, the image %08x' %
                          (dlen, doff, dcrc, zlib.crc32(img[doff:doff + dlen]) & 0xffffffff))
         print('disk %d matched' % len(disks))
+    if '--vcpus' in sys.argv:
+        for v in sorted(per_vcpu):
+            print('vcpu %d exits %d' % (v, per_vcpu[v]))
     if '--tsc' in sys.argv:
         for s, ns in clocks:
             print('tsc %d' % (s * 1000000000 + ns))

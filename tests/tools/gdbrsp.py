@@ -195,6 +195,7 @@ def main():
         ("P%x=34120000" % names.index("cs"), r"E01"),
         ("G00", r"E01"),
         ("p2710", r"E45"),
+        ("p" + "1" * 17, r"E01"),
         ("Hg63", r"E01"),
         ("vCont;x", r"E01"),
         ("qXfer:features:read:target.xml:ffffff,10", r"E01"),
