@@ -13,6 +13,7 @@
 #include "../guests/include/trialvm_abi.h"
 #include "../vmm/fileio.h"
 #include "image_int.h"
+#include "package.h"
 
 const char *const image_parts[IMAGE_NPARTS] = { "kernel", "initrd", "rootfs" };
 
@@ -136,12 +137,17 @@ static const char usage_image[] =
 	"Usage: trialvm image linux (--rootfs DIR | --debian PACKAGE...) [--add HOST_FILE:PATH]...\n"
 	"                           --app PATH -o IMAGE_DIR [options] [-- ARGS...]\n"
 	"       trialvm image show IMAGE_DIR\n"
+	"       trialvm image build --name N --version V --vendor-key KEY.pem\n"
+	"                           (--image DIR | --app PROGRAM | --kernel FILE) -o PKG.tvp\n"
+	"       trialvm image verify PKG.tvp [--key VENDOR.pub]\n"
 	"\n"
-	"Build a vendor's master image: Debian's kernel, an initramfs with trialvm's\n"
-	"/init and the modules it needs, and an ext4 root file system holding the\n"
-	"vendor's program PATH, which the guest runs at boot (with ARGS). Boot it\n"
-	"with 'trialvm run --image IMAGE_DIR'. 'show' checks an image and prints it.\n"
-	"Run 'trialvm image linux --help' for the options.\n";
+	"linux: build a vendor's master image: Debian's kernel, an initramfs with\n"
+	"trialvm's /init and the modules it needs, and an ext4 root file system\n"
+	"holding the vendor's program PATH, which the guest runs at boot (with\n"
+	"ARGS). Boot it with 'trialvm run --image IMAGE_DIR'. 'show' checks an\n"
+	"image and prints it. build: a signed trial package of a master image or\n"
+	"a program (README \"Trial packages\"); verify: check one as a launch does.\n"
+	"Run 'trialvm image linux --help' (build, verify) for the options.\n";
 
 int image_cli_main(int argc, char **argv)
 {
@@ -151,6 +157,10 @@ int image_cli_main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "linux"))
 		return image_linux_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "build"))
+		return package_build_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return package_verify_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "show")) {
 		if (argc != 3) {
 			fprintf(stderr, "trialvm: image show takes one IMAGE_DIR\nTry 'trialvm image --help'.\n");

@@ -18,6 +18,7 @@
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../images/image.h"
+#include "../images/package.h"
 #include "../reporter/inspect.h"
 #include "../vmm/cpu_state.h"
 #include "../vmm/evlog.h"
@@ -55,7 +56,10 @@ static const char usage_main[] =
 	"  run        boot a kernel (or an application on trialos) in a VM\n"
 	"  inspect    validate and summarise a crash dump or report file\n"
 	"  disk       list or merge what a trial wrote to a disk (trialvm disk --help)\n"
-	"  image      build a vendor's Linux master image (trialvm image --help)\n"
+	"  image      build a vendor's Linux master image, build and verify signed\n"
+	"             trial packages (trialvm image --help)\n"
+	"  trust      the vendor keys you accept trial packages from (trialvm trust\n"
+	"             --help)\n"
 	"  ctl        talk to a running 'trialvm run --control SOCKET'\n"
 	"  snapshot   write a booted checkpoint, check and show snapshot files\n"
 	"             (trialvm snapshot --help); run --restore resumes one\n"
@@ -230,12 +234,6 @@ out:
 		elf_end(e);
 	free(data);
 	return rc;
-}
-
-static char *find_trialos(void)
-{
-	static const char *const rel[] = { "guests/trialos.elf", "../lib/trialvm/trialos.elf" };
-	return find_installed("TRIALVM_TRIALOS", rel, sizeof(rel) / sizeof(rel[0]));
 }
 
 /* Quote one word for the trialos command line: "..." with \ and " escaped. */
@@ -1578,6 +1576,8 @@ int main(int argc, char **argv)
 		return disk_cli_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "image"))
 		return image_cli_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trust"))
+		return package_trust_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return control_client_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot") && argc > 2 && !strcmp(argv[2], "checkpoint"))

@@ -106,6 +106,9 @@ expect_rc snapshot-bad-command 126 && expect_grep snapshot-bad-command err "unkn
 . tests/inspect.sh
 inspect_cli_tests
 
+# Signed trial packages: build, verify, trust; hostile packages (tests/package.sh)
+. tests/package.sh
+
 # -------------------------------------------- fuzzing smoke (15 s each)
 # In the background, the harnesses built (make fuzz-bins, a no-op when
 # they are up to date) and then run one target at a time, beside the

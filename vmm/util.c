@@ -266,3 +266,9 @@ char *find_installed(const char *env, const char *const rel[], size_t n)
 	}
 	return NULL;
 }
+
+char *find_trialos(void)
+{
+	static const char *const rel[] = { "guests/trialos.elf", "../lib/trialvm/trialos.elf" };
+	return find_installed("TRIALVM_TRIALOS", rel, sizeof(rel) / sizeof(rel[0]));
+}

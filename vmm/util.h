@@ -80,6 +80,9 @@ uint64_t now_ns(void);
  * rel[] (relative to the directory of the running trialvm binary) that is
  * readable. malloc'ed, or NULL. */
 char *find_installed(const char *env, const char *const rel[], size_t n);
+/* trialos.elf: $TRIALVM_TRIALOS, or built or installed next to trialvm
+ * (malloc'd; NULL when not found). */
+char *find_trialos(void);
 
 /* n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
 void hex_bytes(const uint8_t *p, size_t n, char *out);
