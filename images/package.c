@@ -1,5 +1,6 @@
-/* images/package.c - trial packages (package.h): Ed25519 keys and the
- * trust store, building a package, and checking one. */
+/* images/package.c - trial packages (package.h): Ed25519 keys, the trust
+ * store, and checking a package (package_cli.c builds them and has the
+ * commands). */
 #include "package.h"
 
 #include <archive.h>
@@ -21,7 +22,7 @@
 
 #include "../vmm/fileio.h"
 #include "../vmm/util.h"
-#include "image.h"
+#include "package_int.h"
 
 #define KEY_FILE_MAX (64u << 10)
 #define IO_CHUNK (1u << 20)
@@ -30,7 +31,7 @@
 
 /* An Ed25519 key from a PEM file: a private key (want_private), or either
  * a public or a private one. NULL with err. */
-static EVP_PKEY *load_key(const char *path, bool want_private, struct tvm_err *err)
+EVP_PKEY *pkg_load_key(const char *path, bool want_private, struct tvm_err *err)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -62,13 +63,13 @@ static EVP_PKEY *load_key(const char *path, bool want_private, struct tvm_err *e
 	return k;
 }
 
-static int key_raw(EVP_PKEY *k, uint8_t raw[32])
+int pkg_key_raw(EVP_PKEY *k, uint8_t raw[32])
 {
 	size_t len = 32;
 	return EVP_PKEY_get_raw_public_key(k, raw, &len) == 1 && len == 32 ? 0 : -1;
 }
 
-static void fingerprint(const uint8_t raw[32], char hex[65])
+void pkg_fingerprint(const uint8_t raw[32], char hex[65])
 {
 	uint8_t md[32];
 	unsigned n = 0;
@@ -76,7 +77,7 @@ static void fingerprint(const uint8_t raw[32], char hex[65])
 	sha256_hex(md, hex);
 }
 
-static int ed_sign(EVP_PKEY *k, const void *msg, size_t len, uint8_t sig[64])
+int pkg_sign(EVP_PKEY *k, const void *msg, size_t len, uint8_t sig[64])
 {
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	size_t sl = 64;
@@ -97,7 +98,7 @@ static bool ed_verify(const uint8_t raw[32], const void *msg, size_t len, const 
 	return ok;
 }
 
-static int unhex(const char *s, uint8_t *out, size_t n)
+int pkg_unhex(const char *s, uint8_t *out, size_t n)
 {
 	if (!s || strlen(s) != 2 * n)
 		return -1;
@@ -116,7 +117,7 @@ static int unhex(const char *s, uint8_t *out, size_t n)
 
 /* ----------------------------------------------------------- trust store */
 
-static int trust_dir(char *out, size_t cap, struct tvm_err *err)
+int pkg_trust_dir(char *out, size_t cap, struct tvm_err *err)
 {
 	const char *d = getenv("TRIALVM_TRUST_DIR"), *x = getenv("XDG_CONFIG_HOME"), *h = getenv("HOME");
 	int n;
@@ -135,19 +136,19 @@ static int trust_dir(char *out, size_t cap, struct tvm_err *err)
 
 /* Is the key with these raw bytes in the trust store? 1, 0, or -1 + err
  * (a store file under that key's name that holds another key). */
-static int trusted(const uint8_t raw[32], struct tvm_err *err)
+int pkg_trusted(const uint8_t raw[32], struct tvm_err *err)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 80], fpr[65];
-	if (trust_dir(dir, sizeof(dir), err) < 0)
+	if (pkg_trust_dir(dir, sizeof(dir), err) < 0)
 		return -1;
-	fingerprint(raw, fpr);
+	pkg_fingerprint(raw, fpr);
 	snprintf(path, sizeof(path), "%s/%s.pub", dir, fpr);
 	struct stat st;
 	if (stat(path, &st) < 0)
 		return 0;
-	EVP_PKEY *k = load_key(path, false, err);
+	EVP_PKEY *k = pkg_load_key(path, false, err);
 	uint8_t have[32];
-	int r = k && key_raw(k, have) == 0 && !memcmp(have, raw, 32) ? 1 : -1;
+	int r = k && pkg_key_raw(k, have) == 0 && !memcmp(have, raw, 32) ? 1 : -1;
 	EVP_PKEY_free(k);
 	if (r < 0 && !err->msg[0])
 		tvm_seterr(err, "%s holds another key than its name says; remove it ('trialvm trust remove %s')", path, fpr);
@@ -156,7 +157,7 @@ static int trusted(const uint8_t raw[32], struct tvm_err *err)
 
 /* Write PATH's content durably: a temporary name beside it, fsync, rename,
  * the directory's fsync. */
-static int write_durably(const char *path, const void *buf, size_t len, mode_t mode, struct tvm_err *err)
+int pkg_write_durably(const char *path, const void *buf, size_t len, mode_t mode, struct tvm_err *err)
 {
 	char tmp[PATH_MAX + 16];
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp))
@@ -181,15 +182,15 @@ static int write_durably(const char *path, const void *buf, size_t len, mode_t m
 	return 0;
 }
 
-static int trust_store_add(const uint8_t raw[32], char fpr[65], char *where, size_t cap, struct tvm_err *err)
+int pkg_trust_add(const uint8_t raw[32], char fpr[65], char *where, size_t cap, struct tvm_err *err)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 80];
-	if (trust_dir(dir, sizeof(dir), err) < 0)
+	if (pkg_trust_dir(dir, sizeof(dir), err) < 0)
 		return -1;
 	int r = mkdir_p(dir, 0700);
 	if (r < 0)
 		return tvm_seterr(err, "cannot create the trust store %s: %s", dir, strerror(-r));
-	fingerprint(raw, fpr);
+	pkg_fingerprint(raw, fpr);
 	snprintf(path, sizeof(path), "%s/%s.pub", dir, fpr);
 	snprintf(where, cap, "%s", path);
 	EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32);
@@ -201,7 +202,7 @@ static int trust_store_add(const uint8_t raw[32], char fpr[65], char *where, siz
 		BIO_free(b);
 		return tvm_seterr(err, "cannot encode the key");
 	}
-	r = write_durably(path, pem, (size_t)n, 0644, err);
+	r = pkg_write_durably(path, pem, (size_t)n, 0644, err);
 	EVP_PKEY_free(k);
 	BIO_free(b);
 	return r;
@@ -211,7 +212,7 @@ static int trust_store_add(const uint8_t raw[32], char fpr[65], char *where, siz
 
 /* "YYYY-MM-DD" (through the end of that day, UTC) or
  * "YYYY-MM-DDTHH:MM:SSZ". */
-static int parse_date(const char *s, time_t *out)
+int pkg_parse_date(const char *s, time_t *out)
 {
 	struct tm tm = { 0 };
 	int y, mo, d, h = 23, mi = 59, se = 59, n = 0;
@@ -237,7 +238,7 @@ static int parse_date(const char *s, time_t *out)
 	return 0;
 }
 
-static void fmt_time(time_t t, char out[32])
+void pkg_fmt_time(time_t t, char out[32])
 {
 	struct tm tm;
 	gmtime_r(&t, &tm);
@@ -340,6 +341,18 @@ static int read_manifest(json_t *m, const char *pkg, struct package *pk, struct 
 	    json_object_size(parts) > PACKAGE_MAX_PARTS)
 		return fault(pk, PKG_FORMAT, err, "%s: the manifest lacks or misspells a field (name, package_version, "
 			     "created, machine, boot, parts): ask the vendor for a package this trialvm reads", pkg);
+	json_t *args = json_object_get(boot, "args");
+	size_t ai;
+	json_t *av;
+	if (args && !json_is_array(args))
+		return fault(pk, PKG_FORMAT, err, "%s: the manifest's boot.args is not a list", pkg);
+	json_array_foreach(args, ai, av) {
+		const char *a = json_string_value(av);
+		if (!a || strlen(a) >= sizeof(pk->args[0]) || pk->nargs == PACKAGE_MAX_ARGS)
+			return fault(pk, PKG_FORMAT, err, "%s: the manifest's boot.args holds a non-string, one longer than "
+				     "%zu bytes, or more than %d", pkg, sizeof(pk->args[0]) - 1, PACKAGE_MAX_ARGS);
+		memcpy(pk->args[pk->nargs++], a, strlen(a) + 1);
+	}
 	pk->mem = (uint64_t)json_integer_value(mem);
 	pk->cpus = (int)json_integer_value(cpus);
 	const char *name;
@@ -350,7 +363,7 @@ static int read_manifest(json_t *m, const char *pkg, struct package *pk, struct 
 		json_t *size = json_object_get(p, "size");
 		uint8_t md[32];
 		if (!part_name_ok(name) || !file || !sha || !json_is_integer(size) || json_integer_value(size) < 0 ||
-		    unhex(sha, md, 32) < 0 || snprintf(pp->file, sizeof(pp->file), "parts/%s", name) <= 0 ||
+		    pkg_unhex(sha, md, 32) < 0 || snprintf(pp->file, sizeof(pp->file), "parts/%s", name) <= 0 ||
 		    strcmp(pp->file, file))
 			return fault(pk, PKG_FORMAT, err, "%s: the manifest's part \"%.64s\" is malformed (a name of "
 				     "[a-z0-9_-], file \"parts/NAME\", size, sha256)", pkg, name);
@@ -491,12 +504,12 @@ int package_verify(const char *pkg, const char *key, time_t now, const char *ext
 	json_t *vk = json_object_get(m, "vendor_key");
 	uint8_t raw[32];
 	const char *alg = jstr(vk, "algorithm"), *fpr = jstr(vk, "fingerprint");
-	if (!alg || strcmp(alg, "ed25519") || unhex(jstr(vk, "public"), raw, 32) < 0 || !fpr) {
+	if (!alg || strcmp(alg, "ed25519") || pkg_unhex(jstr(vk, "public"), raw, 32) < 0 || !fpr) {
 		fault(pk, PKG_FORMAT, err, "%s: the manifest names no Ed25519 vendor key (vendor_key.algorithm, public, "
 		      "fingerprint)", pkg);
 		goto out;
 	}
-	fingerprint(raw, pk->fingerprint);
+	pkg_fingerprint(raw, pk->fingerprint);
 	hex_bytes(raw, 32, pk->public_key);
 	if (strcmp(fpr, pk->fingerprint)) {
 		fault(pk, PKG_BAD_SIGNATURE, err, "%s: the vendor key's fingerprint in the manifest is not that key's", pkg);
@@ -511,11 +524,11 @@ int package_verify(const char *pkg, const char *key, time_t now, const char *ext
 	/* Trust. */
 	if (key) {
 		struct tvm_err kerr = { "" };
-		EVP_PKEY *k = load_key(key, false, &kerr);
+		EVP_PKEY *k = pkg_load_key(key, false, &kerr);
 		uint8_t have[32];
 		char hf[65] = "";
-		if (k && key_raw(k, have) == 0)
-			fingerprint(have, hf);
+		if (k && pkg_key_raw(k, have) == 0)
+			pkg_fingerprint(have, hf);
 		EVP_PKEY_free(k);
 		if (!k) {
 			fault(pk, PKG_UNTRUSTED, err, "--key: %s", kerr.msg);
@@ -529,10 +542,10 @@ int package_verify(const char *pkg, const char *key, time_t now, const char *ext
 		snprintf(pk->trusted_by, sizeof(pk->trusted_by), "--key");
 	} else {
 		struct tvm_err terr = { "" };
-		int t = trusted(raw, &terr);
+		int t = pkg_trusted(raw, &terr);
 		if (t <= 0) {
 			char dir[PATH_MAX] = "";
-			trust_dir(dir, sizeof(dir), &terr);
+			pkg_trust_dir(dir, sizeof(dir), &terr);
 			fault(pk, PKG_UNTRUSTED, err, "%s is signed by key %s, which you have not trusted%s%s: if that is "
 			      "your vendor's key (ask them for its fingerprint), run 'trialvm trust add %s'", pkg,
 			      pk->fingerprint, t < 0 ? ": " : "", t < 0 ? terr.msg : "", pkg);
@@ -544,7 +557,7 @@ int package_verify(const char *pkg, const char *key, time_t now, const char *ext
 		goto out;
 	if (pk->expires[0]) {
 		time_t t;
-		if (parse_date(pk->expires, &t) < 0) {
+		if (pkg_parse_date(pk->expires, &t) < 0) {
 			fault(pk, PKG_FORMAT, err, "%s: expires \"%.40s\" is not an RFC 3339 UTC time", pkg, pk->expires);
 			goto out;
 		}
@@ -614,543 +627,3 @@ out:
 	return rc;
 }
 
-/* ----------------------------------------------------------------- build */
-
-struct bpart {
-	char name[64];
-	const char *path;
-	uint64_t size;
-	char sha[65];
-};
-
-static int hash_file(struct bpart *p, struct tvm_err *err)
-{
-	struct stat st;
-	int fd = open_regular(p->path, &st, err);
-	if (fd < 0)
-		return -1;
-	uint8_t md[32];
-	int r = sha256_fd(fd, md);
-	close(fd);
-	if (r < 0)
-		return tvm_seterr(err, "cannot read %s: %s", p->path, strerror(-r));
-	p->size = (uint64_t)st.st_size;
-	sha256_hex(md, p->sha);
-	return 0;
-}
-
-static int add_entry(struct archive *a, const char *name, uint64_t size, time_t mtime)
-{
-	struct archive_entry *e = archive_entry_new();
-	if (!e)
-		return -1;
-	archive_entry_set_pathname(e, name);
-	archive_entry_set_size(e, (la_int64_t)size);
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_perm(e, 0444);
-	archive_entry_set_mtime(e, mtime, 0);
-	int r = archive_write_header(a, e);
-	archive_entry_free(e);
-	return r == ARCHIVE_OK ? 0 : -1;
-}
-
-static int add_bytes(struct archive *a, const void *buf, size_t len)
-{
-	return archive_write_data(a, buf, len) == (la_ssize_t)len ? 0 : -1;
-}
-
-/* Copy a part into the archive, hashing it again: a file changed since it
- * was hashed for the manifest is an error. */
-static int add_part(struct archive *a, const struct bpart *p, time_t mtime, uint8_t *buf, struct tvm_err *err)
-{
-	char file[96];
-	snprintf(file, sizeof(file), "parts/%.63s", p->name);
-	struct stat st;
-	int fd = open_regular(p->path, &st, err);
-	if (fd < 0)
-		return -1;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int rc = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && add_entry(a, file, p->size, mtime) == 0 ? 0 : -1;
-	if (rc < 0)
-		tvm_seterr(err, "cannot write part %s: %s", p->name, archive_error_string(a));
-	uint64_t done = 0;
-	while (rc == 0 && done < p->size) {
-		size_t want = p->size - done < IO_CHUNK ? (size_t)(p->size - done) : IO_CHUNK;
-		ssize_t n = read(fd, buf, want);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = tvm_seterr(err, "%s changed while the package was built (it is shorter now)", p->path);
-			break;
-		}
-		EVP_DigestUpdate(c, buf, (size_t)n);
-		if (add_bytes(a, buf, (size_t)n) < 0)
-			rc = tvm_seterr(err, "cannot write part %s: %s", p->name, archive_error_string(a));
-		done += (uint64_t)n;
-	}
-	uint8_t md[32];
-	unsigned ml;
-	char hex[65];
-	if (rc == 0 && EVP_DigestFinal_ex(c, md, &ml) == 1) {
-		sha256_hex(md, hex);
-		if (strcmp(hex, p->sha) || (uint64_t)st.st_size != p->size)
-			rc = tvm_seterr(err, "%s changed while the package was built; build it again", p->path);
-	}
-	EVP_MD_CTX_free(c);
-	close(fd);
-	return rc;
-}
-
-static const char usage_build[] =
-	"Usage: trialvm image build --name NAME --version VERSION --vendor-key KEY.pem\n"
-	"                           (--image IMAGE_DIR | --app PROGRAM | --kernel FILE) [options]\n"
-	"                           -o PKG.tvp [-- ARGS...]\n"
-	"\n"
-	"Build a signed trial package (README \"Trial packages\"): one file with a\n"
-	"manifest naming every part by size and sha256, the manifest's Ed25519\n"
-	"signature by the vendor key KEY.pem (openssl genpkey -algorithm ed25519\n"
-	"-out KEY.pem), and the parts.\n"
-	"\n"
-	"What the trial runs:\n"
-	"  --image DIR          a master image ('trialvm image linux'): its kernel,\n"
-	"                       initramfs, root file system, command line, machine\n"
-	"  --app PROGRAM        a static program on trialos (trialos built next to\n"
-	"                       trialvm, $TRIALVM_TRIALOS, or --kernel); ARGS its\n"
-	"                       arguments\n"
-	"  --kernel FILE        a kernel (PVH ELF or bzImage), with --initrd FILE\n"
-	"  --disk IMAGE         a disk image part (repeatable, at most 4)\n"
-	"  --cmdline STR        the kernel command line\n"
-	"  --mem SIZE --cpus N  the machine (default: the image's, or 256M and 1)\n"
-	"Package options:\n"
-	"  --expires DATE       YYYY-MM-DD (through that day, UTC) or\n"
-	"                       YYYY-MM-DDTHH:MM:SSZ; no launch after it\n"
-	"  --feedback URL       where crash reports go (https://...)\n"
-	"  -o PKG.tvp           the package (written to a temporary name, flushed,\n"
-	"                       renamed)\n";
-
-int package_build_main(int argc, char **argv)
-{
-	enum { O_NAME = 1, O_VERSION, O_KEY, O_IMAGE, O_APP, O_KERNEL, O_INITRD, O_DISK, O_CMDLINE, O_MEM, O_CPUS,
-	       O_EXPIRES, O_FEEDBACK, O_CHECKPOINT, O_HELP };
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, O_NAME },	     { "version", required_argument, NULL, O_VERSION },
-		{ "vendor-key", required_argument, NULL, O_KEY },    { "image", required_argument, NULL, O_IMAGE },
-		{ "app", required_argument, NULL, O_APP },	     { "kernel", required_argument, NULL, O_KERNEL },
-		{ "initrd", required_argument, NULL, O_INITRD },     { "disk", required_argument, NULL, O_DISK },
-		{ "cmdline", required_argument, NULL, O_CMDLINE },   { "mem", required_argument, NULL, O_MEM },
-		{ "cpus", required_argument, NULL, O_CPUS },	     { "expires", required_argument, NULL, O_EXPIRES },
-		{ "feedback", required_argument, NULL, O_FEEDBACK }, { "checkpoint-at", required_argument, NULL, O_CHECKPOINT },
-		{ "help", no_argument, NULL, O_HELP },		     { NULL, 0, NULL, 0 },
-	};
-	const char *name = NULL, *version = NULL, *keyfile = NULL, *imgdir = NULL, *app = NULL, *kernel = NULL;
-	const char *initrd = NULL, *cmdline = NULL, *expires = NULL, *feedback = NULL, *out = NULL;
-	const char *disks[4];
-	int ndisks = 0, cpus = 0;
-	uint64_t mem = 0;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+o:", opts, NULL)) != -1) {
-		switch (c) {
-		case O_NAME: name = optarg; break;
-		case O_VERSION: version = optarg; break;
-		case O_KEY: keyfile = optarg; break;
-		case O_IMAGE: imgdir = optarg; break;
-		case O_APP: app = optarg; break;
-		case O_KERNEL: kernel = optarg; break;
-		case O_INITRD: initrd = optarg; break;
-		case O_CMDLINE: cmdline = optarg; break;
-		case O_EXPIRES: expires = optarg; break;
-		case O_FEEDBACK: feedback = optarg; break;
-		case 'o': out = optarg; break;
-		case O_DISK:
-			if (ndisks == 4) {
-				fprintf(stderr, "trialvm: image build: at most 4 --disk\n");
-				return TVM_EXIT_USAGE;
-			}
-			disks[ndisks++] = optarg;
-			break;
-		case O_MEM:
-			if (parse_size(optarg, &mem) < 0 || mem < (16ull << 20) || mem > TVM_MAX_RAM) {
-				fprintf(stderr, "trialvm: image build: --mem %s: give a size such as 256M\n", optarg);
-				return TVM_EXIT_USAGE;
-			}
-			break;
-		case O_CPUS:
-			cpus = atoi(optarg);
-			if (cpus < 1 || cpus > 64) {
-				fprintf(stderr, "trialvm: image build: --cpus %s: give 1 to 64\n", optarg);
-				return TVM_EXIT_USAGE;
-			}
-			break;
-		case O_CHECKPOINT:
-			fprintf(stderr, "trialvm: image build: --checkpoint-at is not there yet (README \"Known limits\")\n");
-			return TVM_EXIT_USAGE;
-		case O_HELP: fputs(usage_build, stdout); return 0;
-		default:
-			fprintf(stderr, "trialvm: image build: unknown or incomplete option '%s'\nTry 'trialvm image build "
-					"--help'.\n", argv[optind - 1]);
-			return TVM_EXIT_USAGE;
-		}
-	}
-	int nargs = argc - optind;
-	char **args = argv + optind;
-	if (nargs > 0 && !strcmp(args[0], "--"))
-		args++, nargs--;
-	const char *missing = !name ? "--name" : !version ? "--version" : !keyfile ? "--vendor-key" : !out ? "-o" : NULL;
-	if (missing || (!imgdir && !app && !kernel) || (imgdir && (app || kernel || initrd)) ||
-	    (nargs > 0 && !app)) {
-		fprintf(stderr, "trialvm: image build: %s\nTry 'trialvm image build --help'.\n",
-			missing ? "give --name, --version, --vendor-key and -o"
-			: nargs > 0 && !app ? "arguments after -- are for --app's program"
-			: imgdir ? "--image goes with none of --app, --kernel, --initrd"
-				 : "give what the trial runs: --image, --app or --kernel");
-		return TVM_EXIT_USAGE;
-	}
-	struct tvm_err err = { "" };
-	time_t now = time(NULL), exp = 0;
-	if (expires && parse_date(expires, &exp) < 0) {
-		fprintf(stderr, "trialvm: image build: --expires %s: give YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n", expires);
-		return TVM_EXIT_USAGE;
-	}
-	if (feedback && strncmp(feedback, "https://", 8) && strncmp(feedback, "http://", 7)) {
-		fprintf(stderr, "trialvm: image build: --feedback %s: give an http:// or https:// URL\n", feedback);
-		return TVM_EXIT_USAGE;
-	}
-	for (const char *s = name; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == '/') {
-			fprintf(stderr, "trialvm: image build: --name holds a '/' or a control character\n");
-			return TVM_EXIT_USAGE;
-		}
-	EVP_PKEY *key = load_key(keyfile, true, &err);
-	uint8_t raw[32];
-	char fpr[65];
-	if (!key || key_raw(key, raw) < 0) {
-		tvm_log("error: image build: --vendor-key %s", err.msg[0] ? err.msg : "has no public half");
-		EVP_PKEY_free(key);
-		return TVM_EXIT_ERROR;
-	}
-	fingerprint(raw, fpr);
-
-	/* The parts and how they boot. */
-	struct bpart parts[PACKAGE_MAX_PARTS];
-	int np = 0;
-	struct image im;
-	char *trialos = NULL;
-	const char *kind = "kernel", *appname = "";
-	char cmd[4096] = "";
-	json_t *devices = json_array(), *argsj = json_array();
-	memset(parts, 0, sizeof(parts));
-	int rc = TVM_EXIT_ERROR;
-	if (imgdir) {
-		if (image_open(imgdir, &im, &err) < 0) {
-			tvm_log("error: image build: --image %s", err.msg);
-			goto out;
-		}
-		kind = "linux-image";
-		const char *names[3] = { "kernel", "initrd", "rootfs" }, *paths[3] = { im.kernel, im.initrd, im.rootfs };
-		for (int i = 0; i < 3; i++) {
-			snprintf(parts[np].name, sizeof(parts[np].name), "%s", names[i]);
-			parts[np++].path = paths[i];
-		}
-		json_array_append_new(devices, json_pack("{s:s,s:s}", "type", "virtio-blk", "part", "rootfs"));
-		snprintf(cmd, sizeof(cmd), "%s", im.cmdline);
-		appname = im.app;
-		if (!mem)
-			mem = im.mem;
-		if (!cpus)
-			cpus = im.cpus;
-	} else {
-		if (app && !kernel) {
-			if (!(trialos = find_trialos())) {
-				tvm_log("error: image build: --app: trialos is not installed next to trialvm; give --kernel "
-					"TRIALOS.elf or set TRIALVM_TRIALOS");
-				goto out;
-			}
-			kernel = trialos;
-		}
-		kind = app ? "trialos" : "kernel";
-		snprintf(parts[np].name, sizeof(parts[np].name), "kernel");
-		parts[np++].path = kernel;
-		if (initrd) {
-			snprintf(parts[np].name, sizeof(parts[np].name), "initrd");
-			parts[np++].path = initrd;
-		}
-		if (app) {
-			snprintf(parts[np].name, sizeof(parts[np].name), "app");
-			parts[np++].path = app;
-			const char *b = strrchr(app, '/');
-			appname = b ? b + 1 : app;
-		}
-	}
-	for (int i = 0; i < ndisks; i++) {
-		snprintf(parts[np].name, sizeof(parts[np].name), "disk%d", i);
-		json_array_append_new(devices, json_pack("{s:s,s:s}", "type", "virtio-blk", "part", parts[np].name));
-		parts[np++].path = disks[i];
-	}
-	if (cmdline)
-		snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s%s", cmd[0] ? " " : "", cmdline);
-	for (int i = 0; i < nargs; i++)
-		json_array_append_new(argsj, json_string(args[i]));
-	for (int i = 0; i < np; i++)
-		if (hash_file(&parts[i], &err) < 0) {
-			tvm_log("error: image build: part %s: %s", parts[i].name, err.msg);
-			goto out;
-		}
-
-	/* The manifest, signed. */
-	char created[32], exps[32] = "";
-	fmt_time(now, created);
-	if (expires) {
-		fmt_time(exp, exps);
-		if (exp < now)
-			tvm_log("warning: image build: --expires %s is past: no launch will accept this package", exps);
-	}
-	json_t *pj = json_object();
-	for (int i = 0; i < np; i++) {
-		char file[96];
-		snprintf(file, sizeof(file), "parts/%.63s", parts[i].name);
-		json_object_set_new(pj, parts[i].name, json_pack("{s:s,s:I,s:s}", "file", file, "size",
-								 (json_int_t)parts[i].size, "sha256", parts[i].sha));
-	}
-	char pubhex[65];
-	hex_bytes(raw, 32, pubhex);
-	json_t *m = json_pack("{s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:{s:s,s:s,s:s},s:{s:I,s:i},s:{s:s,s:s,s:s,s:O},s:O,s:o}",
-			      "format", PACKAGE_FORMAT, "version", PACKAGE_VERSION, "name", name, "package_version", version,
-			      "created", created, "expires", expires ? json_string(exps) : json_null(), "feedback",
-			      feedback ? json_string(feedback) : json_null(), "vendor_key", "algorithm", "ed25519",
-			      "public", pubhex, "fingerprint", fpr, "machine", "mem",
-			      (json_int_t)(mem ? mem : 256ull << 20), "cpus", cpus ? cpus : 1, "boot", "kind", kind,
-			      "cmdline", cmd, "app", appname, "args", argsj, "devices", devices, "parts", pj);
-	char *mtext = m ? json_dumps(m, JSON_INDENT(2)) : NULL;
-	json_decref(m);
-	uint8_t sig[64];
-	if (!mtext || ed_sign(key, mtext, strlen(mtext), sig) < 0) {
-		tvm_log("error: image build: cannot %s the manifest", mtext ? "sign" : "make");
-		free(mtext);
-		goto out;
-	}
-
-	/* The archive, at a temporary name. */
-	char tmp[PATH_MAX + 16];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", out) >= sizeof(tmp)) {
-		tvm_log("error: image build: -o %s: path too long", out);
-		free(mtext);
-		goto out;
-	}
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		tvm_log("error: image build: cannot create %s: %s", tmp, strerror(errno));
-		free(mtext);
-		goto out;
-	}
-	struct archive *a = archive_write_new();
-	uint8_t *buf = malloc(IO_CHUNK);
-	bool ok = a && buf && archive_write_set_format_pax_restricted(a) == ARCHIVE_OK &&
-		  archive_write_open_fd(a, fd) == ARCHIVE_OK && add_entry(a, "manifest.json", strlen(mtext), now) == 0 &&
-		  add_bytes(a, mtext, strlen(mtext)) == 0 && add_entry(a, "manifest.sig", 64, now) == 0 &&
-		  add_bytes(a, sig, 64) == 0;
-	if (!ok)
-		tvm_seterr(&err, "%s", a && archive_error_string(a) ? archive_error_string(a) : "out of memory");
-	for (int i = 0; ok && i < np; i++)
-		ok = add_part(a, &parts[i], now, buf, &err) == 0;
-	if (a && archive_write_close(a) != ARCHIVE_OK && ok) {
-		ok = false;
-		tvm_seterr(&err, "%s", archive_error_string(a));
-	}
-	if (a)
-		archive_write_free(a);
-	free(buf);
-	free(mtext);
-	if (ok && fsync(fd) < 0) {
-		ok = false;
-		tvm_seterr(&err, "fsync: %s", strerror(errno));
-	}
-	close(fd);
-	if (ok && rename(tmp, out) < 0) {
-		ok = false;
-		tvm_seterr(&err, "rename to %s: %s", out, strerror(errno));
-	}
-	if (!ok) {
-		unlink(tmp);
-		tvm_log("error: image build: cannot write %s: %s", out, err.msg);
-		goto out;
-	}
-	fsync_parent(out);
-	struct stat st;
-	stat(out, &st);
-	printf("package %s: %s %s, %d parts, %llu bytes, signed by vendor key %s%s%s\n", out, name, version, np,
-	       (unsigned long long)st.st_size, fpr, expires ? ", expires " : "", exps);
-	rc = 0;
-out:
-	json_decref(devices);
-	json_decref(argsj);
-	free(trialos);
-	EVP_PKEY_free(key);
-	return rc;
-}
-
-/* ---------------------------------------------------------------- verify */
-
-static const char usage_verify[] =
-	"Usage: trialvm image verify PKG.tvp [--key VENDOR.pub] [--extract DIR]\n"
-	"\n"
-	"Check a trial package as every launch does: its format and version, the\n"
-	"manifest's signature, that the signing key is trusted (in your trust\n"
-	"store, 'trialvm trust', or the PEM key given with --key), its expiry, and\n"
-	"every part's size and sha256. --extract DIR: write each part there as it\n"
-	"is checked, named by its part name (DIR must exist; nothing is left there\n"
-	"when a check fails). Exit status 0 when all hold; 125 with the reason\n"
-	"otherwise; 126 usage.\n";
-
-int package_verify_main(int argc, char **argv)
-{
-	const char *pkg = NULL, *key = NULL, *xdir = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage_verify, stdout);
-			return 0;
-		} else if (!strcmp(argv[i], "--key") && i + 1 < argc) {
-			key = argv[++i];
-		} else if (!strcmp(argv[i], "--extract") && i + 1 < argc) {
-			xdir = argv[++i];
-		} else if (argv[i][0] != '-' && !pkg) {
-			pkg = argv[i];
-		} else {
-			fprintf(stderr, "trialvm: image verify: unexpected '%s'\n%s", argv[i], usage_verify);
-			return TVM_EXIT_USAGE;
-		}
-	}
-	if (!pkg) {
-		fputs(usage_verify, stderr);
-		return TVM_EXIT_USAGE;
-	}
-	struct package pk;
-	struct tvm_err err = { "" };
-	if (package_verify(pkg, key, time(NULL), xdir, &pk, &err) < 0) {
-		tvm_log("error: %s", err.msg);
-		return TVM_EXIT_ERROR;
-	}
-	printf("package %s: %s %s, signed by vendor key %s (trusted: %s)\n", pkg, pk.name, pk.version, pk.fingerprint,
-	       pk.trusted_by);
-	printf("  created  %s\n  expires  %s\n  feedback %s\n  boots    %s%s%s, %llu MiB, %d vCPU%s\n", pk.created,
-	       pk.expires[0] ? pk.expires : "never", pk.feedback[0] ? pk.feedback : "none", pk.boot_kind,
-	       pk.app[0] ? " " : "", pk.app, (unsigned long long)(pk.mem >> 20), pk.cpus, pk.cpus == 1 ? "" : "s");
-	for (int i = 0; i < pk.nparts; i++)
-		printf("  part     %-8s %12llu bytes  sha256 %s  ok\n", pk.parts[i].name,
-		       (unsigned long long)pk.parts[i].size, pk.parts[i].sha256);
-	return 0;
-}
-
-/* ----------------------------------------------------------------- trust */
-
-static const char usage_trust[] =
-	"Usage: trialvm trust add (VENDOR.pub | PKG.tvp) [--yes]\n"
-	"       trialvm trust list\n"
-	"       trialvm trust remove FINGERPRINT\n"
-	"\n"
-	"The vendor keys you accept trial packages from (README \"Trial packages\"),\n"
-	"kept in ${TRIALVM_TRUST_DIR:-${XDG_CONFIG_HOME:-~/.config}/trialvm/trusted-keys}.\n"
-	"add VENDOR.pub trusts the key in that PEM file. add PKG.tvp trusts the key\n"
-	"that signed the package (its signature is checked first); it prints the\n"
-	"key's fingerprint and asks on a terminal (--yes: without asking), so\n"
-	"compare it with the one your vendor gave you.\n";
-
-int package_trust_main(int argc, char **argv)
-{
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fputs(usage_trust, argc < 2 ? stderr : stdout);
-		return argc < 2 ? TVM_EXIT_USAGE : 0;
-	}
-	struct tvm_err err = { "" };
-	char dir[PATH_MAX];
-	if (trust_dir(dir, sizeof(dir), &err) < 0) {
-		tvm_log("error: trust: %s", err.msg);
-		return TVM_EXIT_ERROR;
-	}
-	if (!strcmp(argv[1], "list") && argc == 2) {
-		DIR *d = opendir(dir);
-		int n = 0;
-		for (struct dirent *de; d && (de = readdir(d));) {
-			size_t l = strlen(de->d_name);
-			if (l != 68 || strcmp(de->d_name + 64, ".pub"))
-				continue;
-			printf("%.64s\n", de->d_name);
-			n++;
-		}
-		if (d)
-			closedir(d);
-		if (!n)
-			fprintf(stderr, "trialvm: trust: no trusted vendor keys (in %s)\n", dir);
-		return 0;
-	}
-	if (!strcmp(argv[1], "remove") && argc == 3) {
-		uint8_t tmp[32];
-		char path[PATH_MAX + 80];
-		if (unhex(argv[2], tmp, 32) < 0) {
-			fprintf(stderr, "trialvm: trust remove: '%s' is not a fingerprint (64 hex digits, 'trialvm trust list')\n",
-				argv[2]);
-			return TVM_EXIT_USAGE;
-		}
-		snprintf(path, sizeof(path), "%s/%s.pub", dir, argv[2]);
-		if (unlink(path) < 0) {
-			tvm_log("error: trust remove: %s: %s", path, strerror(errno));
-			return TVM_EXIT_ERROR;
-		}
-		fsync_dir(dir);
-		printf("removed vendor key %s\n", argv[2]);
-		return 0;
-	}
-	if (strcmp(argv[1], "add") || argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "--yes"))) {
-		fputs(usage_trust, stderr);
-		return TVM_EXIT_USAGE;
-	}
-	const char *src = argv[2];
-	bool yes = argc == 4;
-	size_t l = strlen(src);
-	uint8_t raw[32];
-	char fpr[65], where[PATH_MAX + 80];
-	if (l > 4 && !strcmp(src + l - 4, ".tvp")) {
-		/* The package's own key: its signature must hold. */
-		struct package pk;
-		int r = package_verify(src, NULL, time(NULL), NULL, &pk, &err);
-		if (r < 0 && pk.fault != PKG_UNTRUSTED && pk.fault != PKG_OK) {
-			tvm_log("error: trust add: %s", err.msg);
-			return TVM_EXIT_ERROR;
-		}
-		if (r == 0) {
-			printf("vendor key %s is trusted already\n", pk.fingerprint);
-			return 0;
-		}
-		fprintf(stderr, "%s is signed by vendor key\n  %s\n", src, pk.fingerprint);
-		if (!yes) {
-			if (!isatty(0) || !isatty(2)) {
-				tvm_log("error: trust add: not on a terminal: compare the fingerprint with your vendor's, then "
-					"run again with --yes");
-				return TVM_EXIT_USAGE;
-			}
-			fprintf(stderr, "Is that the fingerprint your vendor gave you? Trust this key [y/N]? ");
-			char ans[16] = "";
-			if (!fgets(ans, sizeof(ans), stdin) || (ans[0] != 'y' && ans[0] != 'Y')) {
-				fprintf(stderr, "not trusted\n");
-				return TVM_EXIT_ERROR;
-			}
-		}
-		if (unhex(pk.public_key, raw, 32) < 0)
-			return TVM_EXIT_ERROR;
-	} else {
-		EVP_PKEY *k = load_key(src, false, &err);
-		if (!k || key_raw(k, raw) < 0) {
-			tvm_log("error: trust add: %s", err.msg[0] ? err.msg : "the key has no public half");
-			EVP_PKEY_free(k);
-			return TVM_EXIT_ERROR;
-		}
-		EVP_PKEY_free(k);
-	}
-	if (trust_store_add(raw, fpr, where, sizeof(where), &err) < 0) {
-		tvm_log("error: trust add: %s", err.msg);
-		return TVM_EXIT_ERROR;
-	}
-	printf("trusted vendor key %s (%s)\n", fpr, where);
-	return 0;
-}

@@ -35,6 +35,7 @@
 #define PACKAGE_VERSION 1
 #define PACKAGE_MANIFEST_MAX (1u << 20)
 #define PACKAGE_MAX_PARTS 16
+#define PACKAGE_MAX_ARGS 28
 
 /* Why a package was refused (the exit status says "refused"; the message
  * says which check and what to do). */
@@ -64,6 +65,8 @@ struct package {
 	char trusted_by[16];      /* "trust store" or "--key" */
 	char created[32], expires[32], feedback[1024]; /* "" when none */
 	char boot_kind[16], cmdline[4096], app[1024];
+	int nargs;                /* boot.args: the program's arguments */
+	char args[PACKAGE_MAX_ARGS][256];
 	uint64_t mem;
 	int cpus;
 	int nparts;
