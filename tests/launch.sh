@@ -1,0 +1,82 @@
+# tests/launch.sh - trialvm launch PKG (sourced by tests/vm-suite.sh): a
+# signed package runs as it says, from the package cache; the cache is
+# checked at each launch; a refused package runs nothing; disks get a fresh
+# overlay per session; a crash writes its report and a fresh VM starts.
+LP=$T/launch
+mkdir -p "$LP"
+export TRIALVM_TRUST_DIR=$LP/trust TRIALVM_CACHE=$LP/cache XDG_DATA_HOME=$LP/data
+openssl genpkey -algorithm ed25519 -out "$LP/v.pem" 2>/dev/null
+openssl pkey -in "$LP/v.pem" -pubout -out "$LP/v.pub" 2>/dev/null
+"$TRIALVM" trust add "$LP/v.pub" >/dev/null 2>&1
+lbuild() { # lbuild NAME OUT ARGS...: image build of a trialos program
+	local name=$1 out=$2
+	shift 2
+	"$TRIALVM" image build --name "$name" --version 1.0 --vendor-key "$LP/v.pem" --kernel "$TRIALVM_TRIALOS" \
+		-o "$out" "$@" >"$LP/$name.build" 2>&1 || fail "launch-$name" "image build: $(tail -2 "$LP/$name.build")"
+}
+
+lbuild echo "$LP/echo.tvp" --app "$APPS/echo-args" -- one two
+vmrun launch-run 60 launch "$LP/echo.tvp"
+cache=$(sed -n 's/.*its parts checked into \(.*\)$/\1/p' "$T/launch-run.err")
+if expect_rc launch-run 0 && expect_grep launch-run err 'launch: echo 1.0, signed by vendor key [0-9a-f]{64} \(trusted: trust store\)'; then
+	if [ "$(tr '\n' ' ' <"$T/launch-run.out")" != "one two " ]; then
+		fail launch-run "the program printed: $(tr '\n' '|' <"$T/launch-run.out")"
+	elif [ -z "$cache" ] || [ "$(dirname "$cache")" != "$LP/cache/packages" ] ||
+		[ "$(basename "$cache")" != "$(sha256sum <"$LP/echo.tvp" | cut -c1-64)" ] || ! cmp -s "$cache/app" "$APPS/echo-args"; then
+		fail launch-run "the cache is not $LP/cache/packages/SHA256 with the parts: '$cache'"
+	else
+		pass launch-run
+	fi
+fi
+# Again: from the cache; arguments after -- replace the package's.
+vmrun launch-cached 60 launch "$LP/echo.tvp" -- three
+expect_rc launch-cached 0 && expect_grep launch-cached err "its parts checked, from $cache" &&
+	[ "$(tr '\n' ' ' <"$T/launch-cached.out")" = "three " ] && pass launch-cached
+# A cached part changed: extracted again from the (checked) package.
+if [ -n "$cache" ] && chmod u+w "$cache/app" && printf 'x' >>"$cache/app"; then
+	vmrun launch-cache-changed 60 launch "$LP/echo.tvp"
+	expect_rc launch-cache-changed 0 && expect_grep launch-cache-changed err 'cached parts in .* were changed; extracting them again' &&
+		cmp -s "$cache/app" "$APPS/echo-args" && pass launch-cache-changed
+fi
+# Refused before anything runs: a flipped byte, an untrusted key, expired.
+cp "$LP/echo.tvp" "$LP/bad.tvp"
+python3 - "$LP/bad.tvp" <<'PY'
+import sys, tarfile
+off = tarfile.open(sys.argv[1]).getmember('parts/app').offset_data + 64
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x55]))
+PY
+vmrun launch-tampered 60 launch "$LP/bad.tvp"
+expect_rc launch-tampered 125 && expect_grep launch-tampered err 'error: launch: .*part app does not match its sha256' &&
+	[ ! -s "$T/launch-tampered.out" ] && [ -z "$(ls "$LP/cache/packages" | grep -v "^$(basename "$cache")\$")" ] &&
+	pass launch-tampered
+lbuild old "$LP/old.tvp" --app "$APPS/hello" --expires 2021-03-04
+vmrun launch-expired 60 launch "$LP/old.tvp"
+expect_rc launch-expired 125 && expect_grep launch-expired err 'expired on 2021-03-04T23:59:59Z' && [ ! -s "$T/launch-expired.out" ] &&
+	pass launch-expired
+TRIALVM_TRUST_DIR=$LP/other-trust vmrun launch-untrusted 60 launch "$LP/echo.tvp"
+expect_rc launch-untrusted 125 && expect_grep launch-untrusted err 'which you have not trusted' && [ ! -s "$T/launch-untrusted.out" ] &&
+	pass launch-untrusted
+# A disk part: each session writes to a fresh overlay; the package's disk
+# (in the cache) never changes.
+head -c 8M /dev/zero >"$LP/disk.img"
+lbuild disk "$LP/disk.tvp" --app "$APPS/disk-test" --disk "$LP/disk.img"
+vmrun launch-disk 60 launch "$LP/disk.tvp"
+if expect_rc launch-disk 0 && expect_grep launch-disk out '^disk-test: ok$'; then
+	dcache=$(sed -n 's/.*its parts checked into \(.*\)$/\1/p' "$T/launch-disk.err")
+	vmrun launch-disk2 60 launch "$LP/disk.tvp" -- check
+	expect_rc launch-disk2 3 && [ -n "$dcache" ] && cmp -s "$dcache/disk0" "$LP/disk.img" && pass launch-disk ||
+		fail launch-disk "second session: status $RC (3: a fresh overlay), cached disk unchanged: $(cmp "$dcache/disk0" "$LP/disk.img" 2>&1)"
+fi
+# A crash: its report (in the data directory by default), then a fresh VM.
+lbuild crashy "$LP/crashy.tvp" --app "$APPS/null-deref"
+vmrun launch-crash 60 launch "$LP/crashy.tvp" --max-restarts 1
+n=$(find "$LP/data/trialvm/reports/crashy" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)
+if expect_rc launch-crash 123 && [ "$n" -eq 2 ] && [ "$(grep -c 'restarting a fresh VM' "$T/launch-crash.err")" -eq 1 ]; then
+	pass launch-crash
+else
+	[ "$RC" -eq 123 ] && fail launch-crash "reports: $n in $LP/data/trialvm/reports/crashy, restarts: $(grep -c 'restarting' "$T/launch-crash.err")"
+fi
+vmrun launch-usage 10 launch
+expect_rc launch-usage 126 && expect_grep launch-usage err 'Usage: trialvm launch' && pass launch-usage
+unset TRIALVM_TRUST_DIR TRIALVM_CACHE XDG_DATA_HOME
