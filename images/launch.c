@@ -1,14 +1,20 @@
-/* images/launch.c - `trialvm launch PKG`: a checked package's parts in the
- * content-addressed cache, and the run they make (launch.h). */
+/* images/launch.c - `trialvm launch PKG` (launch.h): a checked package's
+ * parts in the content-addressed cache, the run they make, and the
+ * supervisor that runs one VM after another as child processes. */
 #include "launch.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../vmm/fileio.h"
@@ -203,8 +209,6 @@ int launch_prepare(const char *pkg, const char *key, struct launch *l, struct tv
 			ARG(pk->cmdline);
 		}
 	}
-	ARG("--on-crash");
-	ARG("restart");
 	return 0;
 #undef ARG
 #undef PART_ARG
@@ -215,4 +219,377 @@ void launch_free(struct launch *l)
 	for (int i = 0; i < l->argc; i++)
 		free(l->argv[i]);
 	l->argc = 0;
+}
+
+int launch_cache_check(const struct launch *l, struct tvm_err *err)
+{
+	if (!cache_intact(l->dir, &l->pk))
+		return tvm_seterr(err, "the cached parts in %s were changed since the package was checked; launch it "
+				       "again", l->dir);
+	return 0;
+}
+
+/* ------------------------------------------------------------ the trial */
+
+static const char usage_launch[] =
+	"Usage: trialvm launch PKG.tvp [--key VENDOR.pub] [--report-dir DIR]\n"
+	"                      [--on-crash restart|exit] [--max-restarts N]\n"
+	"                      [--snapshot-every SECS] [RUN OPTIONS] [-- ARGS...]\n"
+	"\n"
+	"Run a vendor's trial package (README \"Launching a trial\"). It is checked\n"
+	"as 'trialvm image verify' checks it (format, signature, a trusted vendor\n"
+	"key or --key, expiry, every part) before anything runs; its parts go to\n"
+	"the package cache (${TRIALVM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/trialvm}/\n"
+	"packages/SHA256) and are checked again before each VM starts. Each VM is a\n"
+	"'trialvm run' of the package (from its booted checkpoint when it has one)\n"
+	"with a fresh disk overlay, periodic snapshots and an event log, in a\n"
+	"session directory of its own under the report directory; a session that\n"
+	"ends without a report is removed. After a crash, a fresh VM starts from\n"
+	"the package again.\n"
+	"\n"
+	"  --key FILE            trust this vendor public key (PEM) for this launch\n"
+	"  --report-dir DIR      where sessions and their reports go (default\n"
+	"                        ${XDG_DATA_HOME:-~/.local/share}/trialvm/reports/NAME)\n"
+	"  --on-crash ACTION     restart (default): a fresh VM after a crash; exit\n"
+	"  --max-restarts N      at most N fresh VMs after crashes (default 3)\n"
+	"  --snapshot-every SECS periodic snapshots (default 30; the crash's report\n"
+	"                        holds the last one and the event log since it)\n"
+	"RUN OPTIONS are 'trialvm run's (--console-log, --hang-timeout, -q, ...),\n"
+	"except those the package decides: --kernel, --initrd, --cpio, --app,\n"
+	"--trialos, --image, --disk, --mem, --cpus, --cmdline, --restore, --replay,\n"
+	"--snapshot-dir, --snapshot-keep. ARGS replace the program's arguments\n"
+	"the package gives.\n"
+	"\n"
+	"Exit status: the last VM's, as 'trialvm run' gives it (123 after a crash\n"
+	"with no restart left); 125 when the package is refused (the reason is\n"
+	"said) or trialvm failed; 126 usage.\n";
+
+/* Run options the package decides (launch refuses them). */
+static const char *const package_decides[] = {
+	"--kernel", "--initrd", "--cpio", "--app", "--trialos", "--image", "--disk", "--disk-mode", "--mem", "--cpus",
+	"--cmdline", "--restore", "--replay", "--snapshot-dir", "--snapshot-keep", "--no-decompress",
+};
+
+struct launch_cli {
+	const char *pkg, *key, *report_base, *snapshot_every;
+	bool restart;
+	long max_restarts;
+	char **run;  /* the tester's run options */
+	int nrun;
+	char **args; /* after "--" (have_args) */
+	int nargs;
+	bool have_args;
+};
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 with *val (and *i past
+ * it), 0 when argv[*i] is another option, -1 when the value is missing. */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n))
+		return 0;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n])
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	*val = argv[++*i];
+	return 1;
+}
+
+static int launch_usage(const char *fmt, const char *what)
+{
+	fprintf(stderr, "trialvm: launch: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "\nTry 'trialvm launch --help'.\n");
+	return TVM_EXIT_USAGE;
+}
+
+static int parse_launch(int argc, char **argv, struct launch_cli *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->restart = true;
+	c->max_restarts = 3;
+	c->snapshot_every = "30";
+	c->run = calloc((size_t)argc + 1, sizeof(char *));
+	if (!c->run)
+		return TVM_EXIT_ERROR;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		int r;
+		if (!strcmp(a, "--")) {
+			c->args = argv + i + 1;
+			c->nargs = argc - i - 1;
+			c->have_args = true;
+			break;
+		}
+		if ((r = opt_value(argc, argv, &i, "--key", &v)) ||
+		    (r = opt_value(argc, argv, &i, "--report-dir", &c->report_base)) ||
+		    (r = opt_value(argc, argv, &i, "--snapshot-every", &c->snapshot_every))) {
+			if (r < 0)
+				return launch_usage("option %s needs a value", a);
+			if (v)
+				c->key = v;
+			continue;
+		}
+		if ((r = opt_value(argc, argv, &i, "--on-crash", &v))) {
+			if (r < 0)
+				return launch_usage("option %s needs a value", a);
+			if (strcmp(v, "restart") && strcmp(v, "exit"))
+				return launch_usage("--on-crash %s: give restart or exit", v);
+			c->restart = !strcmp(v, "restart");
+			continue;
+		}
+		if ((r = opt_value(argc, argv, &i, "--max-restarts", &v))) {
+			char *end;
+			errno = 0;
+			if (r < 0)
+				return launch_usage("option %s needs a value", a);
+			c->max_restarts = strtol(v, &end, 10);
+			if (errno || *end || end == v || c->max_restarts < 0 || c->max_restarts > 1000000)
+				return launch_usage("--max-restarts %s: give a number from 0 to 1000000", v);
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(package_decides) / sizeof(package_decides[0]); k++) {
+			size_t n = strlen(package_decides[k]);
+			if (!strncmp(a, package_decides[k], n) && (a[n] == 0 || a[n] == '='))
+				return launch_usage("%s: the package decides that (see 'trialvm image verify PKG')",
+						    package_decides[k]);
+		}
+		if (a[0] != '-' && !c->pkg) {
+			c->pkg = a;
+			continue;
+		}
+		c->run[c->nrun++] = argv[i];
+	}
+	if (!c->pkg)
+		return launch_usage("%s", "which package? give PKG.tvp");
+	return 0;
+}
+
+/* DIR is ${XDG_DATA_HOME:-~/.local/share}/trialvm/SUB. */
+static int data_dir(const char *sub, char *out, size_t cap, struct tvm_err *err)
+{
+	const char *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
+	int n = x && *x ? snprintf(out, cap, "%s/trialvm/%s", x, sub)
+		: h && *h ? snprintf(out, cap, "%s/.local/share/trialvm/%s", h, sub)
+			  : -1;
+	if (n < 0)
+		return tvm_seterr(err, "no data directory: set HOME or XDG_DATA_HOME, or give --report-dir");
+	if ((size_t)n >= cap)
+		return tvm_seterr(err, "the data directory's path is too long");
+	return 0;
+}
+
+/* A new session directory under base: YYYYmmddTHHMMSS.mmmZ-PID-N. */
+static int new_session(const char *base, char *out, size_t cap, struct tvm_err *err)
+{
+	static unsigned seq;
+	int r = mkdir_p(base, 0700);
+	if (r < 0)
+		return tvm_seterr(err, "cannot create %s: %s", base, strerror(-r));
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char stamp[32];
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	for (int tries = 0; tries < 100; tries++) {
+		if ((size_t)snprintf(out, cap, "%s/%s.%03ldZ-%ld-%u", base, stamp, ts.tv_nsec / 1000000, (long)getpid(),
+				     ++seq) >= cap)
+			return tvm_seterr(err, "the report directory's path is too long");
+		if (mkdir(out, 0700) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return tvm_seterr(err, "cannot create %s: %s", out, strerror(errno));
+	}
+	return tvm_seterr(err, "cannot create a session directory in %s", base);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* The report a session holds (the one directory besides snapshots/), or
+ * 0 when none. */
+static int session_report(const char *session, char *out, size_t cap)
+{
+	DIR *d = opendir(session);
+	int found = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "snapshots") || e->d_type != DT_DIR)
+			continue;
+		if ((size_t)snprintf(out, cap, "%s/%s", session, e->d_name) < cap)
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
+static volatile sig_atomic_t stop_sig;
+static volatile pid_t child;
+
+/* SIGTERM and SIGHUP sent to launch go on to its VM (a terminal's SIGINT
+ * reaches both: launch ignores it and sees the VM end of it). */
+static void forward_signal(int sig)
+{
+	stop_sig = sig;
+	if (child > 0)
+		kill(child, sig);
+}
+
+/* `trialvm run ARGV...` as a child; its exit status (128+n for a signal). */
+static int run_child(char **argv, struct tvm_err *err)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return tvm_seterr(err, "cannot find the trialvm program (/proc/self/exe): %s", strerror(errno));
+	self[n] = 0;
+	fflush(NULL);
+	pid_t p = fork();
+	if (p < 0)
+		return tvm_seterr(err, "cannot start the VM: fork: %s", strerror(errno));
+	if (p == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		execv(self, argv);
+		fprintf(stderr, "trialvm: launch: cannot run %s: %s\n", self, strerror(errno));
+		_exit(TVM_EXIT_ERROR);
+	}
+	child = p;
+	int st;
+	while (waitpid(p, &st, 0) < 0) {
+		if (errno != EINTR) {
+			child = 0;
+			return tvm_seterr(err, "waiting for the VM: %s", strerror(errno));
+		}
+	}
+	child = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : TVM_EXIT_ERROR;
+}
+
+/* run's command line for one session. */
+static char **session_argv(const struct launch *l, const struct launch_cli *c, const char *session, char *snapdir)
+{
+	char **v = calloc((size_t)(l->argc + c->nrun + c->nargs + PACKAGE_MAX_ARGS + 16), sizeof(char *));
+	if (!v)
+		return NULL;
+	int k = 0;
+	v[k++] = "trialvm";
+	v[k++] = "run";
+	for (int i = 0; i < l->argc; i++)
+		v[k++] = l->argv[i];
+	v[k++] = "--report-dir";
+	v[k++] = (char *)session;
+	v[k++] = "--snapshot-dir";
+	v[k++] = snapdir;
+	v[k++] = "--snapshot-keep";
+	v[k++] = "1";
+	v[k++] = "--snapshot-every";
+	v[k++] = (char *)c->snapshot_every;
+	for (int i = 0; i < c->nrun; i++)
+		v[k++] = c->run[i];
+	if (c->have_args || l->pk.nargs > 0)
+		v[k++] = "--";
+	if (c->have_args)
+		for (int i = 0; i < c->nargs; i++)
+			v[k++] = c->args[i];
+	else
+		for (int i = 0; i < l->pk.nargs; i++)
+			v[k++] = (char *)l->pk.args[i];
+	v[k] = NULL;
+	return v;
+}
+
+int launch_main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage_launch, argc < 2 ? stderr : stdout);
+		return argc < 2 ? TVM_EXIT_USAGE : 0;
+	}
+	struct launch_cli c;
+	int rc = parse_launch(argc, argv, &c);
+	if (rc) {
+		free(c.run);
+		return rc;
+	}
+	struct launch *l = calloc(1, sizeof(*l));
+	struct tvm_err err = { "" };
+	char base[PATH_MAX], name[PATH_MAX];
+	int status = TVM_EXIT_ERROR;
+	if (!l)
+		goto out;
+	if (launch_prepare(c.pkg, c.key, l, &err) < 0) {
+		tvm_log("error: launch: %s", err.msg);
+		goto out;
+	}
+	tvm_log("launch: %s %s, signed by vendor key %s (trusted: %s)%s%s; its parts %s %s", l->pk.name,
+		l->pk.version, l->pk.fingerprint, l->pk.trusted_by, l->pk.expires[0] ? ", expires " : "", l->pk.expires,
+		l->fresh ? "checked into" : "checked, from", l->dir);
+	snprintf(name, sizeof(name), "reports/%s", l->pk.name);
+	if (c.report_base)
+		snprintf(base, sizeof(base), "%s", c.report_base);
+	else if (data_dir(name, base, sizeof(base), &err) < 0) {
+		tvm_log("error: launch: %s", err.msg);
+		goto out;
+	}
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	struct sigaction sa = { .sa_handler = forward_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	for (long restarts = 0;; restarts++) {
+		char session[PATH_MAX], snapdir[PATH_MAX + 16], report[PATH_MAX + 256];
+		if ((restarts > 0 && launch_cache_check(l, &err) < 0) ||
+		    new_session(base, session, sizeof(session), &err) < 0) {
+			tvm_log("error: launch: %s", err.msg);
+			status = TVM_EXIT_ERROR;
+			break;
+		}
+		snprintf(snapdir, sizeof(snapdir), "%s/snapshots", session);
+		char **v = session_argv(l, &c, session, snapdir);
+		if (!v) {
+			status = TVM_EXIT_ERROR;
+			break;
+		}
+		status = run_child(v, &err);
+		free(v);
+		if (status < 0) {
+			tvm_log("error: launch: %s", err.msg);
+			status = TVM_EXIT_ERROR;
+			break;
+		}
+		if (!session_report(session, report, sizeof(report))) {
+			nftw(session, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* nothing to keep */
+		} else {
+			tvm_log("launch: the session's report and snapshots are kept in %s", session);
+		}
+		if (status != TVM_EXIT_CRASHED || stop_sig || !c.restart)
+			break;
+		if (restarts >= c.max_restarts) {
+			tvm_log("launch: the trial crashed %ld times; not starting another VM (--max-restarts %ld)",
+				restarts + 1, c.max_restarts);
+			break;
+		}
+		tvm_log("launch: starting a fresh VM from the package (restart %ld of at most %ld)", restarts + 1,
+			c.max_restarts);
+	}
+out:
+	if (l)
+		launch_free(l);
+	free(l);
+	free(c.run);
+	return status;
 }

@@ -1,11 +1,16 @@
-/* images/launch.h - `trialvm launch PKG` (README "Trial packages"): the
- * package is checked (package_verify: signature, trust, expiry, every
+/* images/launch.h - `trialvm launch PKG` (README "Launching a trial").
+ *
+ * The package is checked (package_verify: signature, trust, expiry, every
  * part), its parts land in a content-addressed cache (${TRIALVM_CACHE:-
  * ${XDG_CACHE_HOME:-~/.cache}/trialvm}/packages/SHA256-OF-PKG/, extracted
- * while they are checked, checked again at each launch), and they make the
- * `trialvm run` options of the trial (the command line runs them).
+ * while they are checked, checked again before each VM starts), and each
+ * VM of the trial is a `trialvm run` child process made from them (the
+ * package's checkpoint restored when it has one), with periodic snapshots
+ * and recording into its own session directory. launch itself never runs
+ * guest code: it is the supervisor that, after a crash, asks the tester,
+ * bundles, spools and uploads the report, and starts a fresh VM.
  *
- * Layer: images/ (over monitor/'s run through the command line). */
+ * Layer: images/ (over reporter/; `trialvm run` through exec). */
 #ifndef TVM_LAUNCH_H
 #define TVM_LAUNCH_H
 
@@ -20,14 +25,21 @@ struct launch {
 	struct package pk;
 	char dir[PATH_MAX];  /* the cached parts */
 	bool fresh;          /* extracted by this launch */
-	/* run's options for the package (malloc'd), then the program's
-	 * arguments (pk.args) go after "--". */
+	/* run's options for the package (malloc'd); the program's arguments
+	 * (pk.args) go after "--". */
 	char *argv[LAUNCH_MAX_ARGS];
 	int argc;
 };
 
-/* 0, or -1 with err (l->pk.fault says which check failed). */
+/* Check the package (PKG is a file), put its parts in the cache and make
+ * run's options for it. 0, or -1 with err (l->pk.fault says which check
+ * failed when it was the package). */
 int launch_prepare(const char *pkg, const char *key, struct launch *l, struct tvm_err *err);
+/* The cached parts still have their sizes and hashes (before each VM). */
+int launch_cache_check(const struct launch *l, struct tvm_err *err);
 void launch_free(struct launch *l);
+
+/* `trialvm launch ...` (argv[0] = "launch"): the exit status. */
+int launch_main(int argc, char **argv);
 
 #endif

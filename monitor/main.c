@@ -1321,105 +1321,6 @@ static const char usage_checkpoint[] =
 
 /* `snapshot checkpoint`: run's options plus --at-console and -o (taken out
  * before the rest goes to run's parser; none after "--"). */
-static const char usage_launch[] =
-	"Usage: trialvm launch PKG.tvp [--key VENDOR.pub] [RUN OPTIONS] [-- ARGS...]\n"
-	"\n"
-	"Run a vendor's trial package (README \"Trial packages\"): it is checked as\n"
-	"'trialvm image verify' does (format, signature, a trusted vendor key or\n"
-	"--key, expiry, every part) before anything runs; its parts go to the\n"
-	"package cache (${TRIALVM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/trialvm}/\n"
-	"packages/, by the package's sha256; checked again at each launch), and\n"
-	"the VM boots as the package says, with a fresh disk overlay per run and\n"
-	"--on-crash restart: a crash writes its report (default --report-dir\n"
-	"${XDG_DATA_HOME:-~/.local/share}/trialvm/reports/NAME) and a fresh VM\n"
-	"starts from the package again. RUN OPTIONS are 'trialvm run's and go\n"
-	"after the package's (--on-crash exit, --max-restarts N, --report-dir ...);\n"
-	"ARGS replace the program arguments the package gives.\n"
-	"\n"
-	"Exit status: as 'trialvm run'; 125 when the package is refused (the\n"
-	"reason is said), 126 usage.\n";
-
-/* trialvm launch PKG: the package's run options (images/launch.c), the
- * tester's, then the program's arguments. */
-static int cmd_launch(int argc, char **argv)
-{
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fputs(usage_launch, argc < 2 ? stderr : stdout);
-		return argc < 2 ? TVM_EXIT_USAGE : 0;
-	}
-	const char *pkg = argv[1], *key = NULL;
-	bool have_report = false;
-	int dash = argc; /* where the program's arguments start */
-	for (int i = 2; i < argc && dash == argc; i++) {
-		if (!strcmp(argv[i], "--")) {
-			dash = i;
-			break;
-		}
-		if (!strcmp(argv[i], "--key") && i + 1 < argc)
-			key = argv[i + 1];
-		have_report = have_report || !strcmp(argv[i], "--report-dir") || !strncmp(argv[i], "--report-dir=", 13) ||
-			      !strcmp(argv[i], "--no-report");
-	}
-	struct launch *l = calloc(1, sizeof(*l));
-	struct tvm_err err = { "" };
-	if (!l)
-		return TVM_EXIT_ERROR;
-	if (launch_prepare(pkg, key, l, &err) < 0) {
-		tvm_log("error: launch: %s", err.msg);
-		launch_free(l);
-		free(l);
-		return TVM_EXIT_ERROR;
-	}
-	tvm_log("launch: %s %s, signed by vendor key %s (trusted: %s)%s%s; its parts %s %s", l->pk.name,
-		l->pk.version, l->pk.fingerprint, l->pk.trusted_by, l->pk.expires[0] ? ", expires " : "", l->pk.expires,
-		l->fresh ? "checked into" : "checked, from", l->dir);
-	static char report_dir[PATH_MAX];
-	if (!have_report) {
-		const char *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
-		int n = x && *x	  ? snprintf(report_dir, sizeof(report_dir), "%s/trialvm/reports/%s", x, l->pk.name)
-			: h && *h ? snprintf(report_dir, sizeof(report_dir), "%s/.local/share/trialvm/reports/%s", h, l->pk.name)
-				  : snprintf(report_dir, sizeof(report_dir), "trialvm-reports");
-		int r = n > 0 && (size_t)n < sizeof(report_dir) ? mkdir_p(report_dir, 0700) : -ENAMETOOLONG;
-		if (r < 0) {
-			tvm_log("error: launch: cannot create the report directory %s: %s", report_dir, strerror(-r));
-			launch_free(l);
-			free(l);
-			return TVM_EXIT_ERROR;
-		}
-	}
-	char **args = calloc((size_t)(argc + l->argc + PACKAGE_MAX_ARGS + 8), sizeof(char *));
-	int status = TVM_EXIT_ERROR;
-	if (args) {
-		int k = 0;
-		args[k++] = "launch";
-		for (int i = 0; i < l->argc; i++)
-			args[k++] = l->argv[i];
-		if (!have_report) {
-			args[k++] = "--report-dir";
-			args[k++] = report_dir;
-		}
-		for (int i = 2; i < argc; i++) {
-			if (!strcmp(argv[i], "--key") && i + 1 < dash) {
-				i++;
-				continue;
-			}
-			args[k++] = argv[i];
-		}
-		if (dash == argc && l->pk.nargs > 0) {
-			args[k++] = "--";
-			for (int i = 0; i < l->pk.nargs; i++)
-				args[k++] = l->pk.args[i];
-		}
-		struct run_settings rs = RUN_DEFAULTS;
-		status = run_command(&rs, k, args);
-		run_settings_free(&rs);
-	}
-	free(args);
-	launch_free(l);
-	free(l);
-	return status;
-}
-
 static int cmd_checkpoint(int argc, char **argv)
 {
 	char **rest = calloc((size_t)argc + 1, sizeof(char *));
@@ -1680,7 +1581,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "trust"))
 		return package_trust_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "launch"))
-		return cmd_launch(argc - 1, argv + 1);
+		return launch_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return control_client_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot") && argc > 2 && !strcmp(argv[2], "checkpoint"))

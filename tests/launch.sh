@@ -68,15 +68,31 @@ if expect_rc launch-disk 0 && expect_grep launch-disk out '^disk-test: ok$'; the
 	expect_rc launch-disk2 3 && [ -n "$dcache" ] && cmp -s "$dcache/disk0" "$LP/disk.img" && pass launch-disk ||
 		fail launch-disk "second session: status $RC (3: a fresh overlay), cached disk unchanged: $(cmp "$dcache/disk0" "$LP/disk.img" 2>&1)"
 fi
-# A crash: its report (in the data directory by default), then a fresh VM.
+# A crash: its report (in the data directory by default) with the
+# session's snapshots and event log, then a fresh VM; a session without a
+# report leaves nothing behind.
 lbuild crashy "$LP/crashy.tvp" --app "$APPS/null-deref"
 vmrun launch-crash 60 launch "$LP/crashy.tvp" --max-restarts 1
-n=$(find "$LP/data/trialvm/reports/crashy" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)
-if expect_rc launch-crash 123 && [ "$n" -eq 2 ] && [ "$(grep -c 'restarting a fresh VM' "$T/launch-crash.err")" -eq 1 ]; then
-	pass launch-crash
+reps=$(find "$LP/data/trialvm/reports/crashy" -mindepth 2 -maxdepth 2 -type d ! -name snapshots 2>/dev/null)
+n=$(printf '%s\n' "$reps" | grep -c .)
+if expect_rc launch-crash 123 && [ "$n" -eq 2 ] && [ "$(grep -c 'starting a fresh VM' "$T/launch-crash.err")" -eq 1 ]; then
+	bad=""
+	for r in $reps; do
+		log=$(jq -r '.snapshots.event_log.file // empty' "$r/report.json")
+		[ -n "$log" ] && [ -s "$log" ] && [ "$(dirname "$log")" = "$(dirname "$r")/snapshots" ] || bad="$bad $r:no-event-log($log)"
+	done
+	[ -z "$bad" ] && pass launch-crash || fail launch-crash "$bad"
 else
-	[ "$RC" -eq 123 ] && fail launch-crash "reports: $n in $LP/data/trialvm/reports/crashy, restarts: $(grep -c 'restarting' "$T/launch-crash.err")"
+	[ "$RC" -eq 123 ] && fail launch-crash "reports: $n in $LP/data/trialvm/reports/crashy, restarts: $(grep -c 'fresh VM' "$T/launch-crash.err")"
 fi
+if [ -n "$(ls -A "$LP/data/trialvm/reports/echo" 2>/dev/null)" ]; then
+	fail launch-clean "sessions without a report were left: $(ls "$LP/data/trialvm/reports/echo")"
+else
+	pass launch-clean
+fi
+vmrun launch-decides 10 launch "$LP/echo.tvp" --mem 1G
+expect_rc launch-decides 126 && expect_grep launch-decides err '^trialvm: launch: --mem: the package decides that' &&
+	[ ! -s "$T/launch-decides.out" ] && pass launch-decides
 vmrun launch-usage 10 launch
 expect_rc launch-usage 126 && expect_grep launch-usage err 'Usage: trialvm launch' && pass launch-usage
 unset TRIALVM_TRUST_DIR TRIALVM_CACHE XDG_DATA_HOME
