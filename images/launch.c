@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -35,22 +34,14 @@ static int cache_root(char *out, size_t cap, struct tvm_err *err)
 	return 0;
 }
 
-static const struct package_part *part_of(const struct package *pk, const char *name)
-{
-	for (int i = 0; i < pk->nparts; i++)
-		if (!strcmp(pk->parts[i].name, name))
-			return &pk->parts[i];
-	return NULL;
-}
-
 /* A linux-image package's parts make a master image directory: its
  * manifest, in the format image_open reads. */
-static int write_image_manifest(const char *dir, const struct package *pk, struct tvm_err *err)
+int launch_image_manifest(const char *dir, const struct package *pk, struct tvm_err *err)
 {
 	const char *names[3] = { "kernel", "initrd", "rootfs" };
 	json_t *parts = json_object();
 	for (int i = 0; i < 3; i++) {
-		const struct package_part *p = part_of(pk, names[i]);
+		const struct package_part *p = package_part(pk, names[i]);
 		if (!p) {
 			json_decref(parts);
 			return tvm_seterr(err, "the package boots a Linux image and has no %s part", names[i]);
@@ -95,18 +86,6 @@ static bool cache_intact(const char *dir, const struct package *pk)
 	return true;
 }
 
-static int remove_tree(const char *dir, const struct package *pk)
-{
-	char path[PATH_MAX + 80];
-	for (int i = 0; i < pk->nparts; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, pk->parts[i].name);
-		unlink(path);
-	}
-	snprintf(path, sizeof(path), "%s/manifest.json", dir);
-	unlink(path);
-	return rmdir(dir);
-}
-
 /* The package checked, its parts in the cache (extracted there while
  * they are checked, once per package content). */
 static int to_cache(const char *pkg, const char *key, struct package *pk, char *dir, size_t cap, bool *fresh,
@@ -132,7 +111,7 @@ static int to_cache(const char *pkg, const char *key, struct package *pk, char *
 		if (cache_intact(dir, pk))
 			return 0;
 		tvm_log("launch: the cached parts in %s were changed; extracting them again", dir);
-		if (remove_tree(dir, pk) < 0)
+		if (remove_tree(dir) < 0)
 			return tvm_seterr(err, "cannot clear the changed cache %s: %s (delete it)", dir, strerror(errno));
 	}
 	char tmp[PATH_MAX + 16];
@@ -140,13 +119,13 @@ static int to_cache(const char *pkg, const char *key, struct package *pk, char *
 	if (!mkdtemp(tmp))
 		return tvm_seterr(err, "cannot create %s: %s", tmp, strerror(errno));
 	if (package_verify(pkg, key, time(NULL), tmp, pk, err) < 0 ||
-	    (!strcmp(pk->boot_kind, "linux-image") && write_image_manifest(tmp, pk, err) < 0)) {
-		remove_tree(tmp, pk);
+	    (!strcmp(pk->boot_kind, "linux-image") && launch_image_manifest(tmp, pk, err) < 0)) {
+		remove_tree(tmp);
 		return -1;
 	}
 	if (fsync_dir(tmp) < 0 || rename(tmp, dir) < 0) {
 		int e = errno;
-		remove_tree(tmp, pk);
+		remove_tree(tmp);
 		if (e == EEXIST || e == ENOTEMPTY) /* another launch got there first */
 			return cache_intact(dir, pk) ? 0 : tvm_seterr(err, "the package cache %s is not intact", dir);
 		return tvm_seterr(err, "cannot move the checked parts to %s: %s", dir, strerror(e));
@@ -156,48 +135,48 @@ static int to_cache(const char *pkg, const char *key, struct package *pk, char *
 	return 0;
 }
 
-int launch_prepare(const char *pkg, const char *key, struct launch *l, struct tvm_err *err)
+int launch_run_args(const struct package *pk, const char *dir, bool restore, char **argv, int *argc, int cap,
+		    struct tvm_err *err)
 {
-	memset(l, 0, sizeof(*l));
-	bool fresh;
-	if (to_cache(pkg, key, &l->pk, l->dir, sizeof(l->dir), &fresh, err) < 0)
-		return -1;
-	l->fresh = fresh;
-	const struct package *pk = &l->pk;
 	char buf[PATH_MAX + 80];
 #define ARG(s)                                                                                \
 	do {                                                                                  \
-		if (l->argc >= LAUNCH_MAX_ARGS - 1 || !(l->argv[l->argc++] = strdup(s)))       \
+		if (*argc >= cap - 1 || !(argv[*argc] = strdup(s)))                            \
 			return tvm_seterr(err, "the package makes too long a command line"); \
+		++*argc;                                                                      \
 	} while (0)
-#define PART_ARG(opt, name)                                              \
-	do {                                                             \
-		snprintf(buf, sizeof(buf), "%s/%s", l->dir, name);       \
-		ARG(opt);                                                \
-		ARG(buf);                                                \
+#define PART_ARG(opt, name)                                        \
+	do {                                                       \
+		snprintf(buf, sizeof(buf), "%s/%s", dir, name);    \
+		ARG(opt);                                          \
+		ARG(buf);                                          \
 	} while (0)
+	if (restore && !pk->checkpoint[0])
+		return tvm_seterr(err, "the package has no booted checkpoint");
+	if (restore)
+		PART_ARG("--restore", pk->checkpoint);
 	if (!strcmp(pk->boot_kind, "linux-image")) {
 		ARG("--image");
-		ARG(l->dir);
+		ARG(dir);
 	} else if (!strcmp(pk->boot_kind, "trialos")) {
-		if (!part_of(pk, "kernel") || !part_of(pk, "app"))
-			return tvm_seterr(err, "%s boots a trialos program and lacks its kernel or app part", pkg);
+		if (!package_part(pk, "kernel") || !package_part(pk, "app"))
+			return tvm_seterr(err, "the package boots a trialos program and lacks its kernel or app part");
 		PART_ARG("--trialos", "kernel");
 		PART_ARG("--app", "app");
 	} else if (!strcmp(pk->boot_kind, "kernel")) {
-		if (!part_of(pk, "kernel"))
-			return tvm_seterr(err, "%s has no kernel part", pkg);
+		if (!package_part(pk, "kernel"))
+			return tvm_seterr(err, "the package has no kernel part");
 		PART_ARG("--kernel", "kernel");
-		if (part_of(pk, "initrd"))
+		if (package_part(pk, "initrd"))
 			PART_ARG("--initrd", "initrd");
 	} else {
-		return tvm_seterr(err, "%s boots \"%s\", which this trialvm does not know: update trialvm", pkg,
+		return tvm_seterr(err, "the package boots \"%s\", which this trialvm does not know: update trialvm",
 				  pk->boot_kind);
 	}
 	for (int i = 0; i < pk->nparts; i++)
 		if (!strncmp(pk->parts[i].name, "disk", 4))
 			PART_ARG("--disk", pk->parts[i].name);
-	if (strcmp(pk->boot_kind, "linux-image")) {
+	if (strcmp(pk->boot_kind, "linux-image") && !restore) { /* a restore has the snapshot's machine */
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)pk->mem);
 		ARG("--mem");
 		ARG(buf);
@@ -212,6 +191,18 @@ int launch_prepare(const char *pkg, const char *key, struct launch *l, struct tv
 	return 0;
 #undef ARG
 #undef PART_ARG
+}
+
+int launch_prepare(const char *pkg, const char *key, struct launch *l, struct tvm_err *err)
+{
+	memset(l, 0, sizeof(*l));
+	bool fresh;
+	if (to_cache(pkg, key, &l->pk, l->dir, sizeof(l->dir), &fresh, err) < 0)
+		return -1;
+	l->fresh = fresh;
+	if (launch_run_args(&l->pk, l->dir, l->pk.checkpoint[0] != 0, l->argv, &l->argc, LAUNCH_MAX_ARGS, err) < 0)
+		return tvm_seterr(err, "%s: %s", pkg, err->msg);
+	return 0;
 }
 
 void launch_free(struct launch *l)
@@ -409,13 +400,6 @@ static int new_session(const char *base, char *out, size_t cap, struct tvm_err *
 	return tvm_seterr(err, "cannot create a session directory in %s", base);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* The report a session holds (the one directory besides snapshots/), or
  * 0 when none. */
 static int session_report(const char *session, char *out, size_t cap)
@@ -446,8 +430,7 @@ static void forward_signal(int sig)
 		kill(child, sig);
 }
 
-/* `trialvm run ARGV...` as a child; its exit status (128+n for a signal). */
-static int run_child(char **argv, struct tvm_err *err)
+int launch_child(char **argv, unsigned timeout_s, struct tvm_err *err)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -457,25 +440,44 @@ static int run_child(char **argv, struct tvm_err *err)
 	fflush(NULL);
 	pid_t p = fork();
 	if (p < 0)
-		return tvm_seterr(err, "cannot start the VM: fork: %s", strerror(errno));
+		return tvm_seterr(err, "cannot start trialvm %s: fork: %s", argv[1], strerror(errno));
 	if (p == 0) {
 		signal(SIGINT, SIG_DFL);
 		signal(SIGQUIT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		execv(self, argv);
-		fprintf(stderr, "trialvm: launch: cannot run %s: %s\n", self, strerror(errno));
+		fprintf(stderr, "trialvm: cannot run %s: %s\n", self, strerror(errno));
 		_exit(TVM_EXIT_ERROR);
 	}
 	child = p;
+	uint64_t deadline = timeout_s ? now_ns() + (uint64_t)timeout_s * 1000000000ull : 0;
+	bool killed = false;
 	int st;
-	while (waitpid(p, &st, 0) < 0) {
-		if (errno != EINTR) {
+	for (;;) {
+		pid_t w = waitpid(p, &st, deadline ? WNOHANG : 0);
+		if (w == p)
+			break;
+		if (w < 0 && errno != EINTR) {
 			child = 0;
-			return tvm_seterr(err, "waiting for the VM: %s", strerror(errno));
+			return tvm_seterr(err, "waiting for trialvm %s: %s", argv[1], strerror(errno));
+		}
+		if (w == 0 && !killed && now_ns() >= deadline) {
+			tvm_log("trialvm %s ran past %u s; stopping it", argv[1], timeout_s);
+			kill(p, SIGTERM);
+			killed = true;
+			deadline = now_ns() + 10000000000ull; /* then SIGKILL */
+		} else if (w == 0 && killed && now_ns() >= deadline) {
+			kill(p, SIGKILL);
+			deadline = 0;
+		} else if (w == 0) {
+			struct timespec ts = { 0, 20000000 };
+			nanosleep(&ts, NULL);
 		}
 	}
 	child = 0;
+	if (killed)
+		return tvm_seterr(err, "trialvm %s did not finish within %u s", argv[1], timeout_s);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : TVM_EXIT_ERROR;
 }
 
@@ -500,12 +502,12 @@ static char **session_argv(const struct launch *l, const struct launch_cli *c, c
 	v[k++] = (char *)c->snapshot_every;
 	for (int i = 0; i < c->nrun; i++)
 		v[k++] = c->run[i];
-	if (c->have_args || l->pk.nargs > 0)
+	if (!l->pk.checkpoint[0] && (c->have_args || l->pk.nargs > 0)) /* a checkpoint's program already runs */
 		v[k++] = "--";
-	if (c->have_args)
+	if (!l->pk.checkpoint[0] && c->have_args)
 		for (int i = 0; i < c->nargs; i++)
 			v[k++] = c->args[i];
-	else
+	else if (!l->pk.checkpoint[0])
 		for (int i = 0; i < l->pk.nargs; i++)
 			v[k++] = (char *)l->pk.args[i];
 	v[k] = NULL;
@@ -537,6 +539,12 @@ int launch_main(int argc, char **argv)
 	tvm_log("launch: %s %s, signed by vendor key %s (trusted: %s)%s%s; its parts %s %s", l->pk.name,
 		l->pk.version, l->pk.fingerprint, l->pk.trusted_by, l->pk.expires[0] ? ", expires " : "", l->pk.expires,
 		l->fresh ? "checked into" : "checked, from", l->dir);
+	if (c.have_args && l->pk.checkpoint[0]) {
+		tvm_log("error: launch: %s starts from the vendor's booted checkpoint, where its program already runs "
+			"with the arguments it was given: leave out the arguments after --", c.pkg);
+		status = TVM_EXIT_USAGE;
+		goto out;
+	}
 	snprintf(name, sizeof(name), "reports/%s", l->pk.name);
 	if (c.report_base)
 		snprintf(base, sizeof(base), "%s", c.report_base);
@@ -564,7 +572,7 @@ int launch_main(int argc, char **argv)
 			status = TVM_EXIT_ERROR;
 			break;
 		}
-		status = run_child(v, &err);
+		status = launch_child(v, 0, &err);
 		free(v);
 		if (status < 0) {
 			tvm_log("error: launch: %s", err.msg);
@@ -572,7 +580,7 @@ int launch_main(int argc, char **argv)
 			break;
 		}
 		if (!session_report(session, report, sizeof(report))) {
-			nftw(session, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* nothing to keep */
+			remove_tree(session); /* nothing to keep */
 		} else {
 			tvm_log("launch: the session's report and snapshots are kept in %s", session);
 		}

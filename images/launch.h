@@ -35,9 +35,24 @@ struct launch {
  * run's options for it. 0, or -1 with err (l->pk.fault says which check
  * failed when it was the package). */
 int launch_prepare(const char *pkg, const char *key, struct launch *l, struct tvm_err *err);
+/* run's options for package pk whose parts are files in dir, named by
+ * their part names (restore: from the package's checkpoint), appended to
+ * argv (malloc'd strings; at most cap in all). 0, or -1 with err. */
+int launch_run_args(const struct package *pk, const char *dir, bool restore, char **argv, int *argc, int cap,
+		    struct tvm_err *err);
+/* A linux-image package's parts in dir make a master image directory:
+ * its manifest.json, as image_open reads it. */
+int launch_image_manifest(const char *dir, const struct package *pk, struct tvm_err *err);
 /* The cached parts still have their sizes and hashes (before each VM). */
 int launch_cache_check(const struct launch *l, struct tvm_err *err);
 void launch_free(struct launch *l);
+
+/* Run trialvm with argv (argv[0] "trialvm", argv[1] the command) as a
+ * child process, its output where ours goes; timeout_s (0: none) stops it
+ * (SIGTERM, then SIGKILL) and fails. Its exit status (128+n for a
+ * signal), or -1 with err. A SIGTERM or SIGHUP that launch_main's
+ * supervisor gets goes on to it. */
+int launch_child(char **argv, unsigned timeout_s, struct tvm_err *err);
 
 /* `trialvm launch ...` (argv[0] = "launch"): the exit status. */
 int launch_main(int argc, char **argv);

@@ -655,17 +655,6 @@ static int write_manifest(struct build *b, struct tvm_err *err)
 	return r;
 }
 
-static int rm_tree_fn(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st, (void)type, (void)ftw;
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-static void rm_tree(const char *dir)
-{
-	struct stat st;
-	if (lstat(dir, &st) == 0)
-		nftw(dir, rm_tree_fn, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int build(struct build *b, struct tvm_err *err)
 {
@@ -690,7 +679,7 @@ static int build(struct build *b, struct tvm_err *err)
 		goto out;
 	if (join(p, sizeof(p), b->tmp, "rootfs.ext4", err) < 0 || make_ext4(b, p, err) < 0)
 		goto out;
-	rm_tree(b->staging);
+	remove_tree(b->staging);
 	char kp[PATH_MAX];
 	if (join(p, sizeof(p), b->tmp, "initrd.cpio", err) < 0 || write_initrd(b, p, err) < 0 ||
 	    join(kp, sizeof(kp), b->kdir, "vmlinuz", err) < 0 || join(p, sizeof(p), b->tmp, "vmlinuz", err) < 0 ||
@@ -704,7 +693,7 @@ static int build(struct build *b, struct tvm_err *err)
 	rc = 0;
 out:
 	if (rc < 0)
-		rm_tree(b->tmp);
+		remove_tree(b->tmp);
 	return rc;
 }
 

@@ -333,6 +333,8 @@ static int read_manifest(json_t *m, const char *pkg, struct package *pk, struct 
 	    copy_field(m, "created", pk->created, sizeof(pk->created), true) < 0 ||
 	    copy_field(m, "expires", pk->expires, sizeof(pk->expires), false) < 0 ||
 	    copy_field(m, "feedback", pk->feedback, sizeof(pk->feedback), false) < 0 ||
+	    copy_field(m, "feedback_token", pk->feedback_token, sizeof(pk->feedback_token), false) < 0 ||
+	    copy_field(boot, "checkpoint", pk->checkpoint, sizeof(pk->checkpoint), false) < 0 ||
 	    copy_field(boot, "kind", pk->boot_kind, sizeof(pk->boot_kind), true) < 0 ||
 	    copy_field(boot, "cmdline", pk->cmdline, sizeof(pk->cmdline), false) < 0 ||
 	    copy_field(boot, "app", pk->app, sizeof(pk->app), false) < 0 || !json_is_integer(mem) ||
@@ -372,7 +374,22 @@ static int read_manifest(json_t *m, const char *pkg, struct package *pk, struct 
 		pp->size = (uint64_t)json_integer_value(size);
 		pk->nparts++;
 	}
+	if (pk->checkpoint[0] && !package_part(pk, pk->checkpoint))
+		return fault(pk, PKG_FORMAT, err, "%s: the manifest's boot.checkpoint names no part (\"%.64s\")", pkg,
+			     pk->checkpoint);
+	for (const char *t = pk->feedback_token; *t; t++)
+		if (*t <= ' ' || *t > '~')
+			return fault(pk, PKG_FORMAT, err, "%s: the manifest's feedback_token holds a space or a character "
+				     "outside printable ASCII", pkg);
 	return 0;
+}
+
+const struct package_part *package_part(const struct package *pk, const char *name)
+{
+	for (int i = 0; i < pk->nparts; i++)
+		if (!strcmp(pk->parts[i].name, name))
+			return &pk->parts[i];
+	return NULL;
 }
 
 /* Stream one part: its size and sha256 against the manifest's, written to

@@ -9,10 +9,13 @@
  *   parts/NAME      each part the manifest lists, any order
  * manifest.json: {"format": "trialvm-package", "version": 1, "name",
  * "package_version", "created", "expires" (RFC 3339 UTC or null),
- * "feedback" (URL or null), "vendor_key": {"algorithm": "ed25519",
+ * "feedback" (URL or null), "feedback_token" (the bearer token reports
+ * are uploaded with, or null), "vendor_key": {"algorithm": "ed25519",
  * "public": 64 hex digits, "fingerprint": sha256 of the 32 raw key bytes},
  * "machine": {"mem", "cpus"}, "boot": {"kind": "linux-image" | "trialos" |
- * "kernel", "cmdline", "app", "args"}, "devices": [{"type": "virtio-blk",
+ * "kernel", "cmdline", "app", "args", "checkpoint" (the part holding the
+ * booted checkpoint, or null), "checkpoint_at" (the console string it was
+ * taken at)}, "devices": [{"type": "virtio-blk",
  * "part"}], "parts": {NAME: {"file", "size", "sha256"}}}.
  *
  * Trust: the keys a tester accepted, one PEM public key per file named by
@@ -64,7 +67,9 @@ struct package {
 	char public_key[65];      /* its 32 bytes, hex (once the signature held) */
 	char trusted_by[16];      /* "trust store" or "--key" */
 	char created[32], expires[32], feedback[1024]; /* "" when none */
+	char feedback_token[256]; /* the bearer token for feedback (upload only); "" when none */
 	char boot_kind[16], cmdline[4096], app[1024];
+	char checkpoint[64];      /* the part holding the booted checkpoint; "" when none */
 	int nargs;                /* boot.args: the program's arguments */
 	char args[PACKAGE_MAX_ARGS][256];
 	uint64_t mem;
@@ -83,6 +88,9 @@ struct package {
  * pk->fault. */
 int package_verify(const char *pkg, const char *key, time_t now, const char *extract_dir, struct package *pk,
 		   struct tvm_err *err);
+
+/* The part of that name, or NULL. */
+const struct package_part *package_part(const struct package *pk, const char *name);
 
 /* `trialvm image build|verify ...` (argv[0] = "build" or "verify") and
  * `trialvm trust ...` (argv[0] = "trust"): the exit status. */

@@ -22,6 +22,7 @@
 #include "../vmm/fileio.h"
 #include "../vmm/util.h"
 #include "image.h"
+#include "launch.h"
 #include "package_int.h"
 
 #define IO_CHUNK (1u << 20)
@@ -113,6 +114,53 @@ static int add_part(struct archive *a, const struct bpart *p, time_t mtime, uint
 	return rc;
 }
 
+/* The booted checkpoint: the trial run as launch runs it (its parts linked
+ * by their part names into DIR, a new directory beside OUT), stopped when
+ * its console prints `at` (trialvm snapshot checkpoint, a child process);
+ * the snapshot is DIR/checkpoint. The caller removes DIR. */
+static int make_checkpoint(struct package *pk, const struct bpart *parts, int np, const char *at, unsigned timeout,
+			   const char *out, char *dir, size_t cap, struct tvm_err *err)
+{
+	if ((size_t)snprintf(dir, cap, "%s.checkpoint-XXXXXX", out) >= cap || !mkdtemp(dir))
+		return tvm_seterr(err, "cannot create a directory beside %s: %s", out, strerror(errno));
+	char link[PATH_MAX + 80], real[PATH_MAX], ckpt[PATH_MAX + 16];
+	for (int i = 0; i < np; i++) {
+		snprintf(link, sizeof(link), "%s/%s", dir, parts[i].name);
+		if (!realpath(parts[i].path, real) || symlink(real, link) < 0)
+			return tvm_seterr(err, "cannot link %s into %s: %s", parts[i].path, dir, strerror(errno));
+		struct package_part *pp = &pk->parts[pk->nparts++];
+		snprintf(pp->name, sizeof(pp->name), "%.63s", parts[i].name);
+		snprintf(pp->sha256, sizeof(pp->sha256), "%s", parts[i].sha);
+		pp->size = parts[i].size;
+	}
+	if (!strcmp(pk->boot_kind, "linux-image") && launch_image_manifest(dir, pk, err) < 0)
+		return -1;
+	char *argv[LAUNCH_MAX_ARGS + PACKAGE_MAX_ARGS + 16] = { "trialvm", "snapshot", "checkpoint" };
+	int argc = 3, first = 3;
+	int rc = launch_run_args(pk, dir, false, argv, &argc, LAUNCH_MAX_ARGS, err);
+	snprintf(ckpt, sizeof(ckpt), "%s/checkpoint", dir);
+	if (rc == 0) {
+		argv[argc++] = "-q";
+		argv[argc++] = "--no-report";
+		argv[argc++] = "--at-console";
+		argv[argc++] = (char *)at;
+		argv[argc++] = "-o";
+		argv[argc++] = ckpt;
+		if (pk->nargs)
+			argv[argc++] = "--";
+		for (int i = 0; i < pk->nargs; i++)
+			argv[argc++] = pk->args[i];
+		tvm_log("image build: booting the trial for its checkpoint at the console's \"%s\"", at);
+		rc = launch_child(argv, timeout, err);
+		if (rc > 0)
+			rc = tvm_seterr(err, "the trial did not reach its checkpoint (trialvm snapshot checkpoint ended with "
+					     "status %d; its messages are above)", rc);
+	}
+	for (int i = first; i < argc - (rc == 0 ? 6 + (pk->nargs ? 1 : 0) + pk->nargs : 0); i++)
+		free(argv[i]);
+	return rc < 0 ? -1 : 0;
+}
+
 static const char usage_build[] =
 	"Usage: trialvm image build --name NAME --version VERSION --vendor-key KEY.pem\n"
 	"                           (--image IMAGE_DIR | --app PROGRAM | --kernel FILE) [options]\n"
@@ -137,13 +185,20 @@ static const char usage_build[] =
 	"  --expires DATE       YYYY-MM-DD (through that day, UTC) or\n"
 	"                       YYYY-MM-DDTHH:MM:SSZ; no launch after it\n"
 	"  --feedback URL       where crash reports go (https://...)\n"
+	"  --feedback-token TOKEN  the bearer token launch uploads them with (an\n"
+	"                       upload-only token of the feedback server)\n"
+	"  --checkpoint-at STRING  boot the trial now, wait until its console\n"
+	"                       prints STRING (its \"ready\" line), and ship that\n"
+	"                       machine as the booted checkpoint every launch\n"
+	"                       starts from ('trialvm snapshot checkpoint'; needs\n"
+	"                       KVM; --checkpoint-timeout SECS, default 600)\n"
 	"  -o PKG.tvp           the package (written to a temporary name, flushed,\n"
 	"                       renamed)\n";
 
 int package_build_main(int argc, char **argv)
 {
 	enum { O_NAME = 1, O_VERSION, O_KEY, O_IMAGE, O_APP, O_KERNEL, O_INITRD, O_DISK, O_CMDLINE, O_MEM, O_CPUS,
-	       O_EXPIRES, O_FEEDBACK, O_CHECKPOINT, O_HELP };
+	       O_EXPIRES, O_FEEDBACK, O_CHECKPOINT, O_TOKEN, O_CKPT_TIMEOUT, O_HELP };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },	     { "version", required_argument, NULL, O_VERSION },
 		{ "vendor-key", required_argument, NULL, O_KEY },    { "image", required_argument, NULL, O_IMAGE },
@@ -152,10 +207,14 @@ int package_build_main(int argc, char **argv)
 		{ "cmdline", required_argument, NULL, O_CMDLINE },   { "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },	     { "expires", required_argument, NULL, O_EXPIRES },
 		{ "feedback", required_argument, NULL, O_FEEDBACK }, { "checkpoint-at", required_argument, NULL, O_CHECKPOINT },
+		{ "feedback-token", required_argument, NULL, O_TOKEN },
+		{ "checkpoint-timeout", required_argument, NULL, O_CKPT_TIMEOUT },
 		{ "help", no_argument, NULL, O_HELP },		     { NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *version = NULL, *keyfile = NULL, *imgdir = NULL, *app = NULL, *kernel = NULL;
 	const char *initrd = NULL, *cmdline = NULL, *expires = NULL, *feedback = NULL, *out = NULL;
+	const char *checkpoint_at = NULL, *token = NULL;
+	unsigned ckpt_timeout = 600;
 	const char *disks[4];
 	int ndisks = 0, cpus = 0;
 	uint64_t mem = 0;
@@ -196,8 +255,32 @@ int package_build_main(int argc, char **argv)
 			}
 			break;
 		case O_CHECKPOINT:
-			fprintf(stderr, "trialvm: image build: --checkpoint-at is not there yet (README \"Known limits\")\n");
-			return TVM_EXIT_USAGE;
+			checkpoint_at = optarg;
+			if (!optarg[0] || strlen(optarg) > 256) {
+				fprintf(stderr, "trialvm: image build: --checkpoint-at: give 1 to 256 bytes\n");
+				return TVM_EXIT_USAGE;
+			}
+			break;
+		case O_TOKEN:
+			token = optarg;
+			for (const char *t = optarg; *t; t++)
+				if (*t <= ' ' || *t > '~' || t - optarg >= 255) {
+					fprintf(stderr, "trialvm: image build: --feedback-token: give up to 255 printable "
+							"ASCII characters, no spaces\n");
+					return TVM_EXIT_USAGE;
+				}
+			break;
+		case O_CKPT_TIMEOUT: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < 1 || v > 86400) {
+				fprintf(stderr, "trialvm: image build: --checkpoint-timeout %s: give 1 to 86400 seconds\n",
+					optarg);
+				return TVM_EXIT_USAGE;
+			}
+			ckpt_timeout = (unsigned)v;
+			break;
+		}
 		case O_HELP: fputs(usage_build, stdout); return 0;
 		default:
 			fprintf(stderr, "trialvm: image build: unknown or incomplete option '%s'\nTry 'trialvm image build "
@@ -257,6 +340,8 @@ int package_build_main(int argc, char **argv)
 	char *trialos = NULL;
 	const char *kind = "kernel", *appname = "";
 	char cmd[4096] = "";
+	char ckdir[PATH_MAX] = "", ckfile[PATH_MAX + 16];
+	struct package *ckpk = NULL;
 	json_t *devices = json_array(), *argsj = json_array();
 	memset(parts, 0, sizeof(parts));
 	int rc = TVM_EXIT_ERROR;
@@ -315,6 +400,30 @@ int package_build_main(int argc, char **argv)
 			tvm_log("error: image build: part %s: %s", parts[i].name, err.msg);
 			goto out;
 		}
+	if (checkpoint_at) {
+		if (!(ckpk = calloc(1, sizeof(*ckpk)))) {
+			tvm_log("error: image build: out of memory");
+			goto out;
+		}
+		snprintf(ckpk->boot_kind, sizeof(ckpk->boot_kind), "%s", kind);
+		snprintf(ckpk->cmdline, sizeof(ckpk->cmdline), "%s", cmd);
+		snprintf(ckpk->app, sizeof(ckpk->app), "%s", appname);
+		ckpk->mem = mem ? mem : 256ull << 20;
+		ckpk->cpus = cpus ? cpus : 1;
+		for (int i = 0; i < nargs; i++)
+			snprintf(ckpk->args[ckpk->nargs++], sizeof(ckpk->args[0]), "%s", args[i]);
+		if (make_checkpoint(ckpk, parts, np, checkpoint_at, ckpt_timeout, out, ckdir, sizeof(ckdir), &err) < 0) {
+			tvm_log("error: image build: --checkpoint-at: %s", err.msg);
+			goto out;
+		}
+		snprintf(parts[np].name, sizeof(parts[np].name), "checkpoint");
+		snprintf(ckfile, sizeof(ckfile), "%s/checkpoint", ckdir);
+		parts[np].path = ckfile;
+		if (hash_file(&parts[np++], &err) < 0) {
+			tvm_log("error: image build: the checkpoint: %s", err.msg);
+			goto out;
+		}
+	}
 
 	/* The manifest, signed. */
 	char created[32], exps[32] = "";
@@ -333,13 +442,17 @@ int package_build_main(int argc, char **argv)
 	}
 	char pubhex[65];
 	hex_bytes(raw, 32, pubhex);
-	json_t *m = json_pack("{s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:{s:s,s:s,s:s},s:{s:I,s:i},s:{s:s,s:s,s:s,s:O},s:O,s:o}",
+	json_t *m = json_pack("{s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:{s:s,s:s,s:s},s:{s:I,s:i},s:{s:s,s:s,s:s,s:O,s:o,s:o},"
+			      "s:O,s:o}",
 			      "format", PACKAGE_FORMAT, "version", PACKAGE_VERSION, "name", name, "package_version", version,
 			      "created", created, "expires", expires ? json_string(exps) : json_null(), "feedback",
-			      feedback ? json_string(feedback) : json_null(), "vendor_key", "algorithm", "ed25519",
+			      feedback ? json_string(feedback) : json_null(), "feedback_token",
+			      token ? json_string(token) : json_null(), "vendor_key", "algorithm", "ed25519",
 			      "public", pubhex, "fingerprint", fpr, "machine", "mem",
 			      (json_int_t)(mem ? mem : 256ull << 20), "cpus", cpus ? cpus : 1, "boot", "kind", kind,
-			      "cmdline", cmd, "app", appname, "args", argsj, "devices", devices, "parts", pj);
+			      "cmdline", cmd, "app", appname, "args", argsj, "checkpoint",
+			      checkpoint_at ? json_string("checkpoint") : json_null(), "checkpoint_at",
+			      checkpoint_at ? json_string(checkpoint_at) : json_null(), "devices", devices, "parts", pj);
 	char *mtext = m ? json_dumps(m, JSON_INDENT(2)) : NULL;
 	json_decref(m);
 	uint8_t sig[64];
@@ -401,6 +514,9 @@ int package_build_main(int argc, char **argv)
 	       (unsigned long long)st.st_size, fpr, expires ? ", expires " : "", exps);
 	rc = 0;
 out:
+	if (ckdir[0])
+		remove_tree(ckdir);
+	free(ckpk);
 	json_decref(devices);
 	json_decref(argsj);
 	free(trialos);

@@ -90,7 +90,9 @@ static int open_new(const char *dir, const char *name, struct tvm_err *err)
 }
 
 
-static void remove_tree(const char *dir)
+/* One level (a report holds no directories), with the calls the main
+ * thread's sandbox allows. */
+static void remove_report_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (d) {
@@ -169,7 +171,7 @@ int report_clean_partials(const char *dir)
 		char p[4096];
 		if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p))
 			continue;
-		remove_tree(p);
+		remove_report_dir(p);
 		if (access(p, F_OK) != 0) {
 			removed++;
 			tvm_log("removed %s: an unfinished report left by trialvm process %ld, which ended before "
@@ -695,7 +697,7 @@ int report_write(const struct report_inputs *in, char *out_path, size_t cap, str
 	if (rc == 0)
 		snprintf(out_path, cap, "%s", f->final);
 	else
-		remove_tree(f->tmp);
+		remove_report_dir(f->tmp);
 out:
 	free(f->disks);
 	free(f);

@@ -93,6 +93,28 @@ fi
 vmrun launch-decides 10 launch "$LP/echo.tvp" --mem 1G
 expect_rc launch-decides 126 && expect_grep launch-decides err '^trialvm: launch: --mem: the package decides that' &&
 	[ ! -s "$T/launch-decides.out" ] && pass launch-decides
+# A booted checkpoint in the package (image build --checkpoint-at): every
+# launch starts from it, so the program goes on after the line it was
+# taken at, and together they print what one uninterrupted run prints.
+"$TRIALVM" run --app "$APPS/counter" -q --console-log "$T/ckpt-straight.log" -- 8 2000 0 >/dev/null 2>&1
+lbuild ckpt "$LP/ckpt.tvp" --app "$APPS/counter" --checkpoint-at $'count 3\n' -- 8 2000 0
+vmrun launch-checkpoint 60 launch "$LP/ckpt.tvp"
+if expect_rc launch-checkpoint 0 && expect_grep launch-checkpoint err 'trialvm: checkpoint written|launch: ckpt 1.0'; then
+	"$TRIALVM" image verify "$LP/ckpt.tvp" --extract "$(mkdir -p "$LP/ckx" && echo "$LP/ckx")" >/dev/null 2>&1
+	if ! grep -q 'booting the trial for its checkpoint' "$LP/ckpt.build"; then
+		fail launch-checkpoint "image build did not boot the trial: $(tail -2 "$LP/ckpt.build" | tr '\n' '|')"
+	elif [ "$(head -1 "$T/launch-checkpoint.out")" != "count 4" ] ||
+		! cat <(head -3 "$T/ckpt-straight.log") "$T/launch-checkpoint.out" | cmp -s - "$T/ckpt-straight.log"; then
+		fail launch-checkpoint "launch printed '$(head -c 200 "$T/launch-checkpoint.out" | tr '\n' '|')', not the run's rest after count 3"
+	elif ! "$TRIALVM" snapshot inspect "$LP/ckx/checkpoint" >/dev/null 2>&1; then
+		fail launch-checkpoint "the package's checkpoint part is not a snapshot"
+	else
+		pass launch-checkpoint
+	fi
+fi
+vmrun launch-checkpoint-args 10 launch "$LP/ckpt.tvp" -- 9
+expect_rc launch-checkpoint-args 126 && expect_grep launch-checkpoint-args err 'booted checkpoint.*leave out the arguments' &&
+	pass launch-checkpoint-args
 vmrun launch-usage 10 launch
 expect_rc launch-usage 126 && expect_grep launch-usage err 'Usage: trialvm launch' && pass launch-usage
 unset TRIALVM_TRUST_DIR TRIALVM_CACHE XDG_DATA_HOME

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -150,4 +151,18 @@ int mkdir_p(const char *path, unsigned mode)
 	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+static int remove_fn(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st, (void)type, (void)ftw;
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int remove_tree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return nftw(path, remove_fn, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -(errno ? errno : EIO);
 }

@@ -22,6 +22,9 @@ int fsync_dir(const char *dir);
 int mkdir_p(const char *path, unsigned mode);
 /* fsync the directory that holds `path` ("." for a bare name). */
 int fsync_parent(const char *path);
+/* rm -rf PATH (symbolic links are removed, never followed). 0 (also
+ * when PATH does not exist) or -errno. */
+int remove_tree(const char *path);
 /* sha256 of what fd holds from its current offset to the end. 0 or -errno. */
 int sha256_fd(int fd, uint8_t md[32]);
 /* sha256 of the regular file PATH (opened without blocking: a FIFO is
