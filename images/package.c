@@ -155,33 +155,6 @@ int pkg_trusted(const uint8_t raw[32], struct tvm_err *err)
 	return r;
 }
 
-/* Write PATH's content durably: a temporary name beside it, fsync, rename,
- * the directory's fsync. */
-int pkg_write_durably(const char *path, const void *buf, size_t len, mode_t mode, struct tvm_err *err)
-{
-	char tmp[PATH_MAX + 16];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp))
-		return tvm_seterr(err, "%s: path too long", path);
-	int fd = mkstemp(tmp);
-	if (fd < 0)
-		return tvm_seterr(err, "cannot create %s: %s", tmp, strerror(errno));
-	int r = write_all(fd, buf, len);
-	if (r == 0 && fchmod(fd, mode) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
-		return tvm_seterr(err, "cannot write %s: %s", path, strerror(-r));
-	}
-	fsync_parent(path);
-	return 0;
-}
-
 int pkg_trust_add(const uint8_t raw[32], char fpr[65], char *where, size_t cap, struct tvm_err *err)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 80];
@@ -202,7 +175,7 @@ int pkg_trust_add(const uint8_t raw[32], char fpr[65], char *where, size_t cap, 
 		BIO_free(b);
 		return tvm_seterr(err, "cannot encode the key");
 	}
-	r = pkg_write_durably(path, pem, (size_t)n, 0644, err);
+	r = write_file_durably(path, pem, (size_t)n, 0644, err);
 	EVP_PKEY_free(k);
 	BIO_free(b);
 	return r;

@@ -32,8 +32,5 @@ int pkg_trust_add(const uint8_t raw[32], char fpr[65], char *where, size_t cap, 
 int pkg_parse_date(const char *s, time_t *out);
 /* RFC 3339 UTC: "2027-06-30T23:59:59Z". */
 void pkg_fmt_time(time_t t, char out[32]);
-/* PATH's content written durably (temporary name, fsync, rename, the
- * directory's fsync). 0 or -1 + err. */
-int pkg_write_durably(const char *path, const void *buf, size_t len, mode_t mode, struct tvm_err *err);
 
 #endif

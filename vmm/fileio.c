@@ -166,3 +166,31 @@ int remove_tree(const char *path)
 		return errno == ENOENT ? 0 : -errno;
 	return nftw(path, remove_fn, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -(errno ? errno : EIO);
 }
+
+/* Write PATH's content durably: a temporary name beside it, fsync, rename,
+ * the directory's fsync. */
+int write_file_durably(const char *path, const void *buf, size_t len, unsigned mode, struct tvm_err *err)
+{
+	char tmp[PATH_MAX + 16];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp))
+		return tvm_seterr(err, "%s: path too long", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return tvm_seterr(err, "cannot create %s: %s", tmp, strerror(errno));
+	int r = write_all(fd, buf, len);
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return tvm_seterr(err, "cannot write %s: %s", path, strerror(-r));
+	}
+	fsync_parent(path);
+	return 0;
+}
+

@@ -22,6 +22,10 @@ int fsync_dir(const char *dir);
 int mkdir_p(const char *path, unsigned mode);
 /* fsync the directory that holds `path` ("." for a bare name). */
 int fsync_parent(const char *path);
+/* PATH's content written durably: a temporary name beside it (mode),
+ * fsync, rename, the directory's fsync. 0, or -1 with err. */
+struct tvm_err;
+int write_file_durably(const char *path, const void *buf, size_t len, unsigned mode, struct tvm_err *err);
 /* rm -rf PATH (symbolic links are removed, never followed). 0 (also
  * when PATH does not exist) or -errno. */
 int remove_tree(const char *path);
@@ -29,7 +33,6 @@ int remove_tree(const char *path);
 int sha256_fd(int fd, uint8_t md[32]);
 /* sha256 of the regular file PATH (opened without blocking: a FIFO is
  * refused, never waited on). 0, or -1 with err naming PATH. */
-struct tvm_err;
 int sha256_path(const char *path, uint8_t md[32], struct tvm_err *err);
 /* The same as 64 lowercase hex digits and a NUL. */
 void sha256_hex(const uint8_t md[32], char hex[65]);

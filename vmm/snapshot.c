@@ -17,10 +17,10 @@
 #include "vmstate.h"
 
 #define PAGE 4096u
-#define RUN_MAX_PAGES 256u                 /* 1 MiB of guest memory per run */
+#define RUN_MAX_PAGES SNAP_RUN_MAX_PAGES /* 1 MiB of guest memory per run */
 #define MEM_SECTION_SPAN (64ull << 20)     /* guest memory per memory section */
 #define RUN_HDR 24u
-#define RUN_ZERO 1u                        /* flags: the pages are zero; no data */
+#define RUN_ZERO SNAP_RUN_ZERO /* flags: the pages are zero; no data */
 
 const struct snap_known snapshot_known[] = {
 	{ SNAP_SEC_MACHINE, 1, "machine" }, { SNAP_SEC_VCPU, 1, "vcpu" },     { SNAP_SEC_IRQCHIP, 1, "irqchip" },
@@ -1581,4 +1581,190 @@ out:
 	free(cbuf.p);
 	ZSTD_freeDCtx(dc);
 	return rc;
+}
+
+/* ------------------------------------------- memory runs, one at a time */
+
+int snapshot_memory_runs(struct snap_reader *r, const struct snap_section *s, snapshot_run_fn fn, void *arg,
+			 struct tvm_err *err)
+{
+	if (s->type != SNAP_SEC_MEMORY)
+		return tvm_seterr(err, "not a memory section");
+	ZSTD_DCtx *dc = ZSTD_createDCtx();
+	uint8_t *pages = malloc((size_t)RUN_MAX_PAGES * PAGE);
+	struct membuf cbuf = { 0 };
+	int rc = dc && pages ? 0 : tvm_seterr(err, "out of memory");
+	for (uint64_t off = 0; rc == 0 && off < s->length;) {
+		struct run run;
+		if ((rc = read_run(r, s, &off, &run, err)) < 0)
+			break;
+		bool zero = run.flags & RUN_ZERO;
+		if (!zero && (rc = inflate_run(r, s, &run, pages, dc, &cbuf, err)) < 0)
+			break;
+		struct snap_run sr = { run.gpa, run.npages, run.flags, run.clen, run.crc };
+		rc = fn(arg, &sr, zero ? NULL : pages, err);
+	}
+	free(pages);
+	free(cbuf.p);
+	ZSTD_freeDCtx(dc);
+	return rc;
+}
+
+struct snap_memsec {
+	struct membuf b;
+	ZSTD_CCtx *cc;
+};
+
+struct snap_memsec *snap_memsec_new(void)
+{
+	struct snap_memsec *m = calloc(1, sizeof(*m));
+	if (m && !(m->cc = ZSTD_createCCtx())) {
+		free(m);
+		m = NULL;
+	}
+	return m;
+}
+
+int snap_memsec_add(struct snap_memsec *m, const struct snap_run *want, const uint8_t *pages, struct tvm_err *err)
+{
+	bool zero = want->flags & RUN_ZERO;
+	if (want->npages == 0 || want->npages > RUN_MAX_PAGES || (want->gpa & (PAGE - 1)) || (want->flags & ~RUN_ZERO) ||
+	    (!zero && !pages))
+		return tvm_seterr(err, "a memory run at guest address 0x%llx of %u pages, flags 0x%x: not a run this "
+				       "format writes", (unsigned long long)want->gpa, want->npages, want->flags);
+	size_t at = m->b.len;
+	if (put_run(&m->b, m->cc, want->gpa, pages, want->npages, zero, err) < 0)
+		return -1;
+	uint32_t clen = le_get32(m->b.p + at + 16), crc = le_get32(m->b.p + at + 20);
+	if (clen != want->clen || crc != want->crc)
+		return tvm_seterr(err, "the memory run at guest address 0x%llx (%u pages) comes out as %u bytes with "
+				       "CRC-32 %08x where the snapshot had %u bytes with CRC-32 %08x%s",
+				  (unsigned long long)want->gpa, want->npages, clen, crc, want->clen, want->crc,
+				  crc == want->crc ? " (the same pages: another zstd version compresses them differently)"
+						   : " (other pages)");
+	return 0;
+}
+
+int snap_memsec_write(struct snap_memsec *m, struct snap_writer *w, uint16_t version, uint16_t flags,
+		      struct tvm_err *err)
+{
+	int r = snap_add(w, SNAP_SEC_MEMORY, version, flags, m->b.p, m->b.len, err);
+	m->b.len = 0;
+	return r;
+}
+
+void snap_memsec_free(struct snap_memsec *m)
+{
+	if (!m)
+		return;
+	free(m->b.p);
+	ZSTD_freeCCtx(m->cc);
+	free(m);
+}
+
+/* ------------------------------------------------------------ chains */
+
+int snapshot_open_chain(const char *path, struct snap_reader ***chain, char ***paths, int *nout,
+			struct tvm_err *err)
+{
+	struct snap_reader **rev = calloc(SNAP_MAX_CHAIN, sizeof(*rev));
+	char **names = calloc(SNAP_MAX_CHAIN, sizeof(*names));
+	char *dir = strdup(path);
+	if (!rev || !names || !dir) {
+		free(rev);
+		free(names);
+		free(dir);
+		return tvm_seterr(err, "out of memory");
+	}
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[1] = 0;
+	else
+		dir[0] = 0;
+	int n = 0, rc = 0;
+	if (snap_open(path, snapshot_known, snapshot_nknown, &rev[0], err) < 0 || !(names[0] = strdup(path))) {
+		rc = rev[0] ? tvm_seterr(err, "out of memory") : -1;
+	} else {
+		n = 1;
+	}
+	while (rc == 0) {
+		const struct snap_header *h = snap_header_of(rev[n - 1]);
+		if (id_zero(h->parent))
+			break;
+		if (n == SNAP_MAX_CHAIN) {
+			rc = tvm_seterr(err, "the snapshot chain is longer than %d (a cycle?)", SNAP_MAX_CHAIN);
+			break;
+		}
+		uint8_t *name = NULL;
+		struct vs_in pin;
+		int got = snapshot_record(rev[n - 1], SNAP_SEC_PARENT, &name, &pin, "the parent", err);
+		size_t len = got > 0 ? pin.len : 0;
+		if (got <= 0 || len == 0 || len > 255 || memchr(name, '/', len) || memchr(name, 0, len)) {
+			free(name);
+			rc = got < 0 ? -1 : tvm_seterr(err, "an incremental snapshot does not name its parent's file");
+			break;
+		}
+		size_t pl = strlen(dir) + len + 1;
+		char *p = malloc(pl);
+		if (!p) {
+			free(name);
+			rc = tvm_seterr(err, "out of memory");
+			break;
+		}
+		snprintf(p, pl, "%s%.*s", dir, (int)len, (const char *)name);
+		free(name);
+		if (snap_open(p, snapshot_known, snapshot_nknown, &rev[n], err) < 0) {
+			char why[sizeof(err->msg)];
+			memcpy(why, err->msg, sizeof(why));
+			free(p);
+			rc = tvm_seterr(err, "its parent: %.400s", why);
+			break;
+		}
+		names[n] = p;
+		if (memcmp(snap_header_of(rev[n])->id, h->parent, 16)) {
+			rc = tvm_seterr(err, "its parent file %s is another snapshot (its id is not the one named)", p);
+			n++;
+			break;
+		}
+		n++;
+	}
+	free(dir);
+	struct snap_reader **c = rc == 0 ? calloc((size_t)n, sizeof(*c)) : NULL;
+	char **pn = rc == 0 && paths ? calloc((size_t)n, sizeof(*pn)) : NULL;
+	if (rc == 0 && (!c || (paths && !pn)))
+		rc = tvm_seterr(err, "out of memory");
+	if (rc == 0) {
+		for (int i = 0; i < n; i++) {
+			c[i] = rev[n - 1 - i];
+			if (pn)
+				pn[i] = names[n - 1 - i];
+			else
+				free(names[n - 1 - i]);
+		}
+		rc = snapshot_chain_check(c, n, err);
+		if (rc < 0) {
+			for (int i = 0; i < n; i++) {
+				snap_close(c[i]);
+				if (pn)
+					free(pn[i]);
+			}
+		}
+	} else {
+		for (int i = 0; i < n; i++) {
+			snap_close(rev[i]);
+			free(names[i]);
+		}
+	}
+	free(rev);
+	free(names);
+	if (rc < 0) {
+		free(c);
+		free(pn);
+		return -1;
+	}
+	*chain = c;
+	if (paths)
+		*paths = pn;
+	*nout = n;
+	return 0;
 }

@@ -42,6 +42,7 @@
 #define TVM_SNAPSHOT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "snapfile.h"
 #include "vm.h"
@@ -102,6 +103,15 @@ struct vs_in;
 int snapshot_record(struct snap_reader *r, uint32_t type, uint8_t **buf, struct vs_in *in, const char *what,
 		    struct tvm_err *err);
 
+/* Open PATH and, for an incremental snapshot, its parents by the file
+ * name each names (in PATH's directory), back to a full one, and check the
+ * chain (ids, no cycle). *chain (malloc'd, n readers) is in
+ * snapshot_chain_check order: chain[0] the full one, chain[n-1] PATH's;
+ * with paths, *paths their file names (malloc'd, as the caller frees
+ * them). 0, or -1 with err (nothing left open). */
+#define SNAP_MAX_CHAIN 4096
+int snapshot_open_chain(const char *path, struct snap_reader ***chain, char ***paths, int *n, struct tvm_err *err);
+
 /* The machine a snapshot needs (RAM size, vCPUs), to create the VM. */
 int vm_snapshot_config(struct snap_reader *r, struct vm_config *cfg, struct tvm_err *err);
 
@@ -125,6 +135,31 @@ int vm_snapshot_load(struct vm *vm, struct snap_reader *const *chain, int nchain
  * rename): what vm_config.ram_file maps, so that a restore's time does not
  * grow with guest RAM. */
 int snapshot_materialize(struct snap_reader *const *chain, int n, const char *path, struct tvm_err *err);
+
+/* ---- memory sections run by run (a report bundle takes a snapshot apart
+ * and makes it again, byte for byte: reporter/bundle.c) ---- */
+#define SNAP_RUN_MAX_PAGES 256u /* pages per run */
+#define SNAP_RUN_ZERO 1u        /* run flags: zero pages, no data */
+struct snap_run {
+	uint64_t gpa;
+	uint32_t npages, flags, clen, crc; /* clen, crc: of the compressed frame, of the pages */
+};
+/* pages: the run's npages pages, decompressed and checked; NULL for a zero run. */
+typedef int (*snapshot_run_fn)(void *arg, const struct snap_run *run, const uint8_t *pages, struct tvm_err *err);
+/* Each run of memory section s in order (framing, bounds, decompression
+ * and CRC checked as a restore checks them); stops at fn's first -1. */
+int snapshot_memory_runs(struct snap_reader *r, const struct snap_section *s, snapshot_run_fn fn, void *arg,
+			 struct tvm_err *err);
+/* A memory section made again from its runs: each run compressed as the
+ * snapshot writer compresses it, and refused, naming it, unless its
+ * compressed length and CRC are the ones given (want). */
+struct snap_memsec;
+struct snap_memsec *snap_memsec_new(void);
+int snap_memsec_add(struct snap_memsec *m, const struct snap_run *want, const uint8_t *pages, struct tvm_err *err);
+/* The section so far into w (snap_add), and empty again. */
+int snap_memsec_write(struct snap_memsec *m, struct snap_writer *w, uint16_t version, uint16_t flags,
+		      struct tvm_err *err);
+void snap_memsec_free(struct snap_memsec *m);
 
 /* --snapshot-keep: rewrite the incremental snapshot NEWER (whose parent is
  * the full snapshot OLDER) as a full one with the same id: OLDER's pages
