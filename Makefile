@@ -12,10 +12,10 @@
 BUILD ?= build
 .DEFAULT_GOAL := all
 CC ?= gcc
-PKGS := libelf zlib liblzma libzstd liblz4 jansson libcrypto capstone libseccomp libarchive
+PKGS := libelf zlib liblzma libzstd liblz4 jansson libcrypto capstone libseccomp libarchive libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # capstone is dlopen()ed by monitor/disasm.c when a crash needs it: headers only.
-PKG_LIBS := $(shell pkg-config --libs $(filter-out capstone,$(PKGS)) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4 -ljansson -lcrypto -lseccomp -larchive)
+PKG_LIBS := $(shell pkg-config --libs $(filter-out capstone,$(PKGS)) 2>/dev/null || echo -lelf -lz -llzma -lzstd -llz4 -ljansson -lcrypto -lseccomp -larchive -lcurl)
 SAN ?=
 comma := ,
 SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

@@ -5,7 +5,7 @@ set -eu
 PKGS="gcc make pkg-config libelf-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev
 musl-tools busybox-static cpio qemu-system-x86 gdb binutils libcapstone-dev
 libjansson-dev crash libseccomp-dev bc clang libclang-rt-14-dev jq lldb mmdebstrap
-libarchive-dev openssl"
+libarchive-dev openssl zstd xdelta3 libcurl4-openssl-dev python3"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

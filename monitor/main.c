@@ -18,9 +18,11 @@
 #include "../devices/virtio_blk.h"
 #include "../guests/include/trialvm_abi.h"
 #include "../images/image.h"
+#include "../images/feedback.h"
 #include "../images/launch.h"
 #include "../images/package.h"
 #include "../reporter/inspect.h"
+#include "../reporter/spool.h"
 #include "../vmm/cpu_state.h"
 #include "../vmm/evlog.h"
 #include "../vmm/fileio.h"
@@ -62,6 +64,10 @@ static const char usage_main[] =
 	"  trust      the vendor keys you accept trial packages from (trialvm trust\n"
 	"             --help)\n"
 	"  launch     run a vendor's signed trial package (trialvm launch --help)\n"
+	"  report     bundle a crash report against its package, show a bundle,\n"
+	"             rebuild the report from one (trialvm report --help)\n"
+	"  spool      the crash reports waiting to be sent: list, send, drop\n"
+	"             (trialvm spool --help)\n"
 	"  ctl        talk to a running 'trialvm run --control SOCKET'\n"
 	"  snapshot   write a booted checkpoint, check and show snapshot files\n"
 	"             (trialvm snapshot --help); run --restore resumes one\n"
@@ -1058,82 +1064,15 @@ static const char *origin_str(const struct vs_in *in, uint16_t tag, char *buf, s
 	return buf;
 }
 
-#define MAX_CHAIN 4096
-
-/* --restore of an incremental snapshot: its parents, by the file name each
- * names (in the same directory), back to a full one; the ids are checked. */
+/* --restore of an incremental snapshot: its parents (vmm/snapshot.h). */
 static int open_chain(struct run_settings *rsp, struct tvm_err *err)
 {
-	struct snap_reader **rev = calloc(MAX_CHAIN, sizeof(*rev));
-	if (!rev)
-		return tvm_seterr(err, "out of memory");
-	int n = 0, rc = 0;
-	if (snap_open(rsp->restore, snapshot_known, snapshot_nknown, &rev[0], err) < 0) {
-		free(rev);
+	int n = 0;
+	if (snapshot_open_chain(rsp->restore, &rsp->restore_chain, NULL, &n, err) < 0)
 		return -1;
-	}
-	n = 1;
-	char *dir = strdup(rsp->restore);
-	char *slash = dir ? strrchr(dir, '/') : NULL;
-	if (!dir) {
-		rc = tvm_seterr(err, "out of memory");
-	} else if (slash) {
-		slash[1] = 0;
-	} else {
-		dir[0] = 0;
-	}
-	while (rc == 0) {
-		const struct snap_header *h = snap_header_of(rev[n - 1]);
-		bool full = true;
-		for (int i = 0; i < 16; i++)
-			full &= h->parent[i] == 0;
-		if (full)
-			break;
-		if (n == MAX_CHAIN) {
-			rc = tvm_seterr(err, "the snapshot chain is longer than %d (a cycle?)", MAX_CHAIN);
-			break;
-		}
-		uint8_t *name = NULL;
-		struct vs_in pin;
-		int got = snapshot_record(rev[n - 1], SNAP_SEC_PARENT, &name, &pin, "the parent", err);
-		size_t len = got > 0 ? pin.len : 0;
-		if (got <= 0 || len == 0 || len > 255 || memchr(name, '/', len) || memchr(name, 0, len)) {
-			free(name);
-			rc = got < 0 ? -1 : tvm_seterr(err, "an incremental snapshot does not name its parent's file");
-			break;
-		}
-		char path[4400];
-		snprintf(path, sizeof(path), "%s%.*s", dir, (int)len, (const char *)name);
-		free(name);
-		if (snap_open(path, snapshot_known, snapshot_nknown, &rev[n], err) < 0) {
-			char why[sizeof(err->msg)];
-			memcpy(why, err->msg, sizeof(why));
-			rc = tvm_seterr(err, "its parent: %.400s", why);
-			break;
-		}
-		if (memcmp(snap_header_of(rev[n])->id, h->parent, 16)) {
-			snap_close(rev[n]);
-			rc = tvm_seterr(err, "its parent file %s is another snapshot (its id is not the one named)", path);
-			break;
-		}
-		n++;
-	}
-	free(dir);
-	rsp->restore_chain = calloc((size_t)n, sizeof(*rsp->restore_chain));
-	if (!rsp->restore_chain) {
-		for (int i = 0; i < n; i++)
-			snap_close(rev[i]);
-		free(rev);
-		return tvm_seterr(err, "out of memory");
-	}
-	for (int i = 0; i < n; i++)
-		rsp->restore_chain[i] = rev[n - 1 - i];
 	rsp->restore_n = n;
-	rsp->restore_r = rev[0];
-	free(rev);
-	if (rc == 0)
-		rc = snapshot_chain_check(rsp->restore_chain, n, err);
-	return rc;
+	rsp->restore_r = rsp->restore_chain[n - 1];
+	return 0;
 }
 
 /* --restore: the chain's memory decompressed once into the memory cache
@@ -1578,6 +1517,10 @@ int main(int argc, char **argv)
 		return disk_cli_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "image"))
 		return image_cli_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "spool"))
+		return spool_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "report"))
+		return report_cli_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "trust"))
 		return package_trust_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "launch"))

@@ -737,6 +737,18 @@ int report_event_log(const char *report_json, char *out, size_t cap, struct tvm_
 		r = tvm_seterr(err, "%s: snapshots.event_log.file is not a usable path", report_json);
 	else
 		snprintf(out, cap, "%s", file);
+	/* A report rebuilt from a bundle (trialvm report rebuild) holds its
+	 * snapshots and log under REPORT_DIR/snapshots/, not where the
+	 * tester's machine had them. */
+	struct stat ls;
+	const char *base = r == 0 ? strrchr(out, '/') : NULL, *slash = strrchr(report_json, '/');
+	if (r == 0 && stat(out, &ls) < 0) {
+		char alt[PATH_MAX + 300];
+		int n = snprintf(alt, sizeof(alt), "%.*s/snapshots/%s", slash ? (int)(slash - report_json) : 1,
+				 slash ? report_json : ".", base ? base + 1 : out);
+		if (n > 0 && (size_t)n < cap && stat(alt, &ls) == 0)
+			snprintf(out, cap, "%s", alt);
+	}
 	json_decref(root);
 	return r;
 }

@@ -109,6 +109,12 @@ inspect_cli_tests
 # Signed trial packages: build, verify, trust; hostile packages (tests/package.sh)
 . tests/package.sh
 
+# The spool and the upload protocol against the stand-in server (no VM):
+# in the background, beside the VM suite (most of it is waiting on the
+# network's backoffs); counted after it.
+tests/part.sh "$BUILD" tests/upload.sh >"$T/upload.out" 2>&1 &
+upload_pid=$!
+
 # -------------------------------------------- fuzzing smoke (15 s each)
 # In the background, the harnesses built (make fuzz-bins, a no-op when
 # they are up to date) and then run one target at a time, beside the
@@ -240,6 +246,12 @@ emulated)
 	fi
 	;;
 esac
+
+wait "$upload_pid"
+grep -E '^(ok|FAIL|skip) ' "$T/upload.out" >"$T/upload.res"
+count_results "$T/upload.res"
+cat "$T/upload.res"
+grep -q '^(part: ' "$T/upload.out" || fail upload "tests/upload.sh did not finish: $(tail -2 "$T/upload.out" | tr '\n' ' ')"
 
 if [ -n "$fuzz_pid" ]; then
 	wait "$fuzz_pid"

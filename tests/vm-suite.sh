@@ -120,6 +120,7 @@ expect_rc tiny-stats 7 && [ -n "$n" ] && [ "$n" -ge 12 ] && pass tiny-stats ||
 . tests/gdb.sh
 . tests/control.sh
 . tests/launch.sh
+. tests/bundle.sh
 
 # What the tests so far left in this host's memory (in the emulated host
 # /tmp is a tmpfs): said, for when a Linux guest below cannot get its RAM.
