@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,23 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../reporter/spool.h"
 #include "../vmm/fileio.h"
+#include "../vmm/text.h"
 #include "../vmm/util.h"
+#include "download.h"
+#include "feedback.h"
 #include "image.h"
-
-static int cache_root(char *out, size_t cap, struct tvm_err *err)
-{
-	const char *c = getenv("TRIALVM_CACHE"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-	int n = c && *c   ? snprintf(out, cap, "%s/packages", c)
-		: x && *x ? snprintf(out, cap, "%s/trialvm/packages", x)
-		: h && *h ? snprintf(out, cap, "%s/.cache/trialvm/packages", h)
-			  : -1;
-	if (n < 0)
-		return tvm_seterr(err, "no cache directory: set HOME, XDG_CACHE_HOME or TRIALVM_CACHE");
-	if ((size_t)n >= cap)
-		return tvm_seterr(err, "the cache directory's path is too long");
-	return 0;
-}
 
 /* A linux-image package's parts make a master image directory: its
  * manifest, in the format image_open reads. */
@@ -93,7 +84,7 @@ static int to_cache(const char *pkg, const char *key, struct package *pk, char *
 {
 	char root[PATH_MAX], hex[65];
 	uint8_t md[32];
-	if (cache_root(root, sizeof(root), err) < 0 || sha256_path(pkg, md, err) < 0)
+	if (cache_dir("packages", root, sizeof(root), err) < 0 || sha256_path(pkg, md, err) < 0)
 		return -1;
 	sha256_hex(md, hex);
 	int r = mkdir_p(root, 0700);
@@ -223,22 +214,36 @@ int launch_cache_check(const struct launch *l, struct tvm_err *err)
 /* ------------------------------------------------------------ the trial */
 
 static const char usage_launch[] =
-	"Usage: trialvm launch PKG.tvp [--key VENDOR.pub] [--report-dir DIR]\n"
-	"                      [--on-crash restart|exit] [--max-restarts N]\n"
-	"                      [--snapshot-every SECS] [RUN OPTIONS] [-- ARGS...]\n"
+	"Usage: trialvm launch (PKG.tvp | URL) [--key VENDOR.pub] [--refresh]\n"
+	"                      [--consent ask|yes|no] [--comment TEXT] [--spool DIR]\n"
+	"                      [--report-dir DIR] [--on-crash restart|exit]\n"
+	"                      [--max-restarts N] [--snapshot-every SECS]\n"
+	"                      [RUN OPTIONS] [-- ARGS...]\n"
 	"\n"
-	"Run a vendor's trial package (README \"Launching a trial\"). It is checked\n"
-	"as 'trialvm image verify' checks it (format, signature, a trusted vendor\n"
-	"key or --key, expiry, every part) before anything runs; its parts go to\n"
-	"the package cache (${TRIALVM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/trialvm}/\n"
+	"Run a vendor's trial package (README \"Launching a trial\"). A URL (http://\n"
+	"or https://) is downloaded into the download cache first (resumed where an\n"
+	"interrupted download stopped; --refresh fetches it again). The package is\n"
+	"checked as 'trialvm image verify' checks it (format, signature, a trusted\n"
+	"vendor key or --key, expiry, every part) before anything runs; its parts go\n"
+	"to the package cache (${TRIALVM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/trialvm}/\n"
 	"packages/SHA256) and are checked again before each VM starts. Each VM is a\n"
 	"'trialvm run' of the package (from its booted checkpoint when it has one)\n"
 	"with a fresh disk overlay, periodic snapshots and an event log, in a\n"
 	"session directory of its own under the report directory; a session that\n"
-	"ends without a report is removed. After a crash, a fresh VM starts from\n"
-	"the package again.\n"
+	"ends without a report is removed.\n"
+	"After a crash, when the package names a feedback server: on a terminal\n"
+	"you are shown what the report holds and asked whether to send it, and for\n"
+	"a comment; with your yes it is bundled (only what differs from the\n"
+	"package), saved to the spool and sent (README \"The spool\"); a report\n"
+	"that cannot be sent now goes with the next launch or 'trialvm spool\n"
+	"send'. Then a fresh VM starts from the package again.\n"
 	"\n"
 	"  --key FILE            trust this vendor public key (PEM) for this launch\n"
+	"  --consent ask|yes|no  ask on a terminal (default; off a terminal nothing\n"
+	"                        is sent), or send every crash report, or none\n"
+	"  --comment TEXT        the comment sent with each report (not asked for)\n"
+	"  --spool DIR           the spool (default ${XDG_DATA_HOME:-~/.local/share}/\n"
+	"                        trialvm/spool)\n"
 	"  --report-dir DIR      where sessions and their reports go (default\n"
 	"                        ${XDG_DATA_HOME:-~/.local/share}/trialvm/reports/NAME)\n"
 	"  --on-crash ACTION     restart (default): a fresh VM after a crash; exit\n"
@@ -249,7 +254,7 @@ static const char usage_launch[] =
 	"except those the package decides: --kernel, --initrd, --cpio, --app,\n"
 	"--trialos, --image, --disk, --mem, --cpus, --cmdline, --restore, --replay,\n"
 	"--snapshot-dir, --snapshot-keep. ARGS replace the program's arguments\n"
-	"the package gives.\n"
+	"the package gives (not with a checkpoint, where the program already runs).\n"
 	"\n"
 	"Exit status: the last VM's, as 'trialvm run' gives it (123 after a crash\n"
 	"with no restart left); 125 when the package is refused (the reason is\n"
@@ -261,9 +266,12 @@ static const char *const package_decides[] = {
 	"--cmdline", "--restore", "--replay", "--snapshot-dir", "--snapshot-keep", "--no-decompress",
 };
 
+enum consent { CONSENT_ASK, CONSENT_YES, CONSENT_NO };
+
 struct launch_cli {
-	const char *pkg, *key, *report_base, *snapshot_every;
-	bool restart;
+	const char *pkg, *key, *report_base, *snapshot_every, *spool, *comment;
+	enum consent consent;
+	bool restart, refresh;
 	long max_restarts;
 	char **run;  /* the tester's run options */
 	int nrun;
@@ -317,7 +325,27 @@ static int parse_launch(int argc, char **argv, struct launch_cli *c)
 			c->have_args = true;
 			break;
 		}
+		if (!strcmp(a, "--refresh")) {
+			c->refresh = true;
+			continue;
+		}
+		if ((r = opt_value(argc, argv, &i, "--consent", &v))) {
+			if (r < 0)
+				return launch_usage("option %s needs a value", a);
+			if (strcmp(v, "yes") && strcmp(v, "no") && strcmp(v, "ask"))
+				return launch_usage("--consent %s: give yes, no or ask", v);
+			c->consent = !strcmp(v, "yes") ? CONSENT_YES : !strcmp(v, "no") ? CONSENT_NO : CONSENT_ASK;
+			continue;
+		}
+		if ((r = opt_value(argc, argv, &i, "--comment", &c->comment))) {
+			if (r < 0)
+				return launch_usage("option %s needs a value", a);
+			if (strlen(c->comment) > BUNDLE_COMMENT_MAX)
+				return launch_usage("--comment: at most %s bytes", "4096");
+			continue;
+		}
 		if ((r = opt_value(argc, argv, &i, "--key", &v)) ||
+		    (r = opt_value(argc, argv, &i, "--spool", &c->spool)) ||
 		    (r = opt_value(argc, argv, &i, "--report-dir", &c->report_base)) ||
 		    (r = opt_value(argc, argv, &i, "--snapshot-every", &c->snapshot_every))) {
 			if (r < 0)
@@ -514,6 +542,145 @@ static char **session_argv(const struct launch *l, const struct launch_cli *c, c
 	return v;
 }
 
+/* ------------------------------------------------------- after a crash */
+
+/* Read a line from the terminal into buf (no newline); false at EOF. */
+static bool ask_line(const char *prompt, char *buf, size_t cap)
+{
+	fputs(prompt, stderr);
+	fflush(stderr);
+	if (!fgets(buf, (int)cap, stdin))
+		return false;
+	buf[strcspn(buf, "\n")] = 0;
+	return true;
+}
+
+/* What the tester is asked to send: the crash and the files, and where. */
+static void show_report(const char *report, const char *url)
+{
+	char path[PATH_MAX + 300];
+	snprintf(path, sizeof(path), "%s/report.json", report);
+	uint8_t *text = NULL;
+	size_t len = 0;
+	struct tvm_err err = { "" };
+	json_t *j = NULL;
+	if (read_file(path, 64u << 20, &text, &len, &err) == 0)
+		j = json_loadb((const char *)text, len, 0, NULL);
+	free(text);
+	const char *sum = json_string_value(json_object_get(json_object_get(j, "cause"), "summary"));
+	char *esum = sum ? tvm_escape_dup(sum, strlen(sum), TVM_ESC_TERMINAL) : NULL;
+	fprintf(stderr, "\nThe trial crashed: %s\nIts report (%s) holds:\n", esum ? esum : "(no summary)", report);
+	free(esum);
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(j, "files"), k, v)
+		fprintf(stderr, "  %-12s %llu bytes\n", k, (unsigned long long)json_integer_value(json_object_get(v, "size")));
+	if (json_object_get(j, "snapshots"))
+		fprintf(stderr, "  and the snapshots and the record of inputs since the last snapshot\n");
+	fprintf(stderr, "the guest's memory and disk as they were (crash dumps: they may hold whatever the\n"
+			"program had in memory), its console output and the CPU state. Only what differs\n"
+			"from the vendor's package is sent, to %s.\n", url);
+	json_decref(j);
+}
+
+/* The tester's answer (and comment) about sending the report. */
+static bool consent(const struct launch_cli *c, const char *report, const char *url, char *comment, size_t cap)
+{
+	snprintf(comment, cap, "%s", c->comment ? c->comment : "");
+	if (c->consent == CONSENT_NO) {
+		tvm_log("launch: the report is not sent (--consent no); it stays in %s", report);
+		return false;
+	}
+	if (c->consent == CONSENT_YES)
+		return true;
+	if (!isatty(0) || !isatty(2)) {
+		tvm_log("launch: nobody was asked (not on a terminal), so the report is not sent; it stays in %s "
+			"(--consent yes sends reports, --consent no says so at once; 'trialvm report send' sends one later)",
+			report);
+		return false;
+	}
+	show_report(report, url);
+	char ans[16];
+	if (!ask_line("Send this report to the vendor? [y/N] ", ans, sizeof(ans)) || (ans[0] != 'y' && ans[0] != 'Y')) {
+		tvm_log("launch: the report is not sent; it stays in %s", report);
+		return false;
+	}
+	if (!c->comment && !ask_line("A comment for the vendor (what you were doing; Enter for none): ", comment, cap))
+		comment[0] = 0;
+	return true;
+}
+
+/* Consent, then the report bundled into the spool, then sent. */
+static void after_crash(const struct launch *l, const struct launch_cli *c, const char *spool, const char *session,
+			const char *report)
+{
+	if (!l->pk.feedback[0]) {
+		tvm_log("launch: the package names no feedback server: the report stays in %s", report);
+		return;
+	}
+	char comment[BUNDLE_COMMENT_MAX + 2];
+	if (!consent(c, report, l->pk.feedback, comment, sizeof(comment)))
+		return;
+	struct tvm_err err = { "" };
+	struct bundle_master *m = calloc(1, sizeof(*m));
+	char ram[PATH_MAX + 32], id[65], label[256];
+	const char *sha = strrchr(l->dir, '/');
+	snprintf(ram, sizeof(ram), "%s/checkpoint.ram", session);
+	snprintf(label, sizeof(label), "%s %s", l->pk.name, l->pk.version);
+	struct upload_dest d;
+	snprintf(d.url, sizeof(d.url), "%s", l->pk.feedback);
+	snprintf(d.token, sizeof(d.token), "%s", l->pk.feedback_token);
+	int r = m ? feedback_master(&l->pk, sha ? sha + 1 : "", l->dir, ram, m, &err) : tvm_seterr(&err, "out of memory");
+	if (r == 0)
+		r = spool_add(spool, report, m, comment[0] ? comment : NULL, &d, label, isatty(2), id, &err);
+	unlink(ram);
+	free(m);
+	if (r < 0) {
+		tvm_log("error: launch: the report could not be saved for sending: %s; it stays in %s", err.msg, report);
+		return;
+	}
+	tvm_log("launch: report saved to the spool as %s; sending it to %s", id, d.url);
+	struct upload_opts o = { .tries = 3, .max_wait = 30, .progress = isatty(2) };
+	enum upload_outcome out = spool_send(spool, id, &o, &err);
+	if (out == UPLOAD_DONE)
+		tvm_log("launch: report %.16s... sent; the vendor's server confirmed it", id);
+	else
+		tvm_log("launch: report %.16s... not sent now (%s); it stays in the spool %s and goes with the next launch "
+			"or 'trialvm spool send'", id, err.msg, spool);
+}
+
+/* Reports left in the spool by earlier launches go now, beside the trial
+ * (a child process; its pid, or 0 when there is nothing to send). */
+static pid_t send_pending(const char *spool)
+{
+	char (*ids)[65] = NULL;
+	int n = 0;
+	struct tvm_err err = { "" };
+	if (spool_ids(spool, &ids, &n, &err) < 0 || n == 0) {
+		free(ids);
+		return 0;
+	}
+	free(ids);
+	char self[PATH_MAX];
+	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (k <= 0)
+		return 0;
+	self[k] = 0;
+	tvm_log("launch: sending the %d report%s left in the spool %s", n, n == 1 ? "" : "s", spool);
+	fflush(NULL);
+	pid_t p = fork();
+	if (p == 0) {
+		char *argv[] = { "trialvm", "spool", "send", "--spool", (char *)spool, "--tries", "2", NULL };
+		int fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, 0);
+		signal(SIGINT, SIG_IGN); /* the terminal's ^C is for the trial */
+		execv(self, argv);
+		_exit(TVM_EXIT_ERROR);
+	}
+	return p > 0 ? p : 0;
+}
+
 int launch_main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -529,9 +696,18 @@ int launch_main(int argc, char **argv)
 	struct launch *l = calloc(1, sizeof(*l));
 	struct tvm_err err = { "" };
 	char base[PATH_MAX], name[PATH_MAX];
+	pid_t sender = 0;
 	int status = TVM_EXIT_ERROR;
 	if (!l)
 		goto out;
+	char fetched[PATH_MAX];
+	if (download_is_url(c.pkg)) {
+		if (download_package(c.pkg, c.refresh, isatty(2), fetched, sizeof(fetched), &err) < 0) {
+			tvm_log("error: launch: %s", err.msg);
+			goto out;
+		}
+		c.pkg = fetched;
+	}
 	if (launch_prepare(c.pkg, c.key, l, &err) < 0) {
 		tvm_log("error: launch: %s", err.msg);
 		goto out;
@@ -552,6 +728,12 @@ int launch_main(int argc, char **argv)
 		tvm_log("error: launch: %s", err.msg);
 		goto out;
 	}
+	char spool[PATH_MAX];
+	if (spool_path(c.spool, spool, sizeof(spool), &err) < 0) {
+		tvm_log("error: launch: %s", err.msg);
+		goto out;
+	}
+	sender = send_pending(spool);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
 	struct sigaction sa = { .sa_handler = forward_signal };
@@ -583,6 +765,8 @@ int launch_main(int argc, char **argv)
 			remove_tree(session); /* nothing to keep */
 		} else {
 			tvm_log("launch: the session's report and snapshots are kept in %s", session);
+			if (status == TVM_EXIT_CRASHED && !stop_sig)
+				after_crash(l, &c, spool, session, report);
 		}
 		if (status != TVM_EXIT_CRASHED || stop_sig || !c.restart)
 			break;
@@ -595,6 +779,11 @@ int launch_main(int argc, char **argv)
 			c.max_restarts);
 	}
 out:
+	if (sender > 0) {
+		int st;
+		while (waitpid(sender, &st, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (l)
 		launch_free(l);
 	free(l);

@@ -115,6 +115,76 @@ fi
 vmrun launch-checkpoint-args 10 launch "$LP/ckpt.tvp" -- 9
 expect_rc launch-checkpoint-args 126 && expect_grep launch-checkpoint-args err 'booted checkpoint.*leave out the arguments' &&
 	pass launch-checkpoint-args
+# After a crash, with the tester's consent: the report is bundled against
+# the package into the spool and sent to the package's feedback server
+# (the stand-in, tests/tools/feedback-standin.py), which then holds it
+# once, complete, rebuilding into the very files of the report.
+rm -f "$LP/fb.port"
+python3 tests/tools/feedback-standin.py --data "$LP/fb" --port-file "$LP/fb.port" --token tok &
+fb_pid=$!
+for _ in $(seq 200); do [ -s "$LP/fb.port" ] && break; sleep 0.05; done
+FB=http://127.0.0.1:$(cat "$LP/fb.port" 2>/dev/null)
+lbuild fbk "$LP/fbk.tvp" --app "$APPS/null-deref" --feedback "$FB" --feedback-token tok
+vmrun launch-feedback 120 launch "$LP/fbk.tvp" --on-crash exit --consent yes --comment 'clicked save'
+rep=$(find "$LP/data/trialvm/reports/fbk" -mindepth 2 -maxdepth 2 -type d ! -name snapshots 2>/dev/null | head -1)
+id=$(ls "$LP/fb/reports" 2>/dev/null | head -1)
+if expect_rc launch-feedback 123 && expect_grep launch-feedback err 'launch: report saved to the spool as [0-9a-f]{64}' 	'sent; the vendor.s server confirmed it'; then
+	rm -rf "$LP/fb-rb"
+	"$TRIALVM" report rebuild "$LP/fb/reports/$id" --master "$LP/fbk.tvp" -o "$LP/fb-rb" >"$LP/fb-rb.log" 2>&1
+	bad=""
+	for f in $(cd "$rep" && ls); do cmp -s "$rep/$f" "$LP/fb-rb/$f" || bad="$bad $f"; done
+	if [ ! -e "$LP/fb/reports/$id/complete" ] || [ "$(wc -l <"$LP/fb/created.log")" != 1 ]; then
+		fail launch-feedback "the server has no complete report: $(ls "$LP/fb/reports/$id" 2>&1 | tr '\n' ' ')"
+	elif [ -n "$bad" ] || [ "$(jq -r .comment "$LP/fb/reports/$id/manifest.json")" != 'clicked save' ]; then
+		fail launch-feedback "what arrived differs:$bad $(tail -1 "$LP/fb-rb.log")"
+	elif [ -n "$(ls "$LP/data/trialvm/spool" | grep tvb)" ]; then
+		fail launch-feedback "the spool still holds it"
+	else
+		pass launch-feedback
+	fi
+fi
+# No consent: nothing goes; off a terminal nobody is asked.
+vmrun launch-consent-no 120 launch "$LP/fbk.tvp" --on-crash exit --consent no
+expect_rc launch-consent-no 123 && expect_grep launch-consent-no err 'not sent \(--consent no\)' &&
+	[ "$(wc -l <"$LP/fb/created.log")" = 1 ] && pass launch-consent-no
+vmrun launch-consent-ask 120 launch "$LP/fbk.tvp" --on-crash exit
+expect_rc launch-consent-ask 123 && expect_grep launch-consent-ask err 'nobody was asked \(not on a terminal\)' &&
+	[ "$(wc -l <"$LP/fb/created.log")" = 1 ] && pass launch-consent-ask
+# The server away: the report stays in the spool, and the next launch sends it.
+kill "$fb_pid"; wait "$fb_pid" 2>/dev/null
+vmrun launch-spooled 120 launch "$LP/fbk.tvp" --on-crash exit --consent yes
+n=$(ls "$LP/data/trialvm/spool" | grep -c tvb)
+if expect_rc launch-spooled 123 && expect_grep launch-spooled err 'not sent now .*cannot reach' && [ "$n" = 1 ]; then
+	python3 tests/tools/feedback-standin.py --data "$LP/fb" --listen "127.0.0.1:${FB##*:}" --token tok --port-file "$LP/fb2.port" &
+	fb_pid=$!
+	for _ in $(seq 200); do [ -s "$LP/fb2.port" ] && break; sleep 0.05; done
+	vmrun launch-resend 60 launch "$LP/echo.tvp"
+	expect_rc launch-resend 0 && expect_grep launch-resend err 'sending the 1 report left in the spool' &&
+		[ "$(wc -l <"$LP/fb/created.log")" = 2 ] && [ -z "$(ls "$LP/data/trialvm/spool" | grep tvb)" ] && pass launch-resend ||
+		fail launch-resend "the server has $(wc -l <"$LP/fb/created.log") reports; spool: $(ls "$LP/data/trialvm/spool")"
+else
+	[ "$RC" -eq 123 ] && fail launch-spooled "spool: $n entries"
+fi
+kill "$fb_pid" 2>/dev/null; wait "$fb_pid" 2>/dev/null
+# By URL: downloaded into the download cache (the first transfer is cut
+# after 100000 bytes and resumed there), checked, run; the next launch of
+# the URL uses the copy; a URL that is not there is refused.
+rm -f "$LP/rs.port"
+python3 tests/tools/range-server.py "$LP/echo.tvp" "$LP/rs.port" --drop-after 100000 &
+rs_pid=$!
+for _ in $(seq 200); do [ -s "$LP/rs.port" ] && break; sleep 0.05; done
+RS=http://127.0.0.1:$(cat "$LP/rs.port" 2>/dev/null)
+vmrun launch-url 60 launch "$RS/echo.tvp"
+sha=$(sha256sum <"$LP/echo.tvp" | cut -c1-64)
+expect_rc launch-url 0 && expect_grep launch-url err 'resuming the download of .* at byte 100000' "downloaded [0-9]+ bytes, sha256 $sha" &&
+	cmp -s "$LP/cache/downloads/$sha.tvp" "$LP/echo.tvp" && [ "$(tr '\n' ' ' <"$T/launch-url.out")" = "one two " ] && pass launch-url
+vmrun launch-url-again 60 launch "$RS/echo.tvp" -- again
+expect_rc launch-url-again 0 && expect_grep launch-url-again err 'as downloaded before' && ! grep -q 'downloading' "$T/launch-url-again.err" &&
+	pass launch-url-again
+vmrun launch-url-missing 60 launch "$RS/missing"
+expect_rc launch-url-missing 125 && expect_grep launch-url-missing err 'error: launch: downloading .*/missing: .*404' &&
+	pass launch-url-missing
+kill "$rs_pid" 2>/dev/null; wait "$rs_pid" 2>/dev/null
 vmrun launch-usage 10 launch
 expect_rc launch-usage 126 && expect_grep launch-usage err 'Usage: trialvm launch' && pass launch-usage
 unset TRIALVM_TRUST_DIR TRIALVM_CACHE XDG_DATA_HOME
