@@ -127,7 +127,10 @@ static int fetch(CURL *c, const char *url, struct dl *d, struct tvm_err *err)
 		return 0;
 	if (code == 416 && d->start) /* nothing past what we have: it was whole */
 		return 0;
-	return tvm_seterr(err, "%s", d->why[0] ? d->why : eb[0] ? eb : curl_easy_strerror(r));
+	tvm_seterr(err, "%s", d->why[0] ? d->why : eb[0] ? eb : curl_easy_strerror(r));
+	/* The server's no (404, 403...) stays no; a broken transfer, a timeout,
+	 * 408, 429 and 5xx may go better. */
+	return r == CURLE_HTTP_RETURNED_ERROR && code >= 400 && code < 500 && code != 408 && code != 429 ? -2 : -1;
 }
 
 int download_package(const char *url, bool refresh, bool progress, char *path, size_t cap, struct tvm_err *err)
@@ -178,7 +181,7 @@ int download_package(const char *url, bool refresh, bool progress, char *path, s
 			tvm_log("launch: resuming the download of %s at byte %llu", url, (unsigned long long)d.at);
 		else
 			tvm_log("launch: downloading %s", url);
-		if ((rc = fetch(c, url, &d, err)) == 0)
+		if ((rc = fetch(c, url, &d, err)) == 0 || rc == -2)
 			break;
 		if (t + 1 < TRIES) {
 			tvm_log("launch: the download stopped at byte %llu (%s); trying again", (unsigned long long)d.at, err->msg);
@@ -190,6 +193,8 @@ int download_package(const char *url, bool refresh, bool progress, char *path, s
 	if (rc == 0 && (fsync(fd) < 0 || ftruncate(fd, (off_t)d.at) < 0))
 		rc = tvm_seterr(err, "cannot write %s: %s", part, strerror(errno));
 	char hex[65];
+	if (rc < 0)
+		rc = -1;
 	if (rc == 0 && (lseek(fd, 0, SEEK_SET) < 0 || (r = sha256_fd(fd, md)) < 0))
 		rc = tvm_seterr(err, "cannot read %s: %s", part, strerror(errno));
 	close(fd);

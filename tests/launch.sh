@@ -11,7 +11,7 @@ openssl pkey -in "$LP/v.pem" -pubout -out "$LP/v.pub" 2>/dev/null
 lbuild() { # lbuild NAME OUT ARGS...: image build of a trialos program
 	local name=$1 out=$2
 	shift 2
-	"$TRIALVM" image build --name "$name" --version 1.0 --vendor-key "$LP/v.pem" --kernel "$TRIALVM_TRIALOS" \
+	"$TRIALVM" image build --name "$name" --version 1.0 --vendor-key "$LP/v.pem" --kernel "$TRIALVM_TRIALOS" --mem 32M \
 		-o "$out" "$@" >"$LP/$name.build" 2>&1 || fail "launch-$name" "image build: $(tail -2 "$LP/$name.build")"
 }
 
@@ -143,13 +143,23 @@ if expect_rc launch-feedback 123 && expect_grep launch-feedback err 'launch: rep
 		pass launch-feedback
 	fi
 fi
+# On a terminal: the tester is shown the report, says yes and comments.
+timeout -k 5 120 python3 tests/tools/answer.py 'Send this report to the vendor? [y/N]' y 'Enter for none): ' 'typed at the prompt' \
+	-- "$TRIALVM" launch "$LP/fbk.tvp" --on-crash exit -q >"$T/launch-consent-tty.out" 2>&1
+RC=$?
+id2=$(jq -r 'select(.comment == "typed at the prompt") | .comment' "$LP"/fb/reports/*/manifest.json 2>/dev/null)
+if expect_rc launch-consent-tty 123 && expect_grep launch-consent-tty out 'The trial crashed: the application' '  core.elf +[0-9]+ bytes' \
+	"to $FB" 'sent; the vendor.s server confirmed it'; then
+	[ -n "$id2" ] && [ "$(wc -l <"$LP/fb/created.log")" = 2 ] && pass launch-consent-tty ||
+		fail launch-consent-tty "the server has $(wc -l <"$LP/fb/created.log") reports, none with the comment"
+fi
 # No consent: nothing goes; off a terminal nobody is asked.
 vmrun launch-consent-no 120 launch "$LP/fbk.tvp" --on-crash exit --consent no
 expect_rc launch-consent-no 123 && expect_grep launch-consent-no err 'not sent \(--consent no\)' &&
-	[ "$(wc -l <"$LP/fb/created.log")" = 1 ] && pass launch-consent-no
+	[ "$(wc -l <"$LP/fb/created.log")" = 2 ] && pass launch-consent-no
 vmrun launch-consent-ask 120 launch "$LP/fbk.tvp" --on-crash exit
 expect_rc launch-consent-ask 123 && expect_grep launch-consent-ask err 'nobody was asked \(not on a terminal\)' &&
-	[ "$(wc -l <"$LP/fb/created.log")" = 1 ] && pass launch-consent-ask
+	[ "$(wc -l <"$LP/fb/created.log")" = 2 ] && pass launch-consent-ask
 # The server away: the report stays in the spool, and the next launch sends it.
 kill "$fb_pid"; wait "$fb_pid" 2>/dev/null
 vmrun launch-spooled 120 launch "$LP/fbk.tvp" --on-crash exit --consent yes
@@ -160,7 +170,7 @@ if expect_rc launch-spooled 123 && expect_grep launch-spooled err 'not sent now 
 	for _ in $(seq 200); do [ -s "$LP/fb2.port" ] && break; sleep 0.05; done
 	vmrun launch-resend 60 launch "$LP/echo.tvp"
 	expect_rc launch-resend 0 && expect_grep launch-resend err 'sending the 1 report left in the spool' &&
-		[ "$(wc -l <"$LP/fb/created.log")" = 2 ] && [ -z "$(ls "$LP/data/trialvm/spool" | grep tvb)" ] && pass launch-resend ||
+		[ "$(wc -l <"$LP/fb/created.log")" = 3 ] && [ -z "$(ls "$LP/data/trialvm/spool" | grep tvb)" ] && pass launch-resend ||
 		fail launch-resend "the server has $(wc -l <"$LP/fb/created.log") reports; spool: $(ls "$LP/data/trialvm/spool")"
 else
 	[ "$RC" -eq 123 ] && fail launch-spooled "spool: $n entries"

@@ -196,6 +196,44 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 else
 	skip upload-full "a full disk is made with a tmpfs mount in a mount namespace, which needs root and unshare -m"
 fi
+# Bundles read back: without a master every page is stored, and it still
+# rebuilds; another package as the master, a damaged or missing chunk, an
+# existing output and a manifest naming a path outside are refused, and
+# nothing is left behind.
+"$TRIALVM" image build --name other --version 1 --vendor-key "$UP/v.pem" --app "$APPS/echo-args" -o "$UP/other.tvp" \
+	>/dev/null 2>&1
+vmrun bundle-master 60 report bundle "$UP/report" --master "$UP/p1.tvp" -o "$UP/b1"
+vmrun bundle-nomaster 60 report bundle "$UP/report" -o "$UP/b2"
+vmrun bundle-nomaster-rebuild 60 report rebuild "$UP/b2" --master "$UP/other.tvp" -o "$UP/rb2"
+if expect_rc bundle-master 0 && expect_rc bundle-nomaster 0 && expect_rc bundle-nomaster-rebuild 0; then
+	bad=""
+	for f in report.json console.log core.elf; do cmp -s "$UP/report/$f" "$UP/rb2/$f" || bad="$bad $f"; done
+	[ -z "$bad" ] && [ "$(jq -r .master "$UP/b2/manifest.json")" = null ] && pass bundle-nomaster ||
+		fail bundle-nomaster "rebuilt differently:$bad"
+fi
+vmrun bundle-wrong-master 60 report rebuild "$UP/b1" --master "$UP/other.tvp" -o "$UP/rb3"
+expect_rc bundle-wrong-master 125 && expect_grep bundle-wrong-master err 'not the master .* was made against' &&
+	[ ! -e "$UP/rb3" ] && pass bundle-wrong-master
+cp -r "$UP/b1" "$UP/b4"
+c=$(ls -S "$UP/b4/chunks" | head -1)
+chmod u+w "$UP/b4/chunks/$c"
+printf 'X' | dd of="$UP/b4/chunks/$c" bs=1 seek=20 conv=notrunc 2>/dev/null
+vmrun bundle-damaged 60 report rebuild "$UP/b4" --master "$UP/p1.tvp" -o "$UP/rb4"
+expect_rc bundle-damaged 125 && expect_grep bundle-damaged err "chunk $c is damaged" &&
+	[ -z "$(ls -d "$UP"/rb4* 2>/dev/null)" ] && pass bundle-damaged
+rm -f "$UP/b4/chunks/$c"
+vmrun bundle-missing 60 report show "$UP/b4"
+expect_rc bundle-missing 125 && expect_grep bundle-missing err "b4/chunks/$c" && pass bundle-missing
+mkdir -p "$UP/rb5"
+vmrun bundle-exists 60 report rebuild "$UP/b1" --master "$UP/p1.tvp" -o "$UP/rb5"
+expect_rc bundle-exists 125 && expect_grep bundle-exists err '-o .*/rb5 exists' && pass bundle-exists
+cp -r "$UP/b1" "$UP/b6"
+jq '.files[0].name = "../../escape"' "$UP/b1/manifest.json" >"$UP/b6/manifest.json"
+vmrun bundle-traversal 60 report rebuild "$UP/b6" --master "$UP/p1.tvp" -o "$UP/rb6"
+expect_rc bundle-traversal 125 && expect_grep bundle-traversal err 'not a report bundle this trialvm reads: file 0 has no plain name' &&
+	[ ! -e "$UP/escape" ] && [ ! -e "$UP/rb6" ] && pass bundle-traversal
+vmrun bundle-usage 10 report rebuild "$UP/b1" -o "$UP/x"
+expect_rc bundle-usage 126 && expect_grep bundle-usage err 'rebuild needs --master' && pass bundle-usage
 vmrun upload-usage 10 spool frob
 expect_rc upload-usage 126 && expect_grep upload-usage err "unknown command 'frob'" && pass upload-usage
 unset TRIALVM_TRUST_DIR XDG_DATA_HOME
