@@ -15,6 +15,9 @@
 #      run --image next to QEMU microvm and q35 booting the same image
 #   4-7. crash dumps, virtio-blk, snapshots, record and replay
 #      (ci/bench-dump.sh, ci/bench-blk.sh, ci/bench-snap.sh, ci/bench-record.sh)
+#   8. report bundles: the bundle of a Linux image's crash against zstd of
+#      core.elf, of its changed pages, zstd --patch-from and xdelta3
+#      (ci/bench-bundle.sh)
 #
 # Environment: RUNS (default 20), LINUX_CAP (seconds, default 240),
 # BENCH_SKIP_LINUX=1 to leave section 3 out (it is then reported as skipped).
@@ -354,6 +357,13 @@ if [ $HAVE_QEMU -eq 1 ]; then
 	ci/bench-record.sh "$BUILD" || problem "record and replay benchmark failed"
 else
 	problem "crash dump and virtio-blk benchmarks: no QEMU to compare with"
+fi
+# == 8: report bundles against zstd, the changed pages, zstd --patch-from and xdelta3
+echo
+if [ "${BENCH_SKIP_LINUX:-0}" = 1 ]; then
+	problem "report bundle: skipped (BENCH_SKIP_LINUX=1)"
+else
+	ci/bench-bundle.sh "$BUILD" || problem "report bundle benchmark failed"
 fi
 
 echo

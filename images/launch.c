@@ -23,6 +23,7 @@
 #include "../vmm/util.h"
 #include "download.h"
 #include "feedback.h"
+#include "package_int.h"
 #include "image.h"
 
 /* A linux-image package's parts make a master image directory: its
@@ -224,7 +225,9 @@ static const char usage_launch[] =
 	"or https://) is downloaded into the download cache first (resumed where an\n"
 	"interrupted download stopped; --refresh fetches it again). The package is\n"
 	"checked as 'trialvm image verify' checks it (format, signature, a trusted\n"
-	"vendor key or --key, expiry, every part) before anything runs; its parts go\n"
+	"vendor key or --key, expiry, every part) before anything runs (a key you\n"
+	"have not trusted yet: on a terminal its fingerprint is shown and you are\n"
+	"asked, as 'trialvm trust add PKG' asks); its parts go\n"
 	"to the package cache (${TRIALVM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/trialvm}/\n"
 	"packages/SHA256) and are checked again before each VM starts. Each VM is a\n"
 	"'trialvm run' of the package (from its booted checkpoint when it has one)\n"
@@ -681,6 +684,28 @@ static pid_t send_pending(const char *spool)
 	return p > 0 ? p : 0;
 }
 
+/* A package signed by a key the tester has not trusted: on a terminal,
+ * its fingerprint shown and the tester asked (trust on first use). True
+ * when the key is now in the trust store. */
+static bool trust_on_first_use(const char *pkg, const struct package *pk)
+{
+	uint8_t raw[32];
+	char fpr[65], where[PATH_MAX + 80], ans[16] = "";
+	struct tvm_err err = { "" };
+	if (!isatty(0) || !isatty(2) || pkg_unhex(pk->public_key, raw, 32) < 0)
+		return false;
+	fprintf(stderr, "%s is signed by vendor key\n  %s\nwhich you have not trusted yet.\n"
+			"Is that the fingerprint your vendor gave you? Trust this key [y/N]? ", pkg, pk->fingerprint);
+	if (!fgets(ans, sizeof(ans), stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
+		return false;
+	if (pkg_trust_add(raw, fpr, where, sizeof(where), &err) < 0) {
+		tvm_log("error: launch: %s", err.msg);
+		return false;
+	}
+	tvm_log("launch: trusted vendor key %s (%s)", fpr, where);
+	return true;
+}
+
 int launch_main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -708,7 +733,10 @@ int launch_main(int argc, char **argv)
 		}
 		c.pkg = fetched;
 	}
-	if (launch_prepare(c.pkg, c.key, l, &err) < 0) {
+	int prep = launch_prepare(c.pkg, c.key, l, &err);
+	if (prep < 0 && l->pk.fault == PKG_UNTRUSTED && !c.key && trust_on_first_use(c.pkg, &l->pk))
+		prep = launch_prepare(c.pkg, c.key, l, &err);
+	if (prep < 0) {
 		tvm_log("error: launch: %s", err.msg);
 		goto out;
 	}

@@ -1376,7 +1376,6 @@ static int sr_u64(struct sreader *r, uint64_t *v, struct tvm_err *err)
 /* Nothing more in the stream (empty pieces aside). */
 static int sr_end(struct sreader *r, struct tvm_err *err)
 {
-	uint8_t x;
 	while (r->pos == r->len && r->next < r->n) {
 		int64_t got = unpack_chunk(r->b, r->names[r->next++], r->buf, BUNDLE_PIECE, err);
 		if (got < 0)
@@ -1385,7 +1384,7 @@ static int sr_end(struct sreader *r, struct tvm_err *err)
 		r->pos = 0;
 	}
 	if (r->pos != r->len)
-		return tvm_seterr(err, "%s: its %s goes on past its end (%d)", r->file, r->what, sr_read(r, &x, 1, err));
+		return tvm_seterr(err, "%s: its %s goes on past its end", r->file, r->what);
 	return 0;
 }
 

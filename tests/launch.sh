@@ -57,6 +57,14 @@ expect_rc launch-expired 125 && expect_grep launch-expired err 'expired on 2021-
 TRIALVM_TRUST_DIR=$LP/other-trust vmrun launch-untrusted 60 launch "$LP/echo.tvp"
 expect_rc launch-untrusted 125 && expect_grep launch-untrusted err 'which you have not trusted' && [ ! -s "$T/launch-untrusted.out" ] &&
 	pass launch-untrusted
+# Trust on first use: on a terminal, the key's fingerprint is shown and
+# the tester's yes trusts it.
+fpr=$(openssl pkey -pubin -in "$LP/v.pub" -outform DER | tail -c 32 | sha256sum | cut -c1-64)
+TRIALVM_TRUST_DIR=$LP/tofu timeout -k 5 60 python3 tests/tools/answer.py 'Trust this key [y/N]?' y \
+	-- "$TRIALVM" launch "$LP/echo.tvp" >"$T/launch-tofu.out" 2>&1
+RC=$?
+expect_rc launch-tofu 0 && expect_grep launch-tofu out "^  $fpr" 'launch: trusted vendor key' '^one' &&
+	[ -f "$LP/tofu/$fpr.pub" ] && pass launch-tofu
 # A disk part: each session writes to a fresh overlay; the package's disk
 # (in the cache) never changes.
 head -c 8M /dev/zero >"$LP/disk.img"

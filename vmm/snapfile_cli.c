@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "text.h"
@@ -20,8 +21,13 @@ static const char usage_text[] =
 	"                 checkpoint; trialvm snapshot checkpoint --help)\n"
 	"  inspect FILE   check a snapshot file (header, every section's frame and\n"
 	"                 checksum) and print its header, parent and sections\n"
+	"  memory FILE OUT  write the guest memory FILE holds (with its parents'),\n"
+	"                 the machine's RAM as a restore has it, to OUT (sparse;\n"
+	"                 temporary name, fsync, rename)\n"
 	"  --help         this text\n"
 	"\n"
+	"Exit status: 0; 125 a damaged snapshot (the error says where) or OUT not\n"
+	"written; 126 bad command line.\n"
 	"inspect's exit status: 0 well-formed, 125 not (the error says where), 126 bad\n"
 	"command line. Restore a snapshot with 'trialvm run --restore FILE'.\n";
 
@@ -88,8 +94,31 @@ static int cmd_inspect(const char *path)
 	return fflush(stdout) == 0 ? 0 : TVM_EXIT_ERROR;
 }
 
+/* snapshot memory FILE OUT */
+static int cmd_memory(const char *path, const char *out)
+{
+	struct snap_reader **chain;
+	int n;
+	struct tvm_err err = { "" };
+	if (snapshot_open_chain(path, &chain, NULL, &n, &err) < 0) {
+		tvm_log("error: snapshot memory: %s: %s", path, err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	int rc = snapshot_materialize(chain, n, out, &err);
+	for (int i = 0; i < n; i++)
+		snap_close(chain[i]);
+	free(chain);
+	if (rc < 0) {
+		tvm_log("error: snapshot memory: %s", err.msg);
+		return TVM_EXIT_ERROR;
+	}
+	return 0;
+}
+
 int snapshot_cli_main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "memory"))
+		return cmd_memory(argv[2], argv[3]);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		fputs(usage_text, stdout);
 		return 0;

@@ -12,6 +12,11 @@
  *                        (tests/guests/kmod: the vendor's buggy driver) and
  *                        write MODE (oops, softlockup, hardlockup) to its
  *                        /proc/tvm_fault
+ *   crash-test work MIB  print "crash-test: ready", wait a second, fill MIB MiB of its
+ *                        memory (half of it random bytes), write MIB / 2
+ *                        MiB to /crash-test.work (fsync'ed), then die of
+ *                        SIGSEGV (a trial's work after its checkpoint:
+ *                        make bench's report bundles)
  *   crash-test hang [SYSCTL=VALUE...]  block for good in the kernel (D
  *                        state): freeze the root file system (FIFREEZE),
  *                        then create a file on it
@@ -111,6 +116,25 @@ int main(int argc, char **argv)
 		perror("crash-test: /crash-test.hang");
 		return 3;
 	}
+	if (argc > 2 && !strcmp(argv[1], "work")) {
+		size_t mib = (size_t)atol(argv[2]), len = mib << 20;
+		printf("crash-test: ready\n");
+		fflush(stdout);
+		sleep(1);
+		unsigned char *m = malloc(len ? len : 1);
+		unsigned x = 2463534242u;
+		for (size_t i = 0; m && i < len; i++) {
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			m[i] = (i / 4096) % 2 ? (unsigned char)x : (unsigned char)(i / 4096);
+		}
+		int fd = open("/crash-test.work", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (!m || fd < 0 || write(fd, m, len / 2) != (ssize_t)(len / 2) || fsync(fd) < 0)
+			perror("crash-test: work");
+		printf("crash-test: worked (%zu MiB)\n", mib);
+		fflush(stdout);
+		crash_here("segv");
+		return 3;
+	}
 	if (argc > 1 && !strcmp(argv[1], "panic")) {
 		FILE *f = fopen("/proc/sysrq-trigger", "w");
 		if (!f || fputc('c', f) == EOF || fclose(f) == EOF)
@@ -122,6 +146,6 @@ int main(int argc, char **argv)
 		printf("crash-test: survived %s (%d)\n", argv[1], r);
 		return 0;
 	}
-	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe | panic | hang | kernel KO MODE | args A...\n");
+	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe | panic | hang | work MIB | kernel KO MODE | args A...\n");
 	return 2;
 }
