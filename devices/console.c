@@ -151,7 +151,7 @@ static struct {
 	uint8_t needle[CONSOLE_WATCH_MAX];
 	unsigned fail[CONSOLE_WATCH_MAX];
 	unsigned len, matched;
-	bool armed;
+	bool armed, skip_cr; /* the needle holds no '\r': the output's are skipped */
 	void (*fn)(void *);
 	void *arg;
 } watch;
@@ -173,6 +173,7 @@ int console_watch(const char *needle, void (*fn)(void *), void *arg)
 		watch.fail[i] = k;
 	}
 	watch.matched = 0;
+	watch.skip_cr = !memchr(needle, '\r', n);
 	watch.fn = fn;
 	watch.arg = arg;
 	watch.armed = true;
@@ -191,6 +192,8 @@ void console_unwatch(void)
 static bool watch_feed_locked(const uint8_t *buf, size_t len)
 {
 	for (size_t i = 0; watch.armed && i < len; i++) {
+		if (buf[i] == '\r' && watch.skip_cr) /* a terminal's "\r\n" for the guest's "\n" */
+			continue;
 		while (watch.matched && buf[i] != watch.needle[watch.matched])
 			watch.matched = watch.fail[watch.matched - 1];
 		if (buf[i] == watch.needle[watch.matched])

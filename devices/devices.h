@@ -29,8 +29,10 @@ size_t console_source_tail(enum console_source src, uint8_t *buf, size_t max);
 int console_close(struct tvm_err *err);
 /* Call fn(arg) once, on the thread that wrote it, as soon as the console
  * output contains `needle` (1 to CONSOLE_WATCH_MAX bytes, matched across
- * writes): how `snapshot checkpoint --at-console` stops at the app's
- * "ready" line. One watch at a time; -1 for an empty or long needle. */
+ * writes; a '\r' in the output is skipped unless the needle holds one, so
+ * "ready\n" matches a Linux terminal's "ready\r\n"): how `snapshot
+ * checkpoint --at-console` stops at the app's "ready" line. One watch at a
+ * time; -1 for an empty or long needle. */
 #define CONSOLE_WATCH_MAX 256
 int console_watch(const char *needle, void (*fn)(void *), void *arg);
 void console_unwatch(void);

@@ -20,16 +20,7 @@
 
 int cache_dir(const char *sub, char *out, size_t cap, struct tvm_err *err)
 {
-	const char *c = getenv("TRIALVM_CACHE"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-	int n = c && *c   ? snprintf(out, cap, "%s/%s", c, sub)
-		: x && *x ? snprintf(out, cap, "%s/trialvm/%s", x, sub)
-		: h && *h ? snprintf(out, cap, "%s/.cache/trialvm/%s", h, sub)
-			  : -1;
-	if (n < 0)
-		return tvm_seterr(err, "no cache directory: set HOME, XDG_CACHE_HOME or TRIALVM_CACHE");
-	if ((size_t)n >= cap)
-		return tvm_seterr(err, "the cache directory's path is too long");
-	return 0;
+	return user_dir("TRIALVM_CACHE", "XDG_CACHE_HOME", ".cache", sub, out, cap, err);
 }
 
 bool download_is_url(const char *s) { return !strncmp(s, "https://", 8) || !strncmp(s, "http://", 7); }

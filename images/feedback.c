@@ -108,14 +108,6 @@ static const char usage_report[] =
 	"Exit status: 0; 125 when a file is refused or cannot be written (the\n"
 	"reason is said); 126 usage.\n";
 
-static int report_usage(const char *fmt, const char *what)
-{
-	fprintf(stderr, "trialvm: report: ");
-	fprintf(stderr, fmt, what);
-	fprintf(stderr, "\nTry 'trialvm report --help'.\n");
-	return TVM_EXIT_USAGE;
-}
-
 /* The replay of a rebuilt report: the segment its report.json names,
  * from DIR, with the package's parts as the images. */
 static void print_replay(const char *dir, const struct package *pk)
@@ -194,7 +186,7 @@ int report_cli_main(int argc, char **argv)
 	}
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "bundle") && strcmp(cmd, "show") && strcmp(cmd, "rebuild") && strcmp(cmd, "send"))
-		return report_usage("unknown command '%s'", cmd);
+		return cli_usage("report", "unknown command '%s'", cmd);
 	enum { O_MASTER = 1, O_KEY, O_COMMENT, O_SPOOL, O_TRIES };
 	static const struct option opts[] = {
 		{ "spool", required_argument, NULL, O_SPOOL },
@@ -220,27 +212,27 @@ int report_cli_main(int argc, char **argv)
 		case O_TRIES:
 			tries = (int)strtol(optarg, &end, 10);
 			if (*end || end == optarg || tries < 1 || tries > 100)
-				return report_usage("--tries %s: give 1 to 100", optarg);
+				return cli_usage("report", "--tries %s: give 1 to 100", optarg);
 			break;
-		default: return report_usage("unknown or incomplete option '%s'", argv[optind]);
+		default: return cli_usage("report", "unknown or incomplete option '%s'", argv[optind]);
 		}
 	}
 	if (optind + 1 != argc - 1)
-		return report_usage("%s takes one REPORT_DIR or BUNDLE", cmd);
+		return cli_usage("report", "%s takes one REPORT_DIR or BUNDLE", cmd);
 	const char *in = argv[optind + 1];
 	bool show = !strcmp(cmd, "show"), rebuild = !strcmp(cmd, "rebuild"), send = !strcmp(cmd, "send");
 	if (show && (master || key || comment || out))
-		return report_usage("%s takes no options", "show");
+		return cli_usage("report", "%s takes no options", "show");
 	if ((spool_given || tries != 4) && !send)
-		return report_usage("%s", "--spool and --tries go with send");
+		return cli_usage("report", "%s", "--spool and --tries go with send");
 	if (send && (!master || out))
-		return report_usage("%s", "send needs --master PKG.tvp (its feedback URL and token) and takes no -o");
+		return cli_usage("report", "%s", "send needs --master PKG.tvp (its feedback URL and token) and takes no -o");
 	if (!show && !send && !out)
-		return report_usage("%s needs -o", cmd);
+		return cli_usage("report", "%s needs -o", cmd);
 	if (rebuild && (!master || comment))
-		return report_usage("%s", "rebuild needs --master PKG.tvp (and takes no --comment)");
+		return cli_usage("report", "%s", "rebuild needs --master PKG.tvp (and takes no --comment)");
 	if (key && !master)
-		return report_usage("%s", "--key goes with --master");
+		return cli_usage("report", "%s", "--key goes with --master");
 	struct tvm_err err = { "" };
 	bool progress = isatty(2);
 	struct bundle *b = NULL;

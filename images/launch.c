@@ -302,14 +302,6 @@ static int opt_value(int argc, char **argv, int *i, const char *name, const char
 	return 1;
 }
 
-static int launch_usage(const char *fmt, const char *what)
-{
-	fprintf(stderr, "trialvm: launch: ");
-	fprintf(stderr, fmt, what);
-	fprintf(stderr, "\nTry 'trialvm launch --help'.\n");
-	return TVM_EXIT_USAGE;
-}
-
 static int parse_launch(int argc, char **argv, struct launch_cli *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -334,17 +326,17 @@ static int parse_launch(int argc, char **argv, struct launch_cli *c)
 		}
 		if ((r = opt_value(argc, argv, &i, "--consent", &v))) {
 			if (r < 0)
-				return launch_usage("option %s needs a value", a);
+				return cli_usage("launch", "option %s needs a value", a);
 			if (strcmp(v, "yes") && strcmp(v, "no") && strcmp(v, "ask"))
-				return launch_usage("--consent %s: give yes, no or ask", v);
+				return cli_usage("launch", "--consent %s: give yes, no or ask", v);
 			c->consent = !strcmp(v, "yes") ? CONSENT_YES : !strcmp(v, "no") ? CONSENT_NO : CONSENT_ASK;
 			continue;
 		}
 		if ((r = opt_value(argc, argv, &i, "--comment", &c->comment))) {
 			if (r < 0)
-				return launch_usage("option %s needs a value", a);
+				return cli_usage("launch", "option %s needs a value", a);
 			if (strlen(c->comment) > BUNDLE_COMMENT_MAX)
-				return launch_usage("--comment: at most %s bytes", "4096");
+				return cli_usage("launch", "--comment: at most %s bytes", "4096");
 			continue;
 		}
 		if ((r = opt_value(argc, argv, &i, "--key", &v)) ||
@@ -352,16 +344,16 @@ static int parse_launch(int argc, char **argv, struct launch_cli *c)
 		    (r = opt_value(argc, argv, &i, "--report-dir", &c->report_base)) ||
 		    (r = opt_value(argc, argv, &i, "--snapshot-every", &c->snapshot_every))) {
 			if (r < 0)
-				return launch_usage("option %s needs a value", a);
+				return cli_usage("launch", "option %s needs a value", a);
 			if (v)
 				c->key = v;
 			continue;
 		}
 		if ((r = opt_value(argc, argv, &i, "--on-crash", &v))) {
 			if (r < 0)
-				return launch_usage("option %s needs a value", a);
+				return cli_usage("launch", "option %s needs a value", a);
 			if (strcmp(v, "restart") && strcmp(v, "exit"))
-				return launch_usage("--on-crash %s: give restart or exit", v);
+				return cli_usage("launch", "--on-crash %s: give restart or exit", v);
 			c->restart = !strcmp(v, "restart");
 			continue;
 		}
@@ -369,16 +361,16 @@ static int parse_launch(int argc, char **argv, struct launch_cli *c)
 			char *end;
 			errno = 0;
 			if (r < 0)
-				return launch_usage("option %s needs a value", a);
+				return cli_usage("launch", "option %s needs a value", a);
 			c->max_restarts = strtol(v, &end, 10);
 			if (errno || *end || end == v || c->max_restarts < 0 || c->max_restarts > 1000000)
-				return launch_usage("--max-restarts %s: give a number from 0 to 1000000", v);
+				return cli_usage("launch", "--max-restarts %s: give a number from 0 to 1000000", v);
 			continue;
 		}
 		for (size_t k = 0; k < sizeof(package_decides) / sizeof(package_decides[0]); k++) {
 			size_t n = strlen(package_decides[k]);
 			if (!strncmp(a, package_decides[k], n) && (a[n] == 0 || a[n] == '='))
-				return launch_usage("%s: the package decides that (see 'trialvm image verify PKG')",
+				return cli_usage("launch", "%s: the package decides that (see 'trialvm image verify PKG')",
 						    package_decides[k]);
 		}
 		if (a[0] != '-' && !c->pkg) {
@@ -388,21 +380,7 @@ static int parse_launch(int argc, char **argv, struct launch_cli *c)
 		c->run[c->nrun++] = argv[i];
 	}
 	if (!c->pkg)
-		return launch_usage("%s", "which package? give PKG.tvp");
-	return 0;
-}
-
-/* DIR is ${XDG_DATA_HOME:-~/.local/share}/trialvm/SUB. */
-static int data_dir(const char *sub, char *out, size_t cap, struct tvm_err *err)
-{
-	const char *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
-	int n = x && *x ? snprintf(out, cap, "%s/trialvm/%s", x, sub)
-		: h && *h ? snprintf(out, cap, "%s/.local/share/trialvm/%s", h, sub)
-			  : -1;
-	if (n < 0)
-		return tvm_seterr(err, "no data directory: set HOME or XDG_DATA_HOME, or give --report-dir");
-	if ((size_t)n >= cap)
-		return tvm_seterr(err, "the data directory's path is too long");
+		return cli_usage("launch", "%s", "which package? give PKG.tvp");
 	return 0;
 }
 
@@ -752,7 +730,7 @@ int launch_main(int argc, char **argv)
 	snprintf(name, sizeof(name), "reports/%s", l->pk.name);
 	if (c.report_base)
 		snprintf(base, sizeof(base), "%s", c.report_base);
-	else if (data_dir(name, base, sizeof(base), &err) < 0) {
+	else if (user_dir(NULL, "XDG_DATA_HOME", ".local/share", name, base, sizeof(base), &err) < 0) {
 		tvm_log("error: launch: %s", err.msg);
 		goto out;
 	}

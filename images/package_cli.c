@@ -138,6 +138,7 @@ static int make_checkpoint(struct package *pk, const struct bpart *parts, int np
 	char *argv[LAUNCH_MAX_ARGS + PACKAGE_MAX_ARGS + 16] = { "trialvm", "snapshot", "checkpoint" };
 	int argc = 3, first = 3;
 	int rc = launch_run_args(pk, dir, false, argv, &argc, LAUNCH_MAX_ARGS, err);
+	int nalloc = argc; /* argv[first..nalloc) are launch_run_args's strdup's */
 	snprintf(ckpt, sizeof(ckpt), "%s/checkpoint", dir);
 	if (rc == 0) {
 		argv[argc++] = "-q";
@@ -156,7 +157,7 @@ static int make_checkpoint(struct package *pk, const struct bpart *parts, int np
 			rc = tvm_seterr(err, "the trial did not reach its checkpoint (trialvm snapshot checkpoint ended with "
 					     "status %d; its messages are above)", rc);
 	}
-	for (int i = first; i < argc - (rc == 0 ? 6 + (pk->nargs ? 1 : 0) + pk->nargs : 0); i++)
+	for (int i = first; i < nalloc; i++)
 		free(argv[i]);
 	return rc < 0 ? -1 : 0;
 }

@@ -24,14 +24,9 @@
 
 int spool_path(const char *given, char *out, size_t cap, struct tvm_err *err)
 {
-	const char *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
-	int n = given ? snprintf(out, cap, "%s", given)
-		: x && *x ? snprintf(out, cap, "%s/trialvm/spool", x)
-		: h && *h ? snprintf(out, cap, "%s/.local/share/trialvm/spool", h)
-			  : -1;
-	if (n < 0)
-		return tvm_seterr(err, "no spool directory: set HOME or XDG_DATA_HOME, or give --spool DIR");
-	if ((size_t)n >= cap)
+	if (!given)
+		return user_dir(NULL, "XDG_DATA_HOME", ".local/share", "spool", out, cap, err);
+	if ((size_t)snprintf(out, cap, "%s", given) >= cap)
 		return tvm_seterr(err, "the spool's path is too long");
 	return 0;
 }
@@ -273,14 +268,6 @@ static const char usage_spool[] =
 	"Exit status: 0; 125 when a report could not be sent or found (the reason\n"
 	"is said; it stays in the spool); 126 usage.\n";
 
-static int spool_usage(const char *fmt, const char *what)
-{
-	fprintf(stderr, "trialvm: spool: ");
-	fprintf(stderr, fmt, what);
-	fprintf(stderr, "\nTry 'trialvm spool --help'.\n");
-	return TVM_EXIT_USAGE;
-}
-
 /* ID or a unique prefix of one, in ids. */
 static const char *find_id(char (*ids)[65], int n, const char *want, struct tvm_err *err)
 {
@@ -362,7 +349,7 @@ int spool_main(int argc, char **argv)
 	}
 	const char *cmd = argv[1], *given = NULL;
 	if (strcmp(cmd, "list") && strcmp(cmd, "send") && strcmp(cmd, "drop"))
-		return spool_usage("unknown command '%s'", cmd);
+		return cli_usage("spool", "unknown command '%s'", cmd);
 	static const struct option opts[] = {
 		{ "spool", required_argument, NULL, 's' },
 		{ "tries", required_argument, NULL, 't' },
@@ -378,17 +365,17 @@ int spool_main(int argc, char **argv)
 		case 't':
 			tries = (int)strtol(optarg, &end, 10);
 			if (*end || end == optarg || tries < 1 || tries > 100)
-				return spool_usage("--tries %s: give 1 to 100", optarg);
+				return cli_usage("spool", "--tries %s: give 1 to 100", optarg);
 			break;
-		default: return spool_usage("unknown or incomplete option '%s'", argv[optind]);
+		default: return cli_usage("spool", "unknown or incomplete option '%s'", argv[optind]);
 		}
 	}
 	int nargs = argc - 1 - optind;
 	char **args = argv + 1 + optind;
 	if (!strcmp(cmd, "list") && nargs)
-		return spool_usage("%s takes no ids", "list");
+		return cli_usage("spool", "%s takes no ids", "list");
 	if (!strcmp(cmd, "drop") && !nargs)
-		return spool_usage("%s", "drop: which reports? give their ids (trialvm spool list)");
+		return cli_usage("spool", "%s", "drop: which reports? give their ids (trialvm spool list)");
 	struct tvm_err err = { "" };
 	char spool[PATH_MAX];
 	char (*ids)[65] = NULL;

@@ -716,6 +716,29 @@ static void test_core_frames(void)
 	}
 }
 
+/* console_watch (snapshot checkpoint --at-console): matched across
+ * writes, each source's '\r' skipped unless the needle holds one. */
+static int watch_hits;
+static void watch_hit(void *arg) { (void)arg, watch_hits++; }
+
+static void test_console_watch(void)
+{
+	watch_hits = 0;
+	console_watch("ready\n", watch_hit, NULL);
+	console_put(CONSOLE_HVC0, (const uint8_t *)"almost rea", 10);
+	console_put(CONSOLE_HVC0, (const uint8_t *)"dy\r", 3);
+	CHECK("watch-not-yet", watch_hits == 0);
+	console_put(CONSOLE_HVC0, (const uint8_t *)"\nready\n", 7);
+	CHECK("watch-crlf-once", watch_hits == 1);
+	watch_hits = 0;
+	console_watch("ok\r\n", watch_hit, NULL);
+	console_put(CONSOLE_SERIAL, (const uint8_t *)"ok\n", 3);
+	CHECK("watch-cr-wanted", watch_hits == 0);
+	console_put(CONSOLE_SERIAL, (const uint8_t *)"ok\r\n", 4);
+	CHECK("watch-cr-matched", watch_hits == 1);
+	console_unwatch();
+}
+
 int main(void)
 {
 	struct tvm_err err;
@@ -726,6 +749,7 @@ int main(void)
 	test_hostile_rings();
 	test_register_rules();
 	test_console();
+	test_console_watch();
 	test_virtq_direct();
 	test_core_frames();
 	test_registry(false);

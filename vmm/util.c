@@ -272,3 +272,30 @@ char *find_trialos(void)
 	static const char *const rel[] = { "guests/trialos.elf", "../lib/trialvm/trialos.elf" };
 	return find_installed("TRIALVM_TRIALOS", rel, sizeof(rel) / sizeof(rel[0]));
 }
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "trialvm: %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'trialvm %s --help'.\n", cmd);
+	return TVM_EXIT_USAGE;
+}
+
+int user_dir(const char *override_env, const char *xdg_env, const char *home_rel, const char *sub, char *out,
+	     size_t cap, struct tvm_err *err)
+{
+	const char *o = override_env ? getenv(override_env) : NULL, *x = getenv(xdg_env), *h = getenv("HOME");
+	int n = o && *o	  ? snprintf(out, cap, "%s/%s", o, sub)
+		: x && *x ? snprintf(out, cap, "%s/trialvm/%s", x, sub)
+		: h && *h ? snprintf(out, cap, "%s/%s/trialvm/%s", h, home_rel, sub)
+			  : -1;
+	if (n < 0)
+		return tvm_seterr(err, "no directory for %s: set HOME or %s%s%s", sub, xdg_env, override_env ? " or " : "",
+				  override_env ? override_env : "");
+	if ((size_t)n >= cap)
+		return tvm_seterr(err, "the path of %s is too long", sub);
+	return 0;
+}

@@ -84,6 +84,17 @@ char *find_installed(const char *env, const char *const rel[], size_t n);
  * (malloc'd; NULL when not found). */
 char *find_trialos(void);
 
+/* A command's usage error: "trialvm: CMD: MESSAGE" and "Try 'trialvm CMD
+ * --help'." on stderr; TVM_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A directory of the user's for trialvm, SUB under: $OVERRIDE_ENV (when
+ * given and set), else $XDG_ENV/trialvm, else $HOME/HOME_REL/trialvm
+ * (XDG_CACHE_HOME/.cache, XDG_DATA_HOME/.local/share). 0, or -1 with err. */
+struct tvm_err;
+int user_dir(const char *override_env, const char *xdg_env, const char *home_rel, const char *sub, char *out,
+	     size_t cap, struct tvm_err *err);
+
 /* n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
 void hex_bytes(const uint8_t *p, size_t n, char *out);
 
