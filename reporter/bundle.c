@@ -27,7 +27,8 @@
 #define LAY_MAGIC "TVMSLAY1"
 #define LAY_END 0xffffffffu
 enum { K_ZERO = 0, K_MASTER = 1, K_STORE = 2 };
-enum { L_VERBATIM = 0, L_MEMORY = 1 };
+enum { L_VERBATIM = 0, L_RUNS = 1 };
+#define LAY_PREFIX_MAX 4096 /* a disk section's name and size */
 #define N_MAX ((1u << 30) - 1) /* positions in one map entry */
 
 /* ------------------------------------------------------------- helpers */
@@ -574,12 +575,21 @@ static int add_snapshot(struct creator *c, const char *path, json_t *f, struct t
 			rc = tvm_seterr(err, "out of memory");
 			break;
 		}
-		if (s.type == SNAP_SEC_MEMORY && s.known) {
+		if ((s.type == SNAP_SEC_MEMORY || s.type == SNAP_SEC_DISK) && s.known) {
+			/* Runs: a disk's name and size first (disk sections). */
+			uint64_t plen = 0;
 			x.nruns = 0;
 			x.runs.len = 0;
-			if ((rc = snapshot_memory_runs(r, &s, snap_run_cb, &x, err)) < 0)
+			free(payload);
+			payload = NULL;
+			if ((rc = snapshot_runs_prefix(r, &s, &plen, err)) < 0 || !(payload = malloc(plen + 1)) ||
+			    (rc = snap_read(r, &s, 0, payload, plen, err)) < 0 ||
+			    (rc = snapshot_memory_runs(r, &s, snap_run_cb, &x, err)) < 0) {
+				rc = rc < 0 ? rc : tvm_seterr(err, "out of memory");
 				break;
-			if (buf_u32(&lay.b, L_MEMORY) < 0 || buf_u64(&lay.b, x.nruns) < 0 ||
+			}
+			if (buf_u32(&lay.b, L_RUNS) < 0 || buf_u32(&lay.b, (uint32_t)plen) < 0 ||
+			    buf_put(&lay.b, payload, (size_t)plen) < 0 || buf_u64(&lay.b, x.nruns) < 0 ||
 			    buf_put(&lay.b, x.runs.p, x.runs.len) < 0)
 				rc = tvm_seterr(err, "out of memory");
 		} else {
@@ -1596,8 +1606,13 @@ static int rebuild_snapshot(struct rebuilder *rb, const struct bfile *f, const c
 			continue;
 		}
 		uint64_t nruns;
-		if (kind != L_MEMORY || type != SNAP_SEC_MEMORY || (rc = sr_u64(&lay, &nruns, err)) < 0 ||
-		    nruns > sr_left(&lay) / 24) {
+		uint32_t plen = 0;
+		uint8_t prefix[LAY_PREFIX_MAX];
+		if (kind != L_RUNS || (type != SNAP_SEC_MEMORY && type != SNAP_SEC_DISK) ||
+		    (rc = sr_u32(&lay, &plen, err)) < 0 || plen > LAY_PREFIX_MAX ||
+		    (type == SNAP_SEC_MEMORY && plen) || (rc = sr_read(&lay, prefix, plen, err)) < 0 ||
+		    (rc = sr_u64(&lay, &nruns, err)) < 0 || nruns > sr_left(&lay) / 24 ||
+		    snap_memsec_prefix(ms, prefix, plen) < 0) {
 			rc = rc < 0 ? rc : tvm_seterr(err, "%s: its layout has a section of kind %u, type %u that it "
 							   "cannot hold", f->name, kind, type);
 			break;
@@ -1625,7 +1640,7 @@ static int rebuild_snapshot(struct rebuilder *rb, const struct bfile *f, const c
 			progress_add(&rb->pr, run.clen);
 		}
 		if (rc == 0)
-			rc = snap_memsec_write(ms, w, vf[0], vf[1], err);
+			rc = snap_memsec_write(ms, w, type, vf[0], vf[1], err);
 	}
 	if (rc == 0 && (rc = sr_end(&lay, err)) == 0)
 		rc = mr_end(&m, err);

@@ -11,10 +11,11 @@
  *   "blocks"   the file's 4 KiB blocks in order (the last one short), each
  *              zero, a page of the master, or a page of the bundle's page
  *              store;
- *   "snapshot" a snapshot file's sections, memory sections as their run
- *              headers (address, pages, flags, compressed length, CRC)
- *              with each data run's pages as above: the runs are
- *              compressed again as the snapshot writer does, and checked.
+ *   "snapshot" a snapshot file's sections, memory and disk sections as
+ *              their run headers (address, pages, flags, compressed
+ *              length, CRC) with each data run's pages as above: the
+ *              runs are compressed again as the snapshot writer does,
+ *              and checked.
  * The page store holds each page that is neither zero nor anywhere in the
  * master once (by sha256), 1024 pages to a chunk. The master's pages are
  * numbered: its booted checkpoint's RAM first (ram / 4096 pages, the
@@ -32,9 +33,12 @@
  *               bytes trialvm version, id, parent, u32 image count, per
  *               image u8 role, 3 zero bytes, u32 index, sha256), then per
  *               section u32 type, u16 version, u16 flags, u32 kind (0:
- *               u64 length and the payload as it is; 1 memory: u64 run
- *               count and per run u64 address, u32 pages, u32 flags, u32
- *               compressed length, u32 CRC-32), and u32 0xffffffff at the end
+ *               u64 length and the payload as it is; 1 runs, for memory
+ *               and disk sections: u32 prefix length and the bytes before
+ *               the runs (a disk section's name and size; none for
+ *               memory), u64 run count and per run u64 address (a disk's
+ *               byte offset), u32 pages, u32 flags, u32 compressed
+ *               length, u32 CRC-32), and u32 0xffffffff at the end
  * All numbers little-endian.
  *
  * Everything read from a bundle is hostile (it comes from a tester's

@@ -62,6 +62,27 @@ if expect_rc bundle-crash 123 && [ -n "$R" ] && [ "$(jq -r '.snapshots.before_cr
 		vmrun bundle-replay 120 replay "$BP/rb" --trialos "$BP/rb/master/kernel" --app "$BP/rb/master/app"
 		expect_rc bundle-replay 123 && expect_grep bundle-replay err 'replay: [0-9]+ exits matched' && pass bundle-replay
 	fi
+	# A disk the trial wrote: the crash snapshot's disk clusters go through
+	# the pages too (the package's disk is their master), and come back.
+	head -c 8M /dev/zero >"$BP/disk.img"
+	"$TRIALVM" image build --name dsk --version 1 --vendor-key "$BP/v.pem" --app "$APPS/disk-test" --disk "$BP/disk.img" \
+		--mem 32M -o "$BP/dsk.tvp" -- crash >>"$BP/build.log" 2>&1
+	vmrun bundle-disk-crash 120 launch "$BP/dsk.tvp" --on-crash exit -q
+	DR=$(find "$BP/data/trialvm/reports/dsk" -mindepth 2 -maxdepth 2 -type d ! -name snapshots 2>/dev/null | head -1)
+	if expect_rc bundle-disk-crash 123 && [ -n "$DR" ]; then
+		cs=$(jq -r .snapshots.crash.file "$DR/report.json")
+		rm -rf "$BP/bd" "$BP/rbd"
+		if ! "$TRIALVM" snapshot inspect "$cs" 2>/dev/null | grep -q 'section disk'; then
+			fail bundle-disk "the crash snapshot $cs holds no disk section"
+		elif ! "$TRIALVM" report bundle "$DR" --master "$BP/dsk.tvp" -o "$BP/bd" >"$BP/bd.log" 2>&1 ||
+			! "$TRIALVM" report rebuild "$BP/bd" --master "$BP/dsk.tvp" -o "$BP/rbd" >>"$BP/bd.log" 2>&1; then
+			fail bundle-disk "$(tail -1 "$BP/bd.log")"
+		elif ! cmp -s "$cs" "$BP/rbd/snapshots/$(basename "$cs")"; then
+			fail bundle-disk "the crash snapshot came back different"
+		else
+			pass bundle-disk
+		fi
+	fi
 else
 	[ "$RC" -eq 123 ] && fail bundle-crash "no report with snapshots: '$R'"
 fi

@@ -1585,16 +1585,29 @@ out:
 
 /* ------------------------------------------- memory runs, one at a time */
 
+int snapshot_runs_prefix(struct snap_reader *r, const struct snap_section *s, uint64_t *len, struct tvm_err *err)
+{
+	char name[TVM_DEVICE_NAME];
+	uint64_t size;
+	*len = 0;
+	if (s->type == SNAP_SEC_MEMORY)
+		return 0;
+	if (s->type != SNAP_SEC_DISK)
+		return tvm_seterr(err, "a section of type %u holds no runs", s->type);
+	return read_disk_prefix(r, s, name, &size, len, err);
+}
+
 int snapshot_memory_runs(struct snap_reader *r, const struct snap_section *s, snapshot_run_fn fn, void *arg,
 			 struct tvm_err *err)
 {
-	if (s->type != SNAP_SEC_MEMORY)
-		return tvm_seterr(err, "not a memory section");
+	uint64_t start;
+	if (snapshot_runs_prefix(r, s, &start, err) < 0)
+		return -1;
 	ZSTD_DCtx *dc = ZSTD_createDCtx();
 	uint8_t *pages = malloc((size_t)RUN_MAX_PAGES * PAGE);
 	struct membuf cbuf = { 0 };
 	int rc = dc && pages ? 0 : tvm_seterr(err, "out of memory");
-	for (uint64_t off = 0; rc == 0 && off < s->length;) {
+	for (uint64_t off = start; rc == 0 && off < s->length;) {
 		struct run run;
 		if ((rc = read_run(r, s, &off, &run, err)) < 0)
 			break;
@@ -1645,10 +1658,21 @@ int snap_memsec_add(struct snap_memsec *m, const struct snap_run *want, const ui
 	return 0;
 }
 
-int snap_memsec_write(struct snap_memsec *m, struct snap_writer *w, uint16_t version, uint16_t flags,
+int snap_memsec_prefix(struct snap_memsec *m, const void *p, size_t len)
+{
+	if (!len)
+		return 0;
+	if (membuf_reserve(&m->b, len) < 0)
+		return -1;
+	memcpy(m->b.p + m->b.len, p, len);
+	m->b.len += len;
+	return 0;
+}
+
+int snap_memsec_write(struct snap_memsec *m, struct snap_writer *w, uint32_t type, uint16_t version, uint16_t flags,
 		      struct tvm_err *err)
 {
-	int r = snap_add(w, SNAP_SEC_MEMORY, version, flags, m->b.p, m->b.len, err);
+	int r = snap_add(w, type, version, flags, m->b.p, m->b.len, err);
 	m->b.len = 0;
 	return r;
 }

@@ -146,8 +146,12 @@ struct snap_run {
 };
 /* pages: the run's npages pages, decompressed and checked; NULL for a zero run. */
 typedef int (*snapshot_run_fn)(void *arg, const struct snap_run *run, const uint8_t *pages, struct tvm_err *err);
-/* Each run of memory section s in order (framing, bounds, decompression
- * and CRC checked as a restore checks them); stops at fn's first -1. */
+/* The bytes before a section's runs: 0 for a memory section, the disk's
+ * name and size for a disk section (read and checked). 0 or -1. */
+int snapshot_runs_prefix(struct snap_reader *r, const struct snap_section *s, uint64_t *len, struct tvm_err *err);
+/* Each run of memory or disk section s in order (framing, bounds,
+ * decompression and CRC checked as a restore checks them; a disk run's
+ * "gpa" is its byte offset in the disk); stops at fn's first -1. */
 int snapshot_memory_runs(struct snap_reader *r, const struct snap_section *s, snapshot_run_fn fn, void *arg,
 			 struct tvm_err *err);
 /* A memory section made again from its runs: each run compressed as the
@@ -156,8 +160,10 @@ int snapshot_memory_runs(struct snap_reader *r, const struct snap_section *s, sn
 struct snap_memsec;
 struct snap_memsec *snap_memsec_new(void);
 int snap_memsec_add(struct snap_memsec *m, const struct snap_run *want, const uint8_t *pages, struct tvm_err *err);
-/* The section so far into w (snap_add), and empty again. */
-int snap_memsec_write(struct snap_memsec *m, struct snap_writer *w, uint16_t version, uint16_t flags,
+/* Bytes before the runs (a disk section's name and size). -1: out of memory. */
+int snap_memsec_prefix(struct snap_memsec *m, const void *p, size_t len);
+/* The section so far into w (snap_add) as a section of type, and empty again. */
+int snap_memsec_write(struct snap_memsec *m, struct snap_writer *w, uint32_t type, uint16_t version, uint16_t flags,
 		      struct tvm_err *err);
 void snap_memsec_free(struct snap_memsec *m);
 

@@ -13,6 +13,8 @@
  *                         clusters written and flushed so far) after each
  *   disk-test loopcheck I verify that the first I loop clusters are intact:
  *                         exit 0 if so, 3 if not
+ *   disk-test crash       the write test, then a write through NULL (a
+ *                         crash whose report holds a changed disk)
  * Other exit statuses: 1 an I/O error, 2 usage. DEV=/path overrides the
  * device (environment variable; trialos has none, so argv: -d PATH first).
  */
@@ -290,6 +292,11 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "loopcheck") && a + 1 < argc)
 		return do_loopcheck((unsigned)atoi(argv[a + 1]));
-	fprintf(stderr, "usage: disk-test [-d DEV] [check | beyond | loop N [K] | loopcheck N]\n");
+	if (!strcmp(mode, "crash")) {
+		int r = do_write_test();
+		*(volatile int *)(uintptr_t)(r * 0) = 1;
+		return r;
+	}
+	fprintf(stderr, "usage: disk-test [-d DEV] [check | beyond | loop N [K] | loopcheck N | crash]\n");
 	return 2;
 }

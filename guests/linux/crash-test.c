@@ -12,11 +12,12 @@
  *                        (tests/guests/kmod: the vendor's buggy driver) and
  *                        write MODE (oops, softlockup, hardlockup) to its
  *                        /proc/tvm_fault
- *   crash-test work MIB  print "crash-test: ready", wait a second, fill MIB MiB of its
- *                        memory (half of it random bytes), write MIB / 2
- *                        MiB to /crash-test.work (fsync'ed), then die of
- *                        SIGSEGV (a trial's work after its checkpoint:
- *                        make bench's report bundles)
+ *   crash-test work PRE POST  fill PRE MiB of memory (half of it random
+ *                        bytes), print "crash-test: ready", wait a second,
+ *                        change POST MiB of it, write POST / 2 MiB of it
+ *                        to /crash-test.work (fsync'ed), then die of
+ *                        SIGSEGV (a loaded program, its checkpoint, its
+ *                        work after it: make bench's report bundles)
  *   crash-test hang [SYSCTL=VALUE...]  block for good in the kernel (D
  *                        state): freeze the root file system (FIFREEZE),
  *                        then create a file on it
@@ -116,21 +117,26 @@ int main(int argc, char **argv)
 		perror("crash-test: /crash-test.hang");
 		return 3;
 	}
-	if (argc > 2 && !strcmp(argv[1], "work")) {
-		size_t mib = (size_t)atol(argv[2]), len = mib << 20;
-		printf("crash-test: ready\n");
-		fflush(stdout);
-		sleep(1);
-		unsigned char *m = malloc(len ? len : 1);
+	if (argc > 3 && !strcmp(argv[1], "work")) {
+		size_t pre = (size_t)atol(argv[2]) << 20, post = (size_t)atol(argv[3]) << 20;
+		unsigned char *m = malloc(pre > post ? pre : post ? post : 1);
 		unsigned x = 2463534242u;
-		for (size_t i = 0; m && i < len; i++) {
+		/* Half of every 8 KiB random, half counting: what a loaded program holds. */
+		for (size_t i = 0; m && i < pre; i++) {
 			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
 			m[i] = (i / 4096) % 2 ? (unsigned char)x : (unsigned char)(i / 4096);
 		}
+		printf("crash-test: ready\n");
+		fflush(stdout);
+		sleep(1);
+		for (size_t i = 0; m && i < post; i++) {
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			m[i] = (i / 4096) % 2 ? (unsigned char)x : (unsigned char)~(i / 4096);
+		}
 		int fd = open("/crash-test.work", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (!m || fd < 0 || write(fd, m, len / 2) != (ssize_t)(len / 2) || fsync(fd) < 0)
+		if (!m || fd < 0 || write(fd, m, post / 2) != (ssize_t)(post / 2) || fsync(fd) < 0)
 			perror("crash-test: work");
-		printf("crash-test: worked (%zu MiB)\n", mib);
+		printf("crash-test: worked (%zu MiB)\n", post >> 20);
 		fflush(stdout);
 		crash_here("segv");
 		return 3;
@@ -146,6 +152,6 @@ int main(int argc, char **argv)
 		printf("crash-test: survived %s (%d)\n", argv[1], r);
 		return 0;
 	}
-	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe | panic | hang | work MIB | kernel KO MODE | args A...\n");
+	fprintf(stderr, "usage: crash-test exit N | segv | abort | fpe | panic | hang | work PRE POST | kernel KO MODE | args A...\n");
 	return 2;
 }

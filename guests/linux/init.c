@@ -21,6 +21,7 @@
  *      signal killed it), or, outside trialvm, reboot(POWER_OFF).
  * Every failure of its own prints "trialvm-init: ..." on the console and
  * powers off with status 120 (the image or its setup is broken). */
+#define _GNU_SOURCE /* mremap */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/io.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
@@ -169,18 +171,21 @@ static int send_core(int argc, char **argv)
 {
 	if (argc < 5)
 		return 2;
+	/* Page-aligned (mmap, mremap), so that the core's page-aligned
+	 * segments lie in this copy page for page as in the process: a report
+	 * bundle then stores them once (trialvm reads this memory too). */
 	size_t cap = 1u << 20, len = 0;
-	char *buf = malloc(cap);
+	char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	for (;;) {
-		if (!buf)
+		if (buf == MAP_FAILED)
 			return 1;
 		if (len == cap) {
 			if (cap >= CORE_MAX) {
 				say("trialvm-init: the core of %s is larger than %u MiB; not sent", argv[4], CORE_MAX >> 20);
 				return 1;
 			}
+			buf = mremap(buf, cap, cap * 2, MREMAP_MAYMOVE);
 			cap *= 2;
-			buf = realloc(buf, cap);
 			continue;
 		}
 		ssize_t n = read(0, buf + len, cap - len);
