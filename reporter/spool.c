@@ -235,7 +235,8 @@ int spool_ids(const char *spool, char (**ids)[65], int *n, struct tvm_err *err)
 		e[k++].t = st.st_mtime;
 	}
 	closedir(d);
-	qsort(e, (size_t)k, sizeof(*e), ent_cmp);
+	if (k)
+		qsort(e, (size_t)k, sizeof(*e), ent_cmp);
 	*ids = calloc((size_t)k + 1, sizeof(**ids));
 	if (!*ids) {
 		free(e);
