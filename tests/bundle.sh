@@ -7,9 +7,7 @@
 BP=$T/bundle
 mkdir -p "$BP"
 export TRIALVM_TRUST_DIR=$BP/trust TRIALVM_CACHE=$BP/cache XDG_DATA_HOME=$BP/data
-openssl genpkey -algorithm ed25519 -out "$BP/v.pem" 2>/dev/null
-openssl pkey -in "$BP/v.pem" -pubout -out "$BP/v.pub" 2>/dev/null
-"$TRIALVM" trust add "$BP/v.pub" >/dev/null 2>&1
+vendor_key "$BP"
 "$TRIALVM" image build --name cr --version 1 --vendor-key "$BP/v.pem" --app "$APPS/counter" --checkpoint-at $'count 3\n' --mem 32M \
 	-o "$BP/cr.tvp" -- 60 2000 20 crash >"$BP/build.log" 2>&1 || fail bundle-make "image build: $(tail -1 "$BP/build.log")"
 vmrun bundle-crash 120 launch "$BP/cr.tvp" --on-crash exit --snapshot-every 0.3 -q

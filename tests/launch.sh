@@ -5,9 +5,7 @@
 LP=$T/launch
 mkdir -p "$LP"
 export TRIALVM_TRUST_DIR=$LP/trust TRIALVM_CACHE=$LP/cache XDG_DATA_HOME=$LP/data
-openssl genpkey -algorithm ed25519 -out "$LP/v.pem" 2>/dev/null
-openssl pkey -in "$LP/v.pem" -pubout -out "$LP/v.pub" 2>/dev/null
-"$TRIALVM" trust add "$LP/v.pub" >/dev/null 2>&1
+vendor_key "$LP"
 lbuild() { # lbuild NAME OUT ARGS...: image build of a trialos program
 	local name=$1 out=$2
 	shift 2

@@ -6,6 +6,26 @@ FAILED_NAMES=""
 T=$(mktemp -d /tmp/trialvm-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
+# suite_vars BUILD: the variables the suite's test files use (TRIALVM,
+# APPS, TINY, the trialos and Debian kernel they boot; restores' memory
+# caches stay in $T).
+suite_vars() {
+	TRIALVM=$PWD/$1/trialvm
+	APPS=$PWD/$1/guests/apps
+	TINY=$PWD/$1/tests/guests
+	export TRIALVM_TRIALOS=$PWD/$1/guests/trialos.elf
+	export TVM_DEBIAN_KERNEL=$PWD/$1/images/debian/vmlinuz
+	export XDG_CACHE_HOME=$T/cache
+}
+
+# vendor_key DIR: a vendor key pair DIR/v.pem and DIR/v.pub, trusted (in
+# $TRIALVM_TRUST_DIR).
+vendor_key() {
+	openssl genpkey -algorithm ed25519 -out "$1/v.pem" 2>/dev/null
+	openssl pkey -in "$1/v.pem" -pubout -out "$1/v.pub" 2>/dev/null
+	"$TRIALVM" trust add "$1/v.pub" >/dev/null 2>&1
+}
+
 pass() { PASS=$((PASS + 1)); echo "ok $1"; }
 fail() { FAILN=$((FAILN + 1)); FAILED_NAMES="$FAILED_NAMES $1"; echo "FAIL $1: $2"; }
 skip() { SKIPN=$((SKIPN + 1)); echo "skip $1: $2"; }

@@ -7,12 +7,7 @@ BUILD=${1:-build}
 shift
 cd "$(dirname "$0")/.."
 . tests/lib.sh
-TRIALVM=$PWD/$BUILD/trialvm
-APPS=$PWD/$BUILD/guests/apps
-TINY=$PWD/$BUILD/tests/guests
-export TRIALVM_TRIALOS=$PWD/$BUILD/guests/trialos.elf
-export TVM_DEBIAN_KERNEL=$PWD/$BUILD/images/debian/vmlinuz
-export XDG_CACHE_HOME=$T/cache
+suite_vars "$BUILD"
 for f in "$@"; do
 	. "$f"
 done

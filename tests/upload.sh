@@ -9,9 +9,7 @@ UP=$T/upload
 mkdir -p "$UP/report"
 export TRIALVM_TRUST_DIR=$UP/trust XDG_DATA_HOME=$UP/data
 SPOOL=$UP/data/trialvm/spool
-openssl genpkey -algorithm ed25519 -out "$UP/v.pem" 2>/dev/null
-openssl pkey -in "$UP/v.pem" -pubout -out "$UP/v.pub" 2>/dev/null
-"$TRIALVM" trust add "$UP/v.pub" >/dev/null 2>&1
+vendor_key "$UP"
 # A report as trialvm run writes one (a crash of no VM: its files are what
 # a bundle keeps): 6 MiB that compress badly, so the bundle has several chunks.
 head -c $((6 << 20)) /dev/urandom >"$UP/report/core.elf"

@@ -16,12 +16,7 @@ part() { [ -z "$PART" ] || [ "$PART" = "$1" ]; }
 label="vm suite${PART:+ part $PART}"
 cd "$(dirname "$0")/.."
 . tests/lib.sh
-TRIALVM=$PWD/$BUILD/trialvm
-APPS=$PWD/$BUILD/guests/apps
-TINY=$PWD/$BUILD/tests/guests
-export TRIALVM_TRIALOS=$PWD/$BUILD/guests/trialos.elf
-export TVM_DEBIAN_KERNEL=$PWD/$BUILD/images/debian/vmlinuz
-export XDG_CACHE_HOME=$T/cache  # restores' memory caches stay in the test's directory
+suite_vars "$BUILD"
 start_s=$(date +%s)
 
 # KVM must work here: the caller decided so. Say plainly when it does not.
